@@ -1,0 +1,104 @@
+"""System checks (``manage.py check``): every misconfiguration gets an id and says how to fix it.
+
+| id         | what                                                                    |
+|------------|-------------------------------------------------------------------------|
+| meepo.E001 | ``MEEPO`` is not a dict, has an unknown key, or a global value is wrong  |
+| meepo.E002 | a ``MEEPO["TASKS"]`` entry is malformed (name, type)                     |
+| meepo.E003 | a task option is unknown or has a bad value                              |
+| meepo.E004 | a task's function is missing, does not import or is not callable         |
+| meepo.E005 | ``MEEPO["DATABASE"]`` is not a database alias                            |
+| meepo.E006 | a task is declared twice                                                 |
+| meepo.E007 | ``MEEPO["REDIS"]`` is not a django-redis cache alias                     |
+| meepo.W001 | the Redis alias is also the default cache (``cache.clear()`` would FLUSHDB the queue) |
+| meepo.W002 | Redis ``maxmemory-policy`` is not ``noeviction`` (Redis may evict queue entries) — tag ``meepo_redis``, run by ``meepo_consume`` |
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning, register
+from django.db import connections
+
+from .conf import GLOBAL_KEYS, get_settings, raw_settings
+from .options import normalise_keys, option_errors
+
+REDIS_TAG = "meepo_redis"
+
+
+def _global_errors(raw: Any) -> list[CheckMessage]:
+    if not isinstance(raw, dict):
+        return [Error(f"MEEPO must be a dict, not {type(raw).__name__}", id="meepo.E001",
+                      hint="See docs/reference.md for the MEEPO setting.")]
+    errors: list[CheckMessage] = []
+    for key in raw:
+        if key not in GLOBAL_KEYS:
+            errors.append(Error(f"MEEPO has an unknown key {key!r}", id="meepo.E001",
+                                hint=f"Known keys: {', '.join(sorted(GLOBAL_KEYS))}."))
+    limit = raw.get("MAX_PAYLOAD_BYTES", 1)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= 64 * 1024 * 1024:
+        errors.append(Error(f"MEEPO['MAX_PAYLOAD_BYTES'] must be an integer from 1 to 67108864, not {limit!r}",
+                            id="meepo.E001", hint="Keep it well under the server's max_allowed_packet."))
+    for key in ("KEY_PREFIX", "REDIS", "DATABASE"):
+        value = raw.get(key, "x")
+        if not isinstance(value, str) or not value or any(c.isspace() for c in value):
+            errors.append(Error(f"MEEPO[{key!r}] must be a non-empty string without spaces, not {value!r}",
+                                id="meepo.E001"))
+    if not isinstance(raw.get("TASKS", {}), dict):
+        errors.append(Error("MEEPO['TASKS'] must be a dict of task name → options", id="meepo.E002"))
+    defaults = raw.get("DEFAULTS", {})
+    if not isinstance(defaults, dict):
+        errors.append(Error("MEEPO['DEFAULTS'] must be a dict of options", id="meepo.E003"))
+    else:
+        errors += [Error(f"MEEPO['DEFAULTS']: {m}", id="meepo.E003", hint="See docs/reference.md.")
+                   for m in option_errors(normalise_keys(defaults))]
+    if raw.get("DISPATCH", "redis") != "redis":
+        errors.append(Error(f"MEEPO['DISPATCH'] must be 'redis', not {raw.get('DISPATCH')!r}", id="meepo.E001"))
+    return errors
+
+
+@register()
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    raw = raw_settings()
+    errors = _global_errors(raw)
+    if errors and not isinstance(raw, dict):
+        return errors
+    conf = get_settings()
+    if isinstance(conf.database, str) and conf.database not in connections:
+        errors.append(Error(f"MEEPO['DATABASE'] is {conf.database!r}, which is not in DATABASES",
+                            id="meepo.E005", hint="Name one of your DATABASES aliases."))
+    caches = getattr(settings, "CACHES", {})
+    entry = caches.get(conf.redis) if isinstance(conf.redis, str) else None
+    if entry is None:
+        errors.append(Error(f"MEEPO['REDIS'] is {conf.redis!r}, which is not in CACHES", id="meepo.E007",
+                            hint="Add a django-redis cache for django-meepo alone, e.g. CACHES['meepo'] = "
+                                 "{'BACKEND': 'django_redis.cache.RedisCache', 'LOCATION': 'redis://…/1'}."))
+    elif "django_redis" not in str(entry.get("BACKEND", "")):
+        errors.append(Error(f"CACHES[{conf.redis!r}] must use django_redis.cache.RedisCache, not "
+                            f"{entry.get('BACKEND')!r}", id="meepo.E007"))
+    elif conf.redis == "default":
+        errors.append(Warning("django-meepo dispatches through the 'default' cache: cache.clear() there would "
+                              "FLUSHDB and drop the queue (the sweeper would recover it, slowly)",
+                              id="meepo.W001", hint="Give django-meepo a cache alias (and Redis db) of its own."))
+    if isinstance(raw.get("TASKS", {}), dict):
+        from .registry import problems
+
+        errors += [Error(p.message, id=p.id, hint=p.hint) for p in problems()]
+    return errors
+
+
+@register(REDIS_TAG, deploy=True)
+def check_redis(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Ask Redis itself: eviction would silently drop queue entries (found again only by the sweeper)."""
+    try:
+        from .dispatch import redis_client
+
+        policy = redis_client().config_get("maxmemory-policy").get("maxmemory-policy")
+    except Exception as exc:
+        return [Warning(f"could not ask Redis for its maxmemory-policy: {exc}", id="meepo.W002")]
+    if policy not in ("noeviction", b"noeviction"):
+        return [Warning(f"Redis maxmemory-policy is {policy!r}: under memory pressure Redis may evict "
+                        f"django-meepo's queues", id="meepo.W002",
+                        hint="Set maxmemory-policy noeviction on the Redis django-meepo uses.")]
+    return []

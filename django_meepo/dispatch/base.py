@@ -1,0 +1,65 @@
+"""The dispatcher interface: how due job ids travel from the code that made them due to the workers.
+
+The database holds the truth; a dispatcher is only the fast path. Whatever a dispatcher loses, the sweeper
+finds again in the database (``missing`` tells it what was lost) and dispatches again.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..statemachine import ClaimedJob, Dispatchable, Ref
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One task a worker consumes, with what a fetch needs to know about it."""
+
+    task: str
+    key_prefix: str
+    lease_seconds: float
+
+
+class Dispatcher(abc.ABC):
+    """Push ids, fetch claimed jobs, and tell the sweeper what was lost."""
+
+    name: str = "abstract"
+
+    @abc.abstractmethod
+    def dispatch(self, items: Sequence[Dispatchable]) -> None:
+        """Hand due jobs to the workers. Raises DispatchError when it cannot; callers log and go on."""
+
+    @abc.abstractmethod
+    def fetch(self, sources: Sequence[Source], count: int, *, worker: str, using: str) -> list[ClaimedJob]:
+        """Claim up to ``count`` due jobs of these tasks for ``worker`` (never blocks)."""
+
+    @abc.abstractmethod
+    def wait(self, sources: Sequence[Source], timeout: float) -> None:
+        """Block until new work may be there, or ``timeout`` seconds have passed."""
+
+    @abc.abstractmethod
+    def missing(self, task: str, key_prefix: str, refs: Sequence[Ref]) -> list[Ref]:
+        """Which of these due ``todo`` refs the dispatcher does not hold (lost, or never dispatched)."""
+
+    @abc.abstractmethod
+    def length(self, task: str, key_prefix: str) -> int:
+        """How many entries wait for this task."""
+
+    def recover(self, sources: Sequence[Source]) -> int:
+        """Give back what dead workers took but never claimed; returns how many entries. Default: nothing."""
+        return 0
+
+    def lost_everything(self) -> bool:
+        """True once after the dispatcher lost all it held (a flush, a restart with no data)."""
+        return False
+
+    def heartbeat(self, worker: str) -> None:  # noqa: B027 - optional hook
+        """Say that ``worker`` is alive (called about once a second by a running worker)."""
+
+    def worker_stopped(self, worker: str) -> None:  # noqa: B027 - optional hook
+        """Forget a worker that stopped cleanly."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

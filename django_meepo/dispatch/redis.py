@@ -1,0 +1,360 @@
+"""The Redis dispatcher. Redis carries job ids and cids only — never payloads — and is parsed strictly.
+
+Key schema (``P`` is the task's key prefix, default ``MEEPO["KEY_PREFIX"]`` = ``"meepo"``; ``G`` is the global
+prefix; ``T`` the task name; ``W`` a worker id):
+
+| key                          | type    | holds                                                                 |
+|------------------------------|---------|-----------------------------------------------------------------------|
+| ``P:T:q:0`` … ``P:T:q:4``    | list    | due entries ``"<id>:<cid>"``, one list per priority band (0 first)    |
+| ``P:T:dispatched``           | hash    | id → cid of every entry in a queue or in flight: what Redis holds     |
+| ``P:T:inflight:W``           | list    | entries worker W popped and has not yet claimed (closes the pop→claim gap) |
+| ``P:T:inflight``             | set     | workers that may have an in-flight list for T                         |
+| ``P:T:notify``               | channel | a message per dispatch, so idle workers wake at once                  |
+| ``G:alive:W``                | string  | present while worker W runs (short TTL, refreshed every second)       |
+| ``G:epoch``                  | string  | a random value; gone when Redis lost its data (flush, empty restart)  |
+
+Priority bands: priority >= 50 → band 0; 1..49 → 1; 0 → 2; -49..-1 → 3; <= -50 → 4. Within a band, first in
+first out. A pop takes a fair share from each of a worker's tasks before filling up from any.
+
+The record of what was dispatched (``P:T:dispatched``) lives in Redis beside the lists, so both vanish together:
+the sweeper re-dispatches a due ``todo`` job only when that record lacks it at its cid, never because it is old.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+from ..exceptions import DispatchError
+from ..statemachine import ClaimedJob, Dispatchable, Ref, claim
+from .base import Dispatcher, Source
+
+log = logging.getLogger(__name__)
+
+BANDS = 5
+
+
+def band_of(priority: int) -> int:
+    if priority >= 50:
+        return 0
+    if priority > 0:
+        return 1
+    if priority == 0:
+        return 2
+    if priority > -50:
+        return 3
+    return 4
+
+
+def queue_keys(prefix: str, task: str) -> list[str]:
+    return [f"{prefix}:{task}:q:{b}" for b in range(BANDS)]
+
+
+def dispatched_key(prefix: str, task: str) -> str:
+    return f"{prefix}:{task}:dispatched"
+
+
+def inflight_key(prefix: str, task: str, worker: str) -> str:
+    return f"{prefix}:{task}:inflight:{worker}"
+
+
+def inflight_set_key(prefix: str, task: str) -> str:
+    return f"{prefix}:{task}:inflight"
+
+
+def notify_channel(prefix: str, task: str) -> str:
+    return f"{prefix}:{task}:notify"
+
+
+def encode(ref: Ref) -> str:
+    return f"{ref.id}:{ref.cid}"
+
+
+def decode(raw: Any) -> Ref | None:
+    """Parse ``b"<id>:<cid>"`` strictly; anything else is None (logged and dropped by the caller)."""
+    try:
+        text = raw.decode("ascii") if isinstance(raw, bytes) else str(raw)
+    except UnicodeDecodeError:
+        return None
+    parts = text.split(":")
+    if len(parts) != 2 or not all(p.isdigit() and 0 < len(p) <= 19 for p in parts):
+        return None
+    job_id, cid = int(parts[0]), int(parts[1])
+    return Ref(job_id, cid) if job_id > 0 and cid > 0 else None
+
+
+# KEYS per task: BANDS queues, inflight list, inflight set. ARGV: count, ntasks, worker, alive key, alive ttl ms.
+# Pass 1 takes a fair share from each task; pass 2 fills what is left in task order.
+_POP = """
+local count = tonumber(ARGV[1])
+local ntasks = tonumber(ARGV[2])
+local bands = %(bands)d
+local per = bands + 2
+redis.call('SET', ARGV[4], '1', 'PX', ARGV[5])
+local out = {}
+for t = 1, ntasks do out[t] = {} end
+local taken = 0
+local function take(t, want)
+  local base = (t - 1) * per
+  local got = 0
+  for b = 1, bands do
+    if got >= want then break end
+    local items = redis.call('LPOP', KEYS[base + b], want - got)
+    if items then
+      for _, e in ipairs(items) do table.insert(out[t], e) end
+      redis.call('RPUSH', KEYS[base + bands + 1], unpack(items))
+      got = got + #items
+    end
+  end
+  if got > 0 then redis.call('SADD', KEYS[base + bands + 2], ARGV[3]) end
+  return got
+end
+local share = math.max(1, math.floor(count / ntasks))
+for t = 1, ntasks do
+  if taken >= count then break end
+  taken = taken + take(t, math.min(share, count - taken))
+end
+for t = 1, ntasks do
+  if taken >= count then break end
+  taken = taken + take(t, count - taken)
+end
+return out
+""" % {"bands": BANDS}
+
+# KEYS: inflight list, dispatched hash, inflight set. ARGV: worker, then id, cid pairs.
+# Forget the record of each entry still recorded at that cid, then the in-flight list.
+_ACK = """
+for i = 2, #ARGV, 2 do
+  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[i + 1] then redis.call('HDEL', KEYS[2], ARGV[i]) end
+end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[3], ARGV[1])
+return 1
+"""
+
+# KEYS: inflight list, first queue, inflight set. ARGV: worker. Put a dead worker's entries back in front.
+_RECOVER = """
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+for i = #items, 1, -1 do redis.call('LPUSH', KEYS[2], items[i]) end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[3], ARGV[1])
+return #items
+"""
+
+
+class RedisDispatcher(Dispatcher):
+    name = "redis"
+
+    def __init__(self, client: Redis, *, global_prefix: str, alive_ttl: float = 5.0) -> None:
+        self.client = client
+        self.global_prefix = global_prefix
+        self.alive_ttl_ms = int(alive_ttl * 1000)
+        self._pop = client.register_script(_POP)
+        self._ack = client.register_script(_ACK)
+        self._recover = client.register_script(_RECOVER)
+        self._pubsub: Any = None
+        self._subscribed: tuple[str, ...] = ()
+        self._epoch: bytes | None = None
+        # Entries popped whose claim did not complete (database down): claimed first on the next fetch.
+        self._pending: dict[Source, list[Any]] = {}
+
+    # -- keys
+    def alive_key(self, worker: str) -> str:
+        return f"{self.global_prefix}:alive:{worker}"
+
+    @property
+    def epoch_key(self) -> str:
+        return f"{self.global_prefix}:epoch"
+
+    # -- producer side
+    def dispatch(self, items: Sequence[Dispatchable], *, prefixes: dict[str, str] | None = None) -> None:
+        if not items:
+            return
+        from ..conf import get_settings
+        from ..registry import get_task  # resolved here: dispatch happens for any declared task
+
+        default_prefix = get_settings().key_prefix
+        by_queue: dict[str, list[str]] = defaultdict(list)
+        records: dict[str, dict[str, int]] = defaultdict(dict)
+        channels: set[str] = set()
+        for item in items:
+            prefix = (prefixes or {}).get(item.task) or _task_prefix(item.task, default_prefix, get_task)
+            by_queue[queue_keys(prefix, item.task)[band_of(item.priority)]].append(encode(Ref(item.id, item.cid)))
+            records[dispatched_key(prefix, item.task)][str(item.id)] = item.cid
+            channels.add(notify_channel(prefix, item.task))
+        try:
+            pipe = self.client.pipeline(transaction=True)
+            for key, mapping in records.items():
+                pipe.hset(key, mapping=mapping)
+            for key, entries in by_queue.items():
+                pipe.rpush(key, *entries)
+            for channel in channels:
+                pipe.publish(channel, b"1")
+            pipe.execute()
+        except RedisError as exc:
+            raise DispatchError(f"could not dispatch {len(items)} job(s) to Redis: {exc}") from exc
+
+    # -- consumer side
+    def _subscribe(self, sources: Sequence[Source]) -> None:
+        channels = tuple(sorted(notify_channel(s.key_prefix, s.task) for s in sources))
+        if self._pubsub is not None and channels == self._subscribed:
+            return
+        self._close_pubsub()
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(*channels)
+        self._pubsub, self._subscribed = pubsub, channels
+
+    def _close_pubsub(self) -> None:
+        if self._pubsub is not None:
+            try:
+                self._pubsub.close()
+            except (RedisError, OSError):
+                pass
+        self._pubsub, self._subscribed = None, ()
+
+    def wait(self, sources: Sequence[Source], timeout: float) -> None:
+        try:
+            self._subscribe(sources)
+            if self._pubsub.get_message(timeout=timeout) is not None:
+                while self._pubsub.get_message(timeout=0) is not None:
+                    pass
+        except (RedisError, OSError) as exc:
+            self._close_pubsub()
+            raise DispatchError(f"lost the Redis subscription: {exc}") from exc
+
+    def pop(self, sources: Sequence[Source], count: int, worker: str) -> dict[Source, list[Any]]:
+        keys: list[str] = []
+        for s in sources:
+            keys += queue_keys(s.key_prefix, s.task)
+            keys += [inflight_key(s.key_prefix, s.task, worker), inflight_set_key(s.key_prefix, s.task)]
+        try:
+            lists = self._pop(keys=keys, args=[count, len(sources), worker, self.alive_key(worker),
+                                               self.alive_ttl_ms])
+        except RedisError as exc:
+            raise DispatchError(f"could not pop from Redis: {exc}") from exc
+        return {s: entries for s, entries in zip(sources, lists, strict=True) if entries}
+
+    def fetch(self, sources: Sequence[Source], count: int, *, worker: str, using: str) -> list[ClaimedJob]:
+        popped = self._pending or self.pop(sources, count, worker)
+        self._pending = popped
+        claimed: list[ClaimedJob] = []
+        for source, entries in popped.items():
+            refs = []
+            for raw in entries:
+                ref = decode(raw)
+                if ref is None:
+                    log.error("meepo: dropped a malformed Redis entry %r from %s", raw[:100], source.task,
+                              extra={"task": source.task})
+                else:
+                    refs.append(ref)
+            won = claim(source.task, refs, worker=worker, lease_seconds=source.lease_seconds, using=using)
+            claimed += won
+            dropped = len(refs) - len(won)
+            if dropped:
+                log.debug("meepo: %s: %d entr(y/ies) were stale or duplicated and were dropped", source.task,
+                          dropped, extra={"task": source.task})
+        self._pending = {}
+        try:
+            self.ack(popped, worker)
+        except DispatchError as exc:
+            # The claims are committed; the in-flight list is recovered later and its entries are now stale.
+            log.warning("meepo: could not clear the in-flight list: %s", exc)
+        return claimed
+
+    def ack(self, popped: dict[Source, list[Any]], worker: str) -> None:
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for source, entries in popped.items():
+                args: list[Any] = [worker]
+                for raw in entries:
+                    ref = decode(raw)
+                    if ref is not None:
+                        args += [str(ref.id), str(ref.cid)]
+                self._ack(keys=[inflight_key(source.key_prefix, source.task, worker),
+                                dispatched_key(source.key_prefix, source.task),
+                                inflight_set_key(source.key_prefix, source.task)], args=args, client=pipe)
+            pipe.execute()
+        except RedisError as exc:
+            raise DispatchError(f"could not acknowledge popped entries: {exc}") from exc
+
+    def heartbeat(self, worker: str) -> None:
+        try:
+            self.client.set(self.alive_key(worker), b"1", px=self.alive_ttl_ms)
+        except RedisError as exc:
+            raise DispatchError(f"could not refresh the worker's alive key: {exc}") from exc
+
+    def worker_stopped(self, worker: str) -> None:
+        try:
+            self.client.delete(self.alive_key(worker))
+        except RedisError:
+            pass
+
+    # -- sweeper side
+    def missing(self, task: str, key_prefix: str, refs: Sequence[Ref]) -> list[Ref]:
+        if not refs:
+            return []
+        try:
+            values = self.client.hmget(dispatched_key(key_prefix, task), [str(r.id) for r in refs])
+        except RedisError as exc:
+            raise DispatchError(f"could not read what Redis holds: {exc}") from exc
+        return [r for r, v in zip(refs, values, strict=True) if v is None or v != str(r.cid).encode()]
+
+    def length(self, task: str, key_prefix: str) -> int:
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for key in queue_keys(key_prefix, task):
+                pipe.llen(key)
+            return int(sum(pipe.execute()))
+        except RedisError as exc:
+            raise DispatchError(f"could not read queue lengths: {exc}") from exc
+
+    def recover(self, sources: Sequence[Source]) -> int:
+        moved = 0
+        try:
+            for s in sources:
+                for raw_worker in self.client.smembers(inflight_set_key(s.key_prefix, s.task)):
+                    worker = raw_worker.decode() if isinstance(raw_worker, bytes) else str(raw_worker)
+                    if self.client.exists(self.alive_key(worker)):
+                        continue
+                    n = int(self._recover(keys=[inflight_key(s.key_prefix, s.task, worker),
+                                                queue_keys(s.key_prefix, s.task)[0],
+                                                inflight_set_key(s.key_prefix, s.task)], args=[worker]))
+                    if n:
+                        log.warning("meepo: %s: gave back %d entr(y/ies) popped by dead worker %s", s.task, n,
+                                    worker, extra={"task": s.task})
+                        self.client.publish(notify_channel(s.key_prefix, s.task), b"1")
+                    moved += n
+        except RedisError as exc:
+            raise DispatchError(f"could not recover in-flight entries: {exc}") from exc
+        return moved
+
+    def lost_everything(self) -> bool:
+        """True when the epoch key vanished or changed since last asked (Redis flushed or restarted empty)."""
+        try:
+            current = self.client.get(self.epoch_key)
+            if current is None:
+                fresh = uuid.uuid4().hex.encode()
+                self.client.set(self.epoch_key, fresh, nx=True)
+                current = self.client.get(self.epoch_key)
+        except RedisError as exc:
+            raise DispatchError(f"could not read the epoch key: {exc}") from exc
+        changed = self._epoch is not None and current != self._epoch
+        first = self._epoch is None
+        self._epoch = current
+        return changed or first
+
+    def close(self) -> None:
+        self._close_pubsub()
+
+
+def _task_prefix(task: str, default: str, get_task: Any) -> str:
+    try:
+        return get_task(task).options.key_prefix or default
+    except Exception:
+        return default

@@ -1,0 +1,70 @@
+"""Running one job function and classifying what happened (done, failed, committed by itself)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from .context import JobContext
+from .registry import Task
+
+log = logging.getLogger(__name__)
+
+DONE = "done"
+FAILED = "failed"
+SELF_COMMITTED = "self_committed"
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    kind: str
+    result: str | None = None
+    error: str = ""
+    error_class: str = ""
+
+
+def _class_path(exc: BaseException) -> str:
+    cls = type(exc)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def call(function: Any, ctx: JobContext) -> Any:
+    if inspect.iscoroutinefunction(function):
+        return asyncio.run(function(ctx))
+    value = function(ctx)
+    if inspect.isawaitable(value):
+        async def _await() -> Any:
+            return await value
+
+        return asyncio.run(_await())
+    return value
+
+
+def run_job(task: Task, ctx: JobContext) -> RunOutcome:
+    """Call the task's function with ``ctx``; an exception (of any kind) is a failure with its traceback.
+
+    Auto-commit: a normal return is ``done`` (a ``str`` return value is stored as the job's result). Manual
+    mode: the function commits itself; returning without a commit is a failure.
+    """
+    extra = {"job_id": ctx.id, "task": ctx.task}
+    try:
+        value = call(task.function, ctx)
+    except BaseException as exc:
+        if ctx.committed is not None:
+            log.exception("meepo: %s job %s raised after committing %r; the commit stands", ctx.task, ctx.id,
+                          ctx.committed.status, extra=extra)
+            return RunOutcome(SELF_COMMITTED)
+        log.warning("meepo: %s job %s failed: %s: %s", ctx.task, ctx.id, type(exc).__name__, exc, extra=extra)
+        return RunOutcome(FAILED, error=traceback.format_exc(), error_class=_class_path(exc))
+    if not task.options.auto_commit:
+        if ctx.committed is not None:
+            return RunOutcome(SELF_COMMITTED)
+        message = (f"job function {task.path} returned without committing (task {task.name!r} has AUTO_COMMIT "
+                   f"False: call job.commit('done'|'failed'|'todo'))")
+        log.warning("meepo: %s job %s: %s", ctx.task, ctx.id, message, extra=extra)
+        return RunOutcome(FAILED, error=message, error_class="django_meepo.exceptions.CommitNotAllowed")
+    return RunOutcome(DONE, result=value if isinstance(value, str) else None)

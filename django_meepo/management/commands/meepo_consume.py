@@ -1,0 +1,74 @@
+"""``manage.py meepo_consume <task> [<task> …]``: run a worker (and, unless --no-sweep, a sweeper)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from django_meepo.exceptions import MeepoError
+from django_meepo.registry import get_task
+from django_meepo.worker import RECYCLE, Worker
+
+
+def _positive(kind: type) -> Any:
+    def parse(value: str) -> Any:
+        try:
+            number = kind(value)
+        except ValueError:
+            raise ValueError(value) from None
+        if number <= 0:
+            raise ValueError(value)
+        return number
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+class Command(BaseCommand):
+    help = "Consume jobs of the given tasks: claim, run, commit; SIGTERM drains and exits 0."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("tasks", nargs="+", metavar="task", help="task names to consume")
+        parser.add_argument("--parallel", type=_positive(int), help="concurrent jobs (default: sum of PARALLEL)")
+        parser.add_argument("--no-sweep", action="store_true", help="do not run a sweeper in this process")
+        parser.add_argument("--max-jobs", type=_positive(int), help="replace this process after N jobs")
+        parser.add_argument("--max-memory", type=_positive(float), metavar="MB",
+                            help="replace this process once its RSS exceeds MB megabytes")
+        parser.add_argument("--grace", type=float, default=30.0,
+                            help="seconds running jobs get to finish on shutdown (default 30)")
+        parser.add_argument("--no-recycle", action="store_true",
+                            help="exit (code 75) instead of re-executing itself when it must be replaced")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        try:
+            tasks = [get_task(name) for name in dict.fromkeys(opts["tasks"])]
+        except MeepoError as exc:
+            raise CommandError(str(exc)) from exc
+        if opts["grace"] < 0:
+            raise CommandError(f"--grace must be >= 0, not {opts['grace']}")
+        call_command("check", tags=["meepo_redis"], deploy=True, fail_level="ERROR", stdout=self.stderr)
+        worker = Worker(tasks, parallel=opts["parallel"], sweep=not opts["no_sweep"], max_jobs=opts["max_jobs"],
+                        max_memory_mb=opts["max_memory"], grace=opts["grace"])
+        self._install_signals(worker)
+        self.stderr.write(f"meepo: worker {worker.id} consuming {', '.join(t.name for t in tasks)}")
+        if worker.run() == RECYCLE:
+            if opts["no_recycle"]:
+                sys.exit(75)
+            self.stderr.write(f"meepo: replacing the worker process ({worker.recycle_reason})")
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+    def _install_signals(self, worker: Worker) -> None:
+        def handler(signum: int, frame: Any) -> None:
+            if worker._stop.is_set() and worker.recycle_reason is None:
+                os._exit(1)  # second signal: leave now; running jobs come back through their leases
+            worker.request_stop()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)

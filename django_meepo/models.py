@@ -1,0 +1,173 @@
+"""The database side: jobs (the truth), their failed attempts, workers and the sweeper's leadership lease.
+
+No code outside ``statemachine.py`` writes ``Job.status`` or ``Job.cid``; a push is an INSERT (``push.py``) and
+purging finished jobs is a DELETE.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.db import models
+
+from .states import Status
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+
+class JobQuerySet(models.QuerySet["Job"]):
+    def push(self, task: str, payload: bytes | bytearray | memoryview | None = None, **kwargs: Any) -> Job:
+        """INSERT one job now, in the caller's transaction; its id is dispatched after the commit.
+
+        Keyword arguments: ``json`` (a JSON-serialisable value instead of ``payload``), ``delay`` (seconds or
+        timedelta), ``due_at`` (aware datetime), ``priority`` (-100..100), ``idempotency_key`` (unique per
+        task: pushing it again returns the existing job), ``using`` (database alias).
+        """
+        from .push import push
+
+        return push(task, payload, **kwargs)
+
+    def push_many(self, task: str, payloads: Iterable[Any] | None = None, **kwargs: Any) -> list[Job]:
+        """INSERT many jobs of one task in as few statements as their size allows; dispatch them in one trip."""
+        from .push import push_many
+
+        return push_many(task, payloads, **kwargs)
+
+    def due(self, task: str, now: datetime) -> JobQuerySet:
+        return self.filter(task=task, status=Status.TODO, due_at__lte=now)
+
+
+JobManager = models.Manager.from_queryset(JobQuerySet)
+
+
+class Job(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    task = models.CharField(max_length=100)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.TODO)
+    cid = models.PositiveBigIntegerField(default=1, help_text="Fencing token; increases on every transition.")
+    priority = models.SmallIntegerField(default=0)
+    payload = models.BinaryField(default=b"")
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    failed_times = models.PositiveIntegerField(default=0)
+    rescues = models.PositiveIntegerField(default=0, help_text="Times the sweeper found its lease expired.")
+    attempts = models.PositiveIntegerField(default=0, help_text="Times the job was claimed by a worker.")
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    due_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True, default="")
+    token = models.CharField(max_length=40, blank=True, default="",
+                             help_text="Nonce of the last batch statement that changed the row.")
+    last_error = models.TextField(blank=True, default="")
+    result = models.TextField(null=True, blank=True)
+
+    objects = JobManager()
+
+    class Meta:
+        db_table = "meepo_job"
+        indexes = [
+            models.Index(fields=["task", "status", "due_at"], name="meepo_job_task_status_due"),
+            models.Index(fields=["task", "status", "lease_until"], name="meepo_job_task_status_lease"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "idempotency_key"], name="meepo_job_task_idem_key"),
+        ]
+        permissions = [
+            ("repush_job", "Can force-repush a job"),
+            ("commit_job", "Can commit a job's status by hand"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task}#{self.id} ({self.status}, cid {self.cid})"
+
+    @property
+    def payload_bytes(self) -> bytes:
+        return bytes(self.payload or b"")
+
+    def payload_json(self) -> Any:
+        return json.loads(self.payload_bytes)
+
+    def attempt_history(self) -> list[AttemptInfo]:
+        """Every attempt in order: the recorded unsuccessful ones, then the latest if it is not among them."""
+        rows = [AttemptInfo(a.number, a.worker, a.started_at, a.finished_at, a.outcome, a.error)
+                for a in self.attempt_set.order_by("number", "id")]
+        recorded = {r.number for r in rows}
+        if self.attempts and self.attempts not in recorded and self.started_at is not None:
+            outcome = {Status.DONE: "done", Status.DOING: "running"}.get(self.status, self.status)
+            rows.append(AttemptInfo(self.attempts, self.worker, self.started_at, self.finished_at, outcome, ""))
+        return rows
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptInfo:
+    number: int
+    worker: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    outcome: str
+    error: str
+
+
+class Attempt(models.Model):
+    """An attempt that ended without ``done``: a failure, an expired lease, a time limit or a hand-back."""
+
+    class Outcome(models.TextChoices):
+        FAILED = "failed", "failed"
+        LEASE_EXPIRED = "lease_expired", "lease expired"
+        TIME_LIMIT = "time_limit", "time limit exceeded"
+        RELEASED = "released", "handed back"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE)
+    number = models.PositiveIntegerField()
+    worker = models.CharField(max_length=200, blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField()
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    error_class = models.CharField(max_length=300, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        db_table = "meepo_attempt"
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of job {self.job_id}: {self.outcome}"
+
+
+class Worker(models.Model):
+    """A running consumer process; it refreshes ``last_seen`` while it runs and deletes its row at exit."""
+
+    id = models.CharField(max_length=200, primary_key=True)
+    hostname = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField()
+    tasks = models.TextField(help_text="Comma-separated task names.")
+    parallel = models.PositiveIntegerField(default=1)
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    processed = models.PositiveBigIntegerField(default=0)
+    failed = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        db_table = "meepo_worker"
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class Lease(models.Model):
+    """A named leadership lease (one sweeper leads at a time); taken and renewed by conditional UPDATEs."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    holder = models.CharField(max_length=200, blank=True, default="")
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "meepo_lease"
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder or 'nobody'}"

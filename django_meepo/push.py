@@ -1,0 +1,263 @@
+"""Producing jobs: INSERT now, in the caller's transaction; dispatch the ids after it commits.
+
+A transaction that pushes many jobs dispatches them in one Redis round trip when it commits (one coalesced
+dispatch per transaction and database alias); a rollback dispatches nothing. A dispatch that fails never
+reaches the caller: the row *is* the job, a warning is logged, and the sweeper dispatches it later. So a
+caller never retries a push that succeeded.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connections, transaction
+from django.utils import timezone
+
+from .conf import get_settings
+from .db import new_token
+from .exceptions import ConfigurationError, InvalidPayload, MeepoError
+from .models import Job
+from .registry import get_task
+from .statemachine import Dispatchable
+from .states import Status
+
+log = logging.getLogger(__name__)
+
+_MISSING: Any = object()
+PRIORITY_MIN, PRIORITY_MAX = -100, 100
+IDEMPOTENCY_KEY_MAX = 200
+# Rows and bytes per multi-row INSERT: far under MySQL's default max_allowed_packet (16 MiB on MariaDB 10.11,
+# 64 MiB on MySQL 8), leaving room for escaping.
+BULK_ROWS = 1000
+BULK_BYTES = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    due_at: datetime
+    immediate: bool
+
+
+def _alias(using: str | None) -> str:
+    alias = using or get_settings().database
+    if alias not in connections:
+        raise ConfigurationError(f"database alias {alias!r} is not in DATABASES (MEEPO['DATABASE'] or using=)")
+    return alias
+
+
+def encode_payload(payload: Any = None, json: Any = _MISSING) -> bytes:
+    """The payload as bytes: ``payload`` (bytes-like) or ``json`` (any JSON-serialisable value), not both."""
+    if json is not _MISSING:
+        if payload is not None:
+            raise InvalidPayload("give either payload= (bytes) or json= (a JSON value), not both")
+        try:
+            return jsonlib.dumps(json, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:
+            raise InvalidPayload(f"json= value is not JSON-serialisable: {exc}") from exc
+    if payload is None:
+        return b""
+    if isinstance(payload, bytes | bytearray | memoryview):
+        return bytes(payload)
+    hint = " (encode it, e.g. text.encode(), or pass json=)" if isinstance(payload, str) else " (or pass json=)"
+    raise InvalidPayload(f"payload must be bytes, bytearray or memoryview, not {type(payload).__name__}{hint}")
+
+
+def check_size(data: bytes, limit: int | None = None) -> bytes:
+    limit = limit if limit is not None else get_settings().max_payload_bytes
+    if len(data) > limit:
+        raise InvalidPayload(f"payload is {len(data)} bytes, over the limit of {limit} bytes "
+                             f"(MEEPO['MAX_PAYLOAD_BYTES']); store large data elsewhere and push a reference")
+    return data
+
+
+def schedule(now: datetime, delay: Any = None, due_at: Any = None) -> Schedule:
+    if delay is not None and due_at is not None:
+        raise ValueError("give either delay= or due_at=, not both")
+    if due_at is not None:
+        if not isinstance(due_at, datetime):
+            raise ValueError(f"due_at must be a datetime, not {type(due_at).__name__}")
+        if settings.USE_TZ and timezone.is_naive(due_at):
+            raise ValueError("due_at must be timezone-aware when USE_TZ is True")
+        return Schedule(due_at, due_at <= now)
+    if delay is None:
+        return Schedule(now, True)
+    if isinstance(delay, timedelta):
+        seconds = delay.total_seconds()
+    elif isinstance(delay, int | float) and not isinstance(delay, bool) and math.isfinite(delay):
+        seconds = float(delay)
+    else:
+        raise ValueError(f"delay must be a number of seconds or a timedelta, not {delay!r}")
+    if seconds < 0:
+        raise ValueError(f"delay must not be negative, not {seconds:g} s")
+    return Schedule(now + timedelta(seconds=seconds), seconds == 0)
+
+
+def check_priority(priority: Any) -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int) or not PRIORITY_MIN <= priority <= PRIORITY_MAX:
+        raise ValueError(f"priority must be an integer from {PRIORITY_MIN} to {PRIORITY_MAX}, not {priority!r}")
+    return priority
+
+
+def check_idempotency_key(key: Any) -> str | None:
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key or len(key) > IDEMPOTENCY_KEY_MAX:
+        raise ValueError(f"idempotency_key must be a non-empty string of at most {IDEMPOTENCY_KEY_MAX} "
+                         f"characters, not {key!r}")
+    return key
+
+
+def push(task: str, payload: Any = None, *, json: Any = _MISSING, delay: Any = None, due_at: Any = None,
+         priority: int = 0, idempotency_key: str | None = None, using: str | None = None) -> Job:
+    """INSERT a job now (in the caller's transaction) and return it; its id is dispatched after the commit."""
+    get_task(task)
+    data = check_size(encode_payload(payload, json))
+    priority = check_priority(priority)
+    key = check_idempotency_key(idempotency_key)
+    alias = _alias(using)
+    now = timezone.now()
+    when = schedule(now, delay, due_at)
+    job = Job(task=task, status=Status.TODO, cid=1, priority=priority, payload=data, idempotency_key=key,
+              created_at=now, updated_at=now, due_at=when.due_at)
+    if key is None:
+        job.save(force_insert=True, using=alias)
+    else:
+        existing = _insert_once(job, alias)
+        if existing is not None:
+            return existing
+    if when.immediate:
+        dispatch_on_commit([Dispatchable(task, job.id, job.cid, priority)], using=alias)
+    return job
+
+
+def _insert_once(job: Job, alias: str) -> Job | None:
+    """INSERT unless (task, idempotency_key) exists; then return the existing job (None when inserted)."""
+    with transaction.atomic(using=alias):
+        try:
+            with transaction.atomic(using=alias):
+                job.save(force_insert=True, using=alias)
+            job._meepo_created = True  # type: ignore[attr-defined]
+            return None
+        except IntegrityError:
+            existing = (Job.objects.using(alias).select_for_update()
+                        .filter(task=job.task, idempotency_key=job.idempotency_key).first())
+            if existing is None:
+                raise
+            existing._meepo_created = False  # type: ignore[attr-defined]
+            return existing
+
+
+def push_many(task: str, payloads: Iterable[Any] | None = None, *, json: Iterable[Any] | None = None,
+              delay: Any = None, due_at: Any = None, priority: int = 0, using: str | None = None) -> list[Job]:
+    """INSERT many jobs of one task (bytes ``payloads`` or JSON values ``json``) and return them with their ids.
+
+    Every payload is checked before anything is written; the INSERTs (as few as the bytes allow) run in one
+    transaction, and the whole batch is dispatched in one Redis round trip after the commit.
+    """
+    get_task(task)
+    if (payloads is None) == (json is None):
+        raise InvalidPayload("give either payloads= (bytes values) or json= (JSON values)")
+    limit = get_settings().max_payload_bytes
+    if payloads is not None:
+        datas = [check_size(encode_payload(p), limit) for p in payloads]
+    else:
+        datas = [check_size(encode_payload(json=v), limit) for v in json or ()]
+    priority = check_priority(priority)
+    alias = _alias(using)
+    now = timezone.now()
+    when = schedule(now, delay, due_at)
+    jobs = [Job(task=task, status=Status.TODO, cid=1, priority=priority, payload=d, created_at=now,
+                updated_at=now, due_at=when.due_at) for d in datas]
+    if not jobs:
+        return []
+    with transaction.atomic(using=alias):
+        for chunk in _chunks(jobs, datas):
+            _insert_chunk(chunk, alias)
+    if when.immediate:
+        dispatch_on_commit([Dispatchable(task, j.id, j.cid, priority) for j in jobs], using=alias)
+    return jobs
+
+
+def _chunks(jobs: Sequence[Job], datas: Sequence[bytes]) -> Iterable[list[Job]]:
+    chunk: list[Job] = []
+    size = 0
+    for job, data in zip(jobs, datas, strict=True):
+        if chunk and (len(chunk) >= BULK_ROWS or size + len(data) > BULK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(job)
+        size += len(data) + 200
+    if chunk:
+        yield chunk
+
+
+def _insert_chunk(chunk: list[Job], alias: str) -> None:
+    conn = connections[alias]
+    if conn.features.can_return_rows_from_bulk_insert:
+        Job.objects.using(alias).bulk_create(chunk)
+        return
+    # No RETURNING (MySQL): tag the rows with a token and read their ids back. Ids are not assumed
+    # consecutive, only larger than any id that existed before the INSERT.
+    token = new_token()
+    floor = Job.objects.using(alias).order_by("-id").values_list("id", flat=True).first() or 0
+    for job in chunk:
+        job.token = token
+    Job.objects.using(alias).bulk_create(chunk)
+    ids = list(Job.objects.using(alias).filter(id__gt=floor, token=token).order_by("id")
+               .values_list("id", flat=True))
+    if len(ids) != len(chunk):
+        raise MeepoError(f"push_many read back {len(ids)} ids for {len(chunk)} inserted rows")
+    for job, job_id in zip(chunk, ids, strict=True):
+        job.id = job_id
+
+
+# --------------------------------------------------------------------------------------------- after commit
+
+@dataclass(slots=True)
+class _Pending:
+    items: list[Dispatchable] = field(default_factory=list)
+
+    def __call__(self) -> None:
+        _flush(self)
+
+
+def dispatch_on_commit(items: Sequence[Dispatchable], *, using: str) -> None:
+    """Dispatch ``items`` once the current transaction on ``using`` commits (at once in autocommit)."""
+    conn = connections[using]
+    if not conn.in_atomic_block:
+        dispatch_now(items)
+        return
+    pending: _Pending | None = getattr(conn, "_meepo_pending", None)
+    if pending is None or not any(entry[1] is pending for entry in conn.run_on_commit):
+        pending = _Pending()
+        conn._meepo_pending = pending  # type: ignore[attr-defined]
+        transaction.on_commit(pending, using=using)
+    pending.items.extend(items)
+
+
+def _flush(pending: _Pending) -> None:
+    items, pending.items = pending.items, []
+    dispatch_now(items)
+
+
+def dispatch_now(items: Sequence[Dispatchable]) -> bool:
+    """Dispatch committed jobs; on failure log a warning (the sweeper dispatches them later). Never raises."""
+    if not items:
+        return True
+    from .dispatch import producer_dispatcher
+
+    try:
+        producer_dispatcher().dispatch(items)
+        return True
+    except (MeepoError, OSError) as exc:
+        ids = ", ".join(str(i.id) for i in items[:10]) + (" …" if len(items) > 10 else "")
+        log.warning("meepo: %d committed job(s) (%s) were not dispatched: %s; the sweeper will dispatch them",
+                    len(items), ids, exc, extra={"task": items[0].task, "job_id": items[0].id})
+        return False

@@ -1,0 +1,236 @@
+"""Tasks: named queues with a job function and options, declared in settings or with ``@task``.
+
+A task declared in ``MEEPO["TASKS"]`` names its function by dotted path (``FUNCTION``). A function decorated
+with ``@task("name", **options)`` declares the task itself; a ``MEEPO["TASKS"]["name"]`` entry without
+``FUNCTION`` then only overrides its options (per-deployment tuning). Options are layered:
+built-in defaults < ``MEEPO["DEFAULTS"]`` < decorator < settings entry.
+
+Problems (unknown options, bad values, paths that do not import, a name declared twice) are collected, not
+raised at import time: ``checks.py`` reports them with ids, and :func:`get_task` raises
+:class:`ConfigurationError` for a task that cannot be used.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.utils.module_loading import autodiscover_modules, import_string
+
+from .conf import get_settings
+from .exceptions import ConfigurationError, UnknownTask
+from .options import TaskOptions, build_options, normalise_keys, option_errors, task_name_error
+
+if TYPE_CHECKING:
+    from .models import Job
+
+JobFunction = Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Task:
+    """A declared task: its name, its job function and its options."""
+
+    name: str
+    function: JobFunction
+    options: TaskOptions
+    path: str
+
+    def push(self, payload: bytes | None = None, **kwargs: Any) -> Job:
+        """Shortcut for ``Job.objects.push(self.name, payload, **kwargs)``."""
+        from .models import Job
+
+        return Job.objects.push(self.name, payload, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.function(*args, **kwargs)
+
+
+@dataclass(slots=True)
+class _Declaration:
+    name: str
+    function: JobFunction | None = None
+    path: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    origin: str = ""
+
+
+@dataclass(slots=True)
+class Problem:
+    """A configuration problem, reported by system checks (``id`` is the check id)."""
+
+    id: str
+    task: str | None
+    message: str
+    hint: str
+
+
+_decorated: dict[str, list[_Declaration]] = {}
+_lock = threading.Lock()
+_discovered = False
+_cache: dict[str, Task] = {}
+
+
+def clear_cache(**_: Any) -> None:
+    """Forget resolved tasks (connected to ``setting_changed``; called when a decorator runs)."""
+    _cache.clear()
+
+
+def _path_of(func: JobFunction) -> str:
+    return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
+
+
+def task(name: str, **options: Any) -> Callable[[JobFunction], Task]:
+    """Declare a task whose job function is the decorated function.
+
+    ``@task("emails", parallel=8, max_failed_times=5)`` — see ``options.py`` for every option.
+    The function receives one :class:`~django_meepo.worker.JobContext` argument.
+    """
+    problem = task_name_error(name)
+    if problem:
+        raise ConfigurationError(problem)
+
+    def decorate(func: JobFunction) -> Task:
+        path = _path_of(func)
+        decl = _Declaration(name=name, function=func, path=path, options=normalise_keys(options),
+                            origin=f"@task in {func.__module__}")
+        with _lock:
+            existing = _decorated.setdefault(name, [])
+            # Re-importing the same module (autoreload, tests) is not a second declaration.
+            existing[:] = [d for d in existing if d.path != path]
+            existing.append(decl)
+        clear_cache()
+        try:
+            opts = build_options(get_settings().defaults, decl.options)
+        except ValueError:
+            opts = build_options()  # reported by checks; the Task object stays usable for introspection
+        return Task(name=name, function=func, options=opts, path=path)
+
+    return decorate
+
+
+def autodiscover() -> None:
+    """Import the AUTODISCOVER modules (default ``jobs``) of every installed app, once."""
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    modules = get_settings().autodiscover
+    if modules:
+        autodiscover_modules(*modules)
+
+
+def _declarations() -> tuple[dict[str, _Declaration], list[Problem]]:
+    autodiscover()
+    conf = get_settings()
+    problems: list[Problem] = []
+    found: dict[str, _Declaration] = {}
+    with _lock:
+        decorated = {name: list(decls) for name, decls in _decorated.items()}
+    for name, decls in decorated.items():
+        if len(decls) > 1:
+            where = ", ".join(d.path or "?" for d in decls)
+            problems.append(Problem("meepo.E006", name, f"task {name!r} is declared more than once ({where})",
+                                    "Give each task a unique name."))
+        found[name] = decls[-1]
+    for name, entry in conf.tasks.items():
+        problem = task_name_error(name)
+        if problem:
+            problems.append(Problem("meepo.E002", str(name), problem, "Rename the task in MEEPO['TASKS']."))
+            continue
+        if not isinstance(entry, dict):
+            problems.append(Problem("meepo.E002", name, f"MEEPO['TASKS'][{name!r}] must be a dict, not "
+                                    f"{type(entry).__name__}", "Write {'FUNCTION': 'app.jobs.func', ...}."))
+            continue
+        opts = normalise_keys(entry)
+        path = opts.pop("function", None)
+        if path is not None and name in found and found[name].path != path:
+            problems.append(Problem("meepo.E006", name, f"task {name!r} is declared twice: by {found[name].origin} "
+                                    f"and in MEEPO['TASKS'] with FUNCTION {path!r}",
+                                    "Drop FUNCTION from the settings entry to only override options, or "
+                                    "rename one of the tasks."))
+            continue
+        if name in found:
+            base = found[name]
+            found[name] = _Declaration(name=name, function=base.function, path=base.path,
+                                       options={**base.options, **opts}, origin=base.origin)
+        else:
+            found[name] = _Declaration(name=name, path=path, options=opts, origin="MEEPO['TASKS']")
+    return found, problems
+
+
+def _resolve(decl: _Declaration) -> tuple[Task | None, list[Problem]]:
+    conf = get_settings()
+    problems = [Problem("meepo.E003", decl.name, f"task {decl.name!r}: {msg}", "Fix the option's value.")
+                for msg in option_errors(normalise_keys(conf.defaults))] if conf.defaults else []
+    problems += [Problem("meepo.E003", decl.name, f"task {decl.name!r}: {msg}",
+                         "See the options table in docs/reference.md.")
+                 for msg in option_errors(decl.options)]
+    func = decl.function
+    if func is None:
+        if not decl.path or not isinstance(decl.path, str):
+            problems.append(Problem("meepo.E004", decl.name, f"task {decl.name!r} has no FUNCTION",
+                                    "Set MEEPO['TASKS'][name]['FUNCTION'] to a dotted path, or decorate the "
+                                    "function with @django_meepo.task(name)."))
+        else:
+            try:
+                func = import_string(decl.path)
+            except ImportError as exc:
+                problems.append(Problem("meepo.E004", decl.name, f"task {decl.name!r}: FUNCTION {decl.path!r} "
+                                        f"does not import ({exc})", "Fix the dotted path."))
+            else:
+                if isinstance(func, Task):
+                    func = func.function
+                if not callable(func):
+                    problems.append(Problem("meepo.E004", decl.name, f"task {decl.name!r}: FUNCTION "
+                                            f"{decl.path!r} is not callable", "Point it at a function."))
+    if problems or func is None:
+        return None, problems
+    options = build_options(conf.defaults, decl.options)
+    return Task(name=decl.name, function=func, options=options, path=decl.path or _path_of(func)), []
+
+
+def problems() -> list[Problem]:
+    """Every configuration problem of every task (for system checks)."""
+    decls, found = _declarations()
+    for decl in decls.values():
+        found += _resolve(decl)[1]
+    return found
+
+
+def task_names() -> list[str]:
+    return sorted(_declarations()[0])
+
+
+def get_task(name: str) -> Task:
+    """The usable task of that name; UnknownTask if undeclared, ConfigurationError if misconfigured."""
+    cached = _cache.get(name)
+    if cached is not None:
+        return cached
+    decls, dup_problems = _declarations()
+    if name not in decls:
+        known = ", ".join(sorted(decls)) or "none"
+        raise UnknownTask(f"unknown task {name!r} (declared tasks: {known})")
+    resolved, found = _resolve(decls[name])
+    found += [p for p in dup_problems if p.task == name]
+    if resolved is None or found:
+        raise ConfigurationError("; ".join(p.message for p in found))
+    _cache[name] = resolved
+    return resolved
+
+
+def all_tasks() -> list[Task]:
+    """Every task that resolves cleanly (misconfigured ones are left to the checks)."""
+    tasks = []
+    for name in task_names():
+        try:
+            tasks.append(get_task(name))
+        except ConfigurationError:
+            continue
+    return tasks
+
+
+def is_known(name: str) -> bool:
+    return name in _declarations()[0]

@@ -1,0 +1,212 @@
+"""The sweeper: finds in the database whatever the fast path lost, and rescues jobs whose lease expired.
+
+Each tick (about once a second), for every task it leads (one leader per task, by a lease in the database):
+
+* gives back entries that dead workers popped but never claimed (their in-flight lists);
+* dispatches delayed jobs and retries whose due time has come (``due_at`` passed since the last tick) — so
+  due times are honoured within about a second whatever the sweep period;
+* every ``SWEEP_PERIOD`` seconds: moves jobs whose lease expired to the task's zombie destination (looping
+  until none is left — the limit is rows per query, not per period), and re-dispatches due ``todo`` jobs that
+  the dispatcher does not hold (a dispatch that failed, an entry Redis lost);
+* when Redis lost everything (flushed, restarted empty): re-dispatches every due ``todo`` job at once.
+
+A backlog still waiting in Redis is never pushed again: a job is re-dispatched only when Redis's record of
+what it holds lacks it at its cid (``Dispatcher.missing``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import DatabaseError
+from django.db.models import F
+from django.utils import timezone
+
+from . import leader
+from . import statemachine as sm
+from .conf import get_settings
+from .db import close_thread_connections, discard_connection
+from .dispatch.base import Dispatcher, Source
+from .exceptions import DispatchError
+from .models import Job
+from .registry import Task
+from .states import Status
+
+log = logging.getLogger(__name__)
+
+LEADER_TTL = 10.0
+# A todo row changed less than this long ago may still be on its way to Redis (its committer dispatches it).
+IN_FLIGHT_GRACE = 2.0
+# The due scan looks this far behind the previous tick, for rows committed late with a due time already past.
+DUE_SLACK = 2.0
+
+
+@dataclass(slots=True)
+class SweepReport:
+    leading: int = 0
+    recovered: int = 0
+    expired: int = 0
+    redispatched: int = 0
+    full_scan: bool = False
+
+    def __iadd__(self, other: SweepReport) -> SweepReport:
+        self.leading = max(self.leading, other.leading)
+        self.recovered += other.recovered
+        self.expired += other.expired
+        self.redispatched += other.redispatched
+        self.full_scan = self.full_scan or other.full_scan
+        return self
+
+
+def source_of(task: Task) -> Source:
+    return Source(task=task.name, key_prefix=task.options.key_prefix or get_settings().key_prefix,
+                  lease_seconds=task.options.lease_timeout)
+
+
+class Sweeper:
+    def __init__(self, tasks: Sequence[Task], *, dispatcher: Dispatcher, using: str, holder: str) -> None:
+        self.tasks = list(tasks)
+        self.dispatcher = dispatcher
+        self.using = using
+        self.holder = holder
+        self._last_period: dict[str, float] = {}
+        self._watermark: dict[str, datetime] = {}
+
+    @property
+    def interval(self) -> float:
+        return min([1.0, *(t.options.sweep_period for t in self.tasks)])
+
+    def tick(self, now: datetime | None = None, monotonic: float | None = None) -> SweepReport:
+        now = now or timezone.now()
+        mono = time.monotonic() if monotonic is None else monotonic
+        report = SweepReport()
+        leading = [t for t in self.tasks
+                   if leader.hold(f"sweeper:{t.name}", self.holder, ttl=LEADER_TTL, now=now, using=self.using)]
+        report.leading = len(leading)
+        if not leading:
+            return report
+        redis_ok = True
+        try:
+            report.recovered = self.dispatcher.recover([source_of(t) for t in leading])
+            report.full_scan = self.dispatcher.lost_everything()
+        except DispatchError as exc:
+            redis_ok = False
+            log.warning("meepo: sweeper cannot reach the dispatcher (%s); rescuing leases only", exc)
+        if report.full_scan:
+            log.info("meepo: the dispatcher holds nothing we know of (first sweep, or Redis lost its data): "
+                     "re-dispatching every due todo job it lacks")
+        for task in leading:
+            period_due = mono - self._last_period.get(task.name, float("-inf")) >= task.options.sweep_period
+            if period_due:
+                self._last_period[task.name] = mono
+                report.expired += self.expire(task, now)
+            if not redis_ok:
+                continue
+            try:
+                if report.full_scan or period_due:
+                    grace = None if report.full_scan else IN_FLIGHT_GRACE
+                    report.redispatched += self.redispatch_lost(task, now, grace=grace)
+                else:
+                    report.redispatched += self.dispatch_newly_due(task, now)
+                self._watermark[task.name] = now
+            except DispatchError as exc:
+                log.warning("meepo: sweeper could not dispatch %s jobs: %s", task.name, exc,
+                            extra={"task": task.name})
+        return report
+
+    # -- leases
+    def expire(self, task: Task, now: datetime) -> int:
+        total = 0
+        while True:
+            outcome = sm.expire_leases(task.name, task.options, using=self.using, now=now)
+            total += len(outcome.changed)
+            due = [d for t in outcome.changed if (d := t.dispatchable(now)) is not None]
+            if due:
+                try:
+                    self.dispatcher.dispatch(due)
+                except DispatchError as exc:
+                    log.warning("meepo: rescued jobs not dispatched (%s); the next sweep will", exc)
+            if outcome.found < task.options.sweep_limit:
+                return total
+
+    # -- dispatch what Redis lacks
+    def dispatch_newly_due(self, task: Task, now: datetime) -> int:
+        """Delayed jobs and retries that became due since the previous tick (nobody dispatched them)."""
+        since = self._watermark.get(task.name)
+        if since is None:
+            return self.redispatch_lost(task, now, grace=None)
+        qs = (Job.objects.using(self.using)
+              .filter(task=task.name, status=Status.TODO, due_at__lte=now,
+                      due_at__gt=since - timedelta(seconds=DUE_SLACK))
+              .filter(due_at__gt=F("updated_at")))
+        return self._dispatch_missing(task, qs, limit=task.options.sweep_limit)
+
+    def redispatch_lost(self, task: Task, now: datetime, *, grace: float | None) -> int:
+        """Every due todo job of ``task`` that the dispatcher does not hold (older than ``grace`` seconds)."""
+        qs = Job.objects.using(self.using).filter(task=task.name, status=Status.TODO, due_at__lte=now)
+        if grace:
+            qs = qs.filter(updated_at__lt=now - timedelta(seconds=grace))
+        return self._dispatch_missing(task, qs, limit=task.options.sweep_limit)
+
+    def _dispatch_missing(self, task: Task, qs: object, *, limit: int) -> int:
+        source = source_of(task)
+        sent = 0
+        for page in _pages(qs, limit):
+            refs = [sm.Ref(i, c) for i, c, _, _ in page]
+            priorities = {i: p for i, _, p, _ in page}
+            lost = self.dispatcher.missing(task.name, source.key_prefix, refs)
+            if lost:
+                self.dispatcher.dispatch([sm.Dispatchable(task.name, r.id, r.cid, priorities[r.id]) for r in lost])
+                sent += len(lost)
+        if sent:
+            log.info("meepo: dispatched %d due %s job(s) that Redis did not hold", sent, task.name,
+                     extra={"task": task.name})
+        return sent
+
+    # -- loop
+    def run(self, stop: threading.Event) -> None:
+        """Tick until ``stop`` is set; a failing tick is logged and the next one tries again."""
+        try:
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    self.tick()
+                except DatabaseError as exc:
+                    log.warning("meepo: sweep failed (%s); retrying", exc)
+                    discard_connection(self.using)
+                except Exception:
+                    log.exception("meepo: sweep failed unexpectedly; retrying")
+                stop.wait(max(0.05, self.interval - (time.monotonic() - started)))
+        finally:
+            for task in self.tasks:
+                try:
+                    leader.let_go(f"sweeper:{task.name}", self.holder, using=self.using)
+                except DatabaseError:
+                    pass
+            close_thread_connections()
+
+
+def _pages(qs: object, limit: int) -> Iterator[list[tuple[int, int, int, datetime]]]:
+    """Rows (id, cid, priority, due_at) in (due_at, id) order, a page at a time, by keyset (index-friendly)."""
+    fields = ("id", "cid", "priority", "due_at")
+    last: tuple[datetime, int] | None = None
+    while True:
+        if last is None:
+            page = list(qs.order_by("due_at", "id").values_list(*fields)[:limit])  # type: ignore[attr-defined]
+        else:
+            page = list(qs.filter(due_at=last[0], id__gt=last[1])  # type: ignore[attr-defined]
+                        .order_by("id").values_list(*fields)[:limit])
+            if len(page) < limit:
+                page += list(qs.filter(due_at__gt=last[0])  # type: ignore[attr-defined]
+                             .order_by("due_at", "id").values_list(*fields)[:limit - len(page)])
+        if not page:
+            return
+        yield page
+        if len(page) < limit:
+            return
+        last = (page[-1][3], page[-1][0])

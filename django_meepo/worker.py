@@ -1,0 +1,446 @@
+"""The consumer: fetches claimed jobs, runs them on ``parallel`` threads, commits, renews leases.
+
+Threads of one worker process:
+
+* the **main loop** (``run``) fetches as many jobs as there are free slots (+ ``PREFETCH``), each already
+  claimed (``doing``, cid + 1, a lease) before it runs, and waits for a dispatch notification when idle;
+* **executors** run job functions, one job at a time each, and clean their database connections in between;
+* the **committer** records outcomes: ``done`` commits of many jobs in one statement, failures one by one;
+* the **monitor** renews the leases of every job held, reports the worker alive, and enforces hard time limits;
+* the **sweeper** (unless turned off) — see ``sweeper.py``.
+
+Stopping (``request_stop``, SIGTERM in ``meepo_consume``): no new fetches; jobs not started are handed back at
+once; running jobs get ``grace`` seconds to finish, then are handed back too. ``run`` returns ``"stopped"``, or
+``"recycle"`` when the worker should be replaced (``max_jobs``, ``max_memory_mb`` or a job over its time limit
+— a Python thread cannot be killed, so the process is replaced).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from django.db import DatabaseError
+from django.utils import timezone
+
+from . import statemachine as sm
+from .conf import get_settings
+from .context import JobContext
+from .db import clean_connections, close_thread_connections, discard_connection
+from .dispatch import Dispatcher, new_dispatcher
+from .exceptions import CommitConflict, DispatchError
+from .execution import DONE, FAILED, RunOutcome, run_job
+from .models import Attempt
+from .models import Worker as WorkerRow
+from .push import dispatch_now
+from .registry import Task, all_tasks
+from .sweeper import Sweeper, source_of
+
+log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, FINISHED, RELEASED, TIMED_OUT = "queued", "running", "finished", "released", "timed_out"
+STOPPED, RECYCLE = "stopped", "recycle"
+
+
+@dataclass(slots=True, eq=False)
+class _Held:
+    """A job this worker claimed and has not yet committed."""
+
+    ctx: JobContext
+    task: Task
+    state: str = QUEUED
+    started: float = 0.0
+
+
+def rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Worker:
+    def __init__(self, tasks: Sequence[Task], *, parallel: int | None = None, using: str | None = None,
+                 sweep: bool = True, max_jobs: int | None = None, max_memory_mb: float | None = None,
+                 grace: float = 30.0, dispatcher_factory: Callable[[], Dispatcher] = new_dispatcher,
+                 worker_id: str | None = None) -> None:
+        if not tasks:
+            raise ValueError("a worker needs at least one task")
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.tasks = {t.name: t for t in tasks}
+        self.sources = [source_of(t) for t in tasks]
+        self.capacity = parallel or sum(t.options.parallel for t in tasks)
+        self.prefetch = max(t.options.prefetch for t in tasks)
+        self.using = using or get_settings().database
+        self.sweep = sweep
+        self.max_jobs = max_jobs
+        self.max_memory_mb = max_memory_mb
+        self.grace = grace
+        self.dispatcher_factory = dispatcher_factory
+        self.dispatcher = dispatcher_factory()
+        self._lock = threading.Lock()
+        self._held: dict[int, _Held] = {}
+        self._run_q: queue.SimpleQueue[_Held | None] = queue.SimpleQueue()
+        self._commit_q: queue.SimpleQueue[tuple[_Held, RunOutcome] | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._slot_free = threading.Event()
+        self._monitor_stop = threading.Event()
+        self._sweep_stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._fetched = 0
+        self.processed = 0
+        self.failed = 0
+        self.recycle_reason: str | None = None
+        self._outage_logged = False
+
+    # ---------------------------------------------------------------------------------------- control
+    def request_stop(self) -> None:
+        """Stop taking jobs; let running ones finish within the grace period (thread-safe, signal-safe)."""
+        self._stop.set()
+
+    def _recycle(self, reason: str) -> None:
+        if self.recycle_reason is None:
+            self.recycle_reason = reason
+            log.warning("meepo: worker %s will be replaced: %s", self.id, reason)
+        self._stop.set()
+
+    def run(self) -> str:
+        log.info("meepo: worker %s consuming %s with %d slot(s)", self.id, ", ".join(self.tasks), self.capacity)
+        self._start()
+        try:
+            self._loop()
+        finally:
+            self._drain()
+        return RECYCLE if self.recycle_reason else STOPPED
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=f"meepo-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _start(self) -> None:
+        self._register()
+        for n in range(self.capacity):
+            self._spawn(self._execute_loop, f"exec-{n}")
+        self._spawn(self._commit_loop, "commit")
+        self._spawn(self._monitor_loop, "monitor")
+        if self.sweep:
+            sweeper = Sweeper(all_tasks() or list(self.tasks.values()), dispatcher=self.dispatcher_factory(),
+                              using=self.using, holder=self.id)
+            self._spawn(lambda: sweeper.run(self._sweep_stop), "sweeper")
+
+    # ---------------------------------------------------------------------------------------- fetching
+    def _free(self) -> int:
+        with self._lock:
+            in_hand = sum(1 for h in self._held.values() if h.state in (QUEUED, RUNNING))
+        free = self.capacity + self.prefetch - in_hand
+        if self.max_jobs is not None:
+            free = min(free, self.max_jobs - self._fetched)
+        return free
+
+    def _loop(self) -> None:
+        alive_at = 0.0
+        delay = 0.1
+        while not self._stop.is_set():
+            if time.monotonic() - alive_at >= 1.0:
+                alive_at = time.monotonic()
+                self._check_limits()
+                try:
+                    self.dispatcher.heartbeat(self.id)
+                except DispatchError:
+                    pass
+            self._slot_free.clear()
+            free = self._free()
+            if free <= 0:
+                if self.max_jobs is not None and self._fetched >= self.max_jobs:
+                    self._recycle(f"processed its {self.max_jobs} jobs (--max-jobs)")
+                    break
+                self._slot_free.wait(0.5)
+                continue
+            try:
+                jobs = self.dispatcher.fetch(self.sources, free, worker=self.id, using=self.using)
+                if not jobs:
+                    self.dispatcher.wait(self.sources, timeout=1.0)
+            except DispatchError as exc:
+                self._outage(f"dispatcher unavailable: {exc}")
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            except DatabaseError as exc:
+                self._outage(f"database unavailable: {exc}")
+                discard_connection(self.using)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if self._outage_logged:
+                log.warning("meepo: worker %s: back to normal", self.id)
+                self._outage_logged = False
+            delay = 0.1
+            self._enqueue(jobs)
+
+    def _outage(self, message: str) -> None:
+        if not self._outage_logged:
+            log.warning("meepo: worker %s: %s; retrying", self.id, message)
+            self._outage_logged = True
+
+    def _enqueue(self, jobs: Sequence[sm.ClaimedJob]) -> None:
+        for job in jobs:
+            ctx = JobContext(job=job, _commit=self._job_commit, _heartbeat=self._job_heartbeat)
+            held = _Held(ctx=ctx, task=self.tasks[job.task])
+            with self._lock:
+                self._held[job.id] = held
+            self._fetched += 1
+            self._run_q.put(held)
+
+    def _check_limits(self) -> None:
+        if self.max_memory_mb is not None and rss_mb() > self.max_memory_mb:
+            self._recycle(f"memory {rss_mb():.0f} MB is over --max-memory {self.max_memory_mb:g} MB")
+
+    # ---------------------------------------------------------------------------------------- executing
+    def _execute_loop(self) -> None:
+        try:
+            while True:
+                held = self._run_q.get()
+                if held is None:
+                    return
+                with self._lock:
+                    if held.state != QUEUED:
+                        continue
+                    held.state, held.started = RUNNING, time.monotonic()
+                outcome = run_job(held.task, held.ctx)
+                with self._lock:
+                    if held.state == RUNNING:
+                        held.state = FINISHED
+                self._slot_free.set()
+                self._commit_q.put((held, outcome))
+                clean_connections()
+        finally:
+            close_thread_connections()
+
+    def _job_commit(self, ctx: JobContext, status: str) -> sm.Transition:
+        held = self._held.get(ctx.id)
+        task = held.task if held else self.tasks[ctx.task]
+        now = timezone.now()
+        result = sm.job_commit(ctx.task, ctx.job, status, task.options, worker=self.id, using=self.using, now=now)
+        item = result.dispatchable(now)
+        if item:
+            dispatch_now([item])
+        return result
+
+    def _job_heartbeat(self, ctx: JobContext) -> None:
+        task = self.tasks[ctx.task]
+        lost = sm.extend_leases([ctx.job.ref], lease_seconds=task.options.lease_timeout, using=self.using)
+        if lost:
+            self._lease_lost(ctx)
+
+    # ---------------------------------------------------------------------------------------- committing
+    def _commit_loop(self) -> None:
+        try:
+            while True:
+                first = self._commit_q.get()
+                batch = [] if first is None else [first]
+                done = first is None
+                while not done and len(batch) < 500:
+                    try:
+                        item = self._commit_q.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        done = True
+                    else:
+                        batch.append(item)
+                if batch:
+                    self._commit_batch(batch)
+                if done:
+                    return
+        finally:
+            close_thread_connections()
+
+    def _commit_batch(self, batch: list[tuple[_Held, RunOutcome]]) -> None:
+        delay = 0.2
+        while True:
+            try:
+                self._record(batch)
+                return
+            except DatabaseError as exc:
+                log.warning("meepo: could not record %d outcome(s) (%s); retrying", len(batch), exc)
+                discard_connection(self.using)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _record(self, batch: list[tuple[_Held, RunOutcome]]) -> None:
+        now = timezone.now()
+        done: dict[str, list[tuple[_Held, RunOutcome]]] = defaultdict(list)
+        settled: list[_Held] = []
+        for held, outcome in batch:
+            if held.ctx.timed_out or held.ctx.lease_lost or held.state == RELEASED:
+                settled.append(held)  # failed by the monitor, taken over, or handed back: nothing to record
+            elif outcome.kind == DONE:
+                done[held.task.name].append((held, outcome))
+            elif outcome.kind == FAILED:
+                self._record_failure(held, outcome, Attempt.Outcome.FAILED, now)
+                settled.append(held)
+            else:
+                settled.append(held)
+        for task, items in done.items():
+            results = {h.ctx.id: o.result for h, o in items if o.result is not None}
+            sm.finish_done(task, [h.ctx.job.ref for h, _ in items], using=self.using, now=now,
+                           results=results or None)
+            settled += [h for h, _ in items]
+        with self._lock:
+            for held in settled:
+                if self._held.get(held.ctx.id) is held:
+                    del self._held[held.ctx.id]
+        self.processed += len(batch)
+
+    def _record_failure(self, held: _Held, outcome: RunOutcome, kind: str, now: object) -> None:
+        self.failed += 1
+        try:
+            result = sm.finish_failed(held.task.name, held.ctx.job, held.task.options, error=outcome.error,
+                                      error_class=outcome.error_class, worker=self.id, using=self.using,
+                                      outcome=kind)
+        except CommitConflict as exc:
+            log.warning("meepo: %s", exc, extra={"job_id": held.ctx.id, "task": held.task.name})
+            return
+        item = result.dispatchable(timezone.now())
+        if item:
+            dispatch_now([item])
+
+    # ---------------------------------------------------------------------------------------- monitoring
+    def _monitor_loop(self) -> None:
+        beat_every = min(t.options.heartbeat for t in self.tasks.values())
+        last_beat = time.monotonic()
+        try:
+            while not self._monitor_stop.wait(0.25):
+                try:
+                    self._enforce_time_limits()
+                    if time.monotonic() - last_beat >= beat_every:
+                        last_beat = time.monotonic()
+                        self._renew_leases()
+                        self._report()
+                except DatabaseError as exc:
+                    log.warning("meepo: monitor could not reach the database (%s); retrying", exc)
+                    discard_connection(self.using)
+        finally:
+            close_thread_connections()
+
+    def _renew_leases(self) -> None:
+        with self._lock:
+            held = [h for h in self._held.values() if h.state in (QUEUED, RUNNING, FINISHED)]
+        by_task: dict[str, list[_Held]] = defaultdict(list)
+        for h in held:
+            by_task[h.task.name].append(h)
+        for name, items in by_task.items():
+            lost = sm.extend_leases([h.ctx.job.ref for h in items],
+                                    lease_seconds=self.tasks[name].options.lease_timeout, using=self.using)
+            for h in items:
+                if h.ctx.id in lost:
+                    self._lease_lost(h.ctx)
+
+    def _lease_lost(self, ctx: JobContext) -> None:
+        if not ctx.lease_lost:
+            ctx.lease_lost = True
+            ctx.stop_event.set()
+            log.warning("meepo: %s job %s: lease lost (the job was repushed, rescued or committed elsewhere); "
+                        "this run's outcome will not be recorded", ctx.task, ctx.id,
+                        extra={"job_id": ctx.id, "task": ctx.task})
+
+    def _enforce_time_limits(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            over = [h for h in self._held.values() if h.state == RUNNING and h.task.options.time_limit
+                    and now - h.started > h.task.options.time_limit]
+            for h in over:
+                h.state = TIMED_OUT
+        for h in over:
+            limit = h.task.options.time_limit
+            h.ctx.timed_out = True
+            h.ctx.stop_event.set()
+            message = f"job exceeded its hard time limit of {limit:g} s; its lease was given up"
+            log.error("meepo: %s job %s: %s", h.task.name, h.ctx.id, message,
+                      extra={"job_id": h.ctx.id, "task": h.task.name})
+            self._record_failure(h, RunOutcome(FAILED, error=message, error_class="TimeLimitExceeded"),
+                                 Attempt.Outcome.TIME_LIMIT, timezone.now())
+            with self._lock:
+                self._held.pop(h.ctx.id, None)
+            self._recycle(f"{h.task.name} job {h.ctx.id} overran its time limit and its thread cannot be killed")
+
+    def _register(self) -> None:
+        now = timezone.now()
+        try:
+            WorkerRow.objects.using(self.using).update_or_create(
+                id=self.id[:200], defaults=dict(hostname=socket.gethostname()[:200], pid=os.getpid(),
+                                                tasks=",".join(self.tasks), parallel=self.capacity,
+                                                started_at=now, last_seen=now))
+        except DatabaseError as exc:
+            log.warning("meepo: could not register worker %s (%s)", self.id, exc)
+
+    def _report(self) -> None:
+        WorkerRow.objects.using(self.using).filter(id=self.id[:200]).update(
+            last_seen=timezone.now(), processed=self.processed, failed=self.failed)
+
+    # ---------------------------------------------------------------------------------------- stopping
+    def _drain(self) -> None:
+        log.info("meepo: worker %s stopping: handing back jobs not started, waiting up to %g s for running ones",
+                 self.id, self.grace)
+        with self._lock:
+            for h in self._held.values():
+                h.ctx.stop_event.set()
+        self._hand_back(QUEUED, "the worker stopped before the job started")
+        deadline = time.monotonic() + self.grace
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not any(h.state == RUNNING for h in self._held.values()):
+                    break
+            time.sleep(0.05)
+        self._hand_back(RUNNING, f"the worker stopped and the job did not finish within {self.grace:g} s")
+        for _ in range(self.capacity):
+            self._run_q.put(None)
+        self._commit_q.put(None)
+        self._sweep_stop.set()
+        for t in self._threads:
+            if t.name in ("meepo-commit", "meepo-sweeper"):
+                t.join(timeout=30)
+        self._monitor_stop.set()
+        try:
+            WorkerRow.objects.using(self.using).filter(id=self.id[:200]).delete()
+        except DatabaseError:
+            pass
+        self.dispatcher.worker_stopped(self.id)
+        self.dispatcher.close()
+        close_thread_connections()
+        log.info("meepo: worker %s stopped after %d job(s)", self.id, self.processed)
+
+    def _hand_back(self, state: str, reason: str) -> None:
+        with self._lock:
+            items = [h for h in self._held.values() if h.state == state]
+            for h in items:
+                h.state = RELEASED
+        by_task: dict[str, list[_Held]] = defaultdict(list)
+        for h in items:
+            by_task[h.task.name].append(h)
+        now = timezone.now()
+        for name, group in by_task.items():
+            try:
+                changed = sm.release(name, [h.ctx.job for h in group], worker=self.id, using=self.using,
+                                     reason=reason, now=now)
+            except DatabaseError as exc:
+                log.error("meepo: could not hand back %d %s job(s) (%s); their leases will expire", len(group),
+                          name, exc)
+                continue
+            dispatch_now([d for t in changed if (d := t.dispatchable(now)) is not None])
+            log.info("meepo: handed back %d %s job(s): %s", len(changed), name, reason)
+        with self._lock:
+            for h in items:
+                self._held.pop(h.ctx.id, None)

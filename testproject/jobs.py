@@ -1,0 +1,70 @@
+"""Job functions of the demo and of the test suite (autodiscovered: ``MEEPO["AUTODISCOVER"]`` = ["jobs"])."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+from django_meepo import JobContext, task
+
+from .models import Run
+
+# Short leases and sweeps so that fault tests finish in seconds.
+FAST = {"lease_timeout": 3, "heartbeat": 1, "sweep_period": 1, "retry_backoff": 0.2, "retry_jitter": False}
+
+
+def demo(job: JobContext) -> str:
+    """The demo's job: hash the payload a few thousand times (a stand-in for real work)."""
+    digest = job.payload
+    for _ in range(2000):
+        digest = hashlib.sha256(digest).digest()
+    return digest.hex()[:16]
+
+
+def _record(job: JobContext) -> Run:
+    return Run.objects.create(job_id=job.id, task=job.task, cid=job.cid, attempt=job.attempt, pid=os.getpid())
+
+
+def _work(job: JobContext) -> None:
+    spec = job.json() if job.payload else {}
+    run = _record(job)
+    seconds = float(spec.get("sleep", 0))
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if spec.get("stop_early") and job.stopping:
+            return
+        time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+    if spec.get("fail") or job.attempt < int(spec.get("fail_until", 0)):
+        raise RuntimeError(f"planned failure of job {job.id} on attempt {job.attempt}")
+    Run.objects.filter(id=run.id).update(finished=True)
+
+
+@task("record", parallel=4, max_failed_times=3, **FAST)
+def record(job: JobContext) -> None:
+    """Records each run in testproject_run; payload {"sleep": s, "fail": bool, "fail_until": attempt}."""
+    _work(job)
+
+
+@task("other", parallel=2, **FAST)
+def other(job: JobContext) -> None:
+    _work(job)
+
+
+@task("manual", auto_commit=False, max_failed_times=3, **FAST)
+def manual(job: JobContext) -> None:
+    """Manual commit: payload {"commit": "done"|"failed"|"todo"} or {"commit": null} (forgets to commit)."""
+    spec = job.json()
+    _record(job)
+    if spec.get("commit"):
+        job.commit(spec["commit"])
+
+
+@task("limited", time_limit=1.5, max_failed_times=2, **FAST)
+def limited(job: JobContext) -> None:
+    """Has a hard time limit of 1.5 s; payload {"sleep": s}."""
+    _work(job)
+
+
+for _dst in ("todo", "failed", "done", "zombie"):
+    task(f"zombie_{_dst}", zombie_status=_dst, max_failed_times=3, **FAST)(record.function)

@@ -1,0 +1,116 @@
+"""Settings of the demo and test project.
+
+Services come from the environment, with this machine's defaults:
+
+* ``DATABASE_URL`` — ``mysql://root@127.0.0.1:3306/meepo`` (also ``postgres://…`` and ``sqlite:///path``)
+* ``REDIS_URL`` — ``redis://127.0.0.1:6379/0``
+* ``MEEPO_KEY_PREFIX`` — Redis key prefix (tests give every run its own)
+* ``MEEPO_DB_NAME`` — overrides the database name (tests point worker subprocesses at the test database)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "django-meepo-test-only-not-secret")
+DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+
+def database_from_url(url: str) -> dict[str, object]:
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = parsed.path[1:] if parsed.path.startswith("//") else parsed.path
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": path or str(BASE_DIR / "meepo.sqlite3"),
+                "OPTIONS": {"timeout": 30}}
+    engine = {"mysql": "django.db.backends.mysql", "mariadb": "django.db.backends.mysql",
+              "postgres": "django.db.backends.postgresql", "postgresql": "django.db.backends.postgresql"}
+    if parsed.scheme not in engine:
+        raise ValueError(f"DATABASE_URL scheme {parsed.scheme!r} is not one of {', '.join(engine)} or sqlite")
+    db: dict[str, object] = {
+        "ENGINE": engine[parsed.scheme],
+        "NAME": parsed.path.lstrip("/") or "meepo",
+        "USER": unquote(parsed.username or ""),
+        "PASSWORD": unquote(parsed.password or ""),
+        "HOST": parsed.hostname or "127.0.0.1",
+        "PORT": str(parsed.port or ""),
+    }
+    if engine[parsed.scheme].endswith("mysql"):
+        db["OPTIONS"] = {"charset": "utf8mb4", "init_command": os.environ.get("MEEPO_DB_INIT_COMMAND", "SELECT 1")}
+    return db
+
+
+DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL", "mysql://root@127.0.0.1:3306/meepo"))}
+if os.environ.get("MEEPO_DB_NAME"):
+    DATABASES["default"]["NAME"] = os.environ["MEEPO_DB_NAME"]
+DATABASES["default"]["TEST"] = {"NAME": os.environ.get("MEEPO_TEST_DB_NAME", "test_meepo")}
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "meepo": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 5},
+    },
+}
+
+MEEPO = {
+    "DATABASE": "default",
+    "REDIS": "meepo",
+    "KEY_PREFIX": os.environ.get("MEEPO_KEY_PREFIX", "meepo"),
+    "TASKS": {
+        "demo": {"FUNCTION": "testproject.jobs.demo", "PARALLEL": 4},
+    },
+}
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_meepo",
+    "testproject",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+ROOT_URLCONF = "testproject.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+STATIC_URL = "static/"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {"django_meepo": {"handlers": ["console"], "level": os.environ.get("MEEPO_LOG_LEVEL", "WARNING")}},
+}
