@@ -10,7 +10,7 @@
 | meepo.E006 | a task is declared twice                                                 |
 | meepo.E007 | ``MEEPO["REDIS"]`` is not a django-redis cache alias                     |
 | meepo.W001 | the Redis alias is also the default cache (``cache.clear()`` would FLUSHDB the queue) |
-| meepo.W002 | Redis ``maxmemory-policy`` is not ``noeviction`` (Redis may evict queue entries) — tag ``meepo_redis``, run by ``meepo_consume`` |
+| meepo.W002 | Redis ``maxmemory-policy`` is not ``noeviction`` (tag ``meepo_redis``, run by ``meepo_consume``) |
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ what it holds lacks it at its cid (``Dispatcher.missing``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -184,10 +185,8 @@ class Sweeper:
                 stop.wait(max(0.05, self.interval - (time.monotonic() - started)))
         finally:
             for task in self.tasks:
-                try:
+                with contextlib.suppress(DatabaseError):
                     leader.let_go(f"sweeper:{task.name}", self.holder, using=self.using)
-                except DatabaseError:
-                    pass
             close_thread_connections()
 
 

@@ -17,6 +17,7 @@ once; running jobs get ``grace`` seconds to finish, then are handed back too. ``
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -156,10 +157,8 @@ class Worker:
             if time.monotonic() - alive_at >= 1.0:
                 alive_at = time.monotonic()
                 self._check_limits()
-                try:
+                with contextlib.suppress(DispatchError):
                     self.dispatcher.heartbeat(self.id)
-                except DispatchError:
-                    pass
             self._slot_free.clear()
             free = self._free()
             if free <= 0:
@@ -413,10 +412,8 @@ class Worker:
             if t.name in ("meepo-commit", "meepo-sweeper"):
                 t.join(timeout=30)
         self._monitor_stop.set()
-        try:
+        with contextlib.suppress(DatabaseError):
             WorkerRow.objects.using(self.using).filter(id=self.id[:200]).delete()
-        except DatabaseError:
-            pass
         self.dispatcher.worker_stopped(self.id)
         self.dispatcher.close()
         close_thread_connections()

@@ -22,6 +22,7 @@ the sweeper re-dispatches a due ``todo`` job only when that record lacks it at i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections import defaultdict
@@ -94,7 +95,7 @@ def decode(raw: Any) -> Ref | None:
 _POP = """
 local count = tonumber(ARGV[1])
 local ntasks = tonumber(ARGV[2])
-local bands = %(bands)d
+local bands = {bands}
 local per = bands + 2
 redis.call('SET', ARGV[4], '1', 'PX', ARGV[5])
 local out = {}
@@ -125,7 +126,7 @@ for t = 1, ntasks do
   taken = taken + take(t, count - taken)
 end
 return out
-""" % {"bands": BANDS}
+""".replace("{bands}", str(BANDS))
 
 # KEYS: inflight list, dispatched hash, inflight set. ARGV: worker, then id, cid pairs.
 # Forget the record of each entry still recorded at that cid, then the in-flight list.
@@ -212,10 +213,8 @@ class RedisDispatcher(Dispatcher):
 
     def _close_pubsub(self) -> None:
         if self._pubsub is not None:
-            try:
+            with contextlib.suppress(RedisError, OSError):
                 self._pubsub.close()
-            except (RedisError, OSError):
-                pass
         self._pubsub, self._subscribed = None, ()
 
     def wait(self, sources: Sequence[Source], timeout: float) -> None:
@@ -290,10 +289,8 @@ class RedisDispatcher(Dispatcher):
             raise DispatchError(f"could not refresh the worker's alive key: {exc}") from exc
 
     def worker_stopped(self, worker: str) -> None:
-        try:
+        with contextlib.suppress(RedisError):
             self.client.delete(self.alive_key(worker))
-        except RedisError:
-            pass
 
     # -- sweeper side
     def missing(self, task: str, key_prefix: str, refs: Sequence[Ref]) -> list[Ref]:
