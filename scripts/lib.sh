@@ -1,0 +1,74 @@
+# Shared set-up for scripts/test.sh, scripts/demo.sh and .ci/run: sourced, not run.
+# Everything here is idempotent: on a machine that has it all, it only checks.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${MEEPO_VENV:-$ROOT/.venv}"
+PYTHON="${MEEPO_PYTHON:-python3}"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi; }
+
+apt_install() {
+    command -v apt-get >/dev/null || { say "apt-get not found: install $* yourself"; return 1; }
+    if [ -z "${MEEPO_APT_UPDATED:-}" ]; then as_root apt-get update -qq >/dev/null; export MEEPO_APT_UPDATED=1; fi
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_mysql_headers() {
+    # mysqlclient compiles against the MySQL client headers.
+    if ! pkg-config --exists mysqlclient 2>/dev/null; then
+        say "installing the MySQL client headers (default-libmysqlclient-dev, pkg-config)"
+        apt_install default-libmysqlclient-dev pkg-config build-essential
+    fi
+}
+
+ensure_redis() {
+    if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return 0; fi
+    say "starting Redis"
+    mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+        --dir /var/lib/redis --logfile /var/log/redis/ci.log
+    for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && return 0; sleep 0.2; done
+    say "Redis did not start"; return 1
+}
+
+ensure_mariadb() {
+    if mariadb-admin ping >/dev/null 2>&1 || mysqladmin ping >/dev/null 2>&1; then return 0; fi
+    say "starting MariaDB"
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+    for _ in $(seq 1 30); do mariadb-admin ping >/dev/null 2>&1 && return 0; sleep 0.5; done
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql || true
+    for _ in $(seq 1 60); do mariadb-admin ping >/dev/null 2>&1 && return 0; sleep 0.5; done
+    say "MariaDB did not start"; return 1
+}
+
+ensure_postgres() {
+    if pg_isready -q 2>/dev/null; then return 0; fi
+    command -v pg_ctlcluster >/dev/null || return 0
+    say "starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+    for _ in $(seq 1 30); do pg_isready -q && return 0; sleep 0.5; done
+}
+
+ensure_venv() {
+    # ensure_venv EXTRAS [DJANGO_SPEC]
+    local extras="$1" django_spec="${2:-}"
+    local stamp="$VENV/.meepo-installed"
+    local want
+    want="$(cat "$ROOT/pyproject.toml" | sha1sum | cut -c1-12)-$extras-$django_spec"
+    if [ ! -x "$VENV/bin/python" ]; then
+        say "creating the virtualenv $VENV ($("$PYTHON" --version))"
+        "$PYTHON" -m venv "$VENV"
+    fi
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        say "installing django-meepo[$extras] ${django_spec}"
+        "$VENV/bin/python" -m pip install -q --upgrade pip
+        if [ -n "$django_spec" ]; then
+            "$VENV/bin/python" -m pip install -q -e "$ROOT[$extras]" "$django_spec"
+        else
+            "$VENV/bin/python" -m pip install -q -e "$ROOT[$extras]"
+        fi
+        echo "$want" > "$stamp"
+    fi
+}

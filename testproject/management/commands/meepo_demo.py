@@ -1,0 +1,73 @@
+"""``manage.py meepo_demo``: push demo jobs, consume them in this process, show progress and a summary."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import connection, transaction
+from django.db.models import Count
+
+from django_meepo.conf import get_settings
+from django_meepo.models import Job
+from django_meepo.registry import get_task
+from django_meepo.states import Status
+from django_meepo.worker import Worker
+
+
+def bar(done: int, total: int, started: float, width: int = 32) -> str:
+    fraction = done / total if total else 1.0
+    filled = int(width * fraction)
+    rate = done / max(time.monotonic() - started, 1e-6)
+    return f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} jobs done  {rate:,.0f}/s"
+
+
+class Command(BaseCommand):
+    help = "Push demo jobs and consume them here, with a progress bar and a summary."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--jobs", type=int, default=2000, help="how many jobs to push (default 2000)")
+        parser.add_argument("--parallel", type=int, default=4, help="worker threads (default 4)")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        total, conf = opts["jobs"], get_settings()
+        db = connection.settings_dict
+        self.stdout.write(f"django-meepo demo: database {db['ENGINE'].rsplit('.', 1)[-1]} {db['NAME']}, "
+                          f"Redis {conf.redis!r} (prefix {conf.key_prefix!r})")
+        get_task("demo")
+        Job.objects.filter(task="demo").delete()
+
+        started = time.monotonic()
+        with transaction.atomic():
+            jobs = Job.objects.push_many("demo", [f"demo job {i}".encode() for i in range(total)])
+        push_seconds = time.monotonic() - started
+        self.stdout.write(f"  pushed {len(jobs)} jobs in {push_seconds:.2f} s (one transaction, one dispatch)")
+
+        worker = Worker([get_task("demo")], parallel=opts["parallel"], grace=10)
+        thread = threading.Thread(target=worker.run, name="demo-worker")
+        consume_started = time.monotonic()
+        thread.start()
+        ids = [j.id for j in jobs]
+        done = 0
+        while done < total and thread.is_alive():
+            done = Job.objects.filter(id__in=ids, status__in=[Status.DONE, Status.FAILED]).count() if ids else 0
+            sys.stderr.write(bar(done, total, consume_started))
+            sys.stderr.flush()
+            if done < total:
+                time.sleep(0.2)
+        elapsed = time.monotonic() - consume_started
+        worker.request_stop()
+        thread.join()
+        sys.stderr.write("\n")
+
+        counts = dict(Job.objects.filter(id__in=ids).values_list("status").annotate(n=Count("id")).order_by())
+        self.stdout.write(self.style.SUCCESS(
+            f"  consumed {done} jobs in {elapsed:.2f} s ({done / max(elapsed, 1e-6):,.0f} jobs/s with "
+            f"{opts['parallel']} threads)"))
+        self.stdout.write("  by status: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        sample = Job.objects.filter(id__in=ids[:1]).values_list("id", "result").first()
+        if sample:
+            self.stdout.write(f"  job {sample[0]} returned {sample[1]!r}")

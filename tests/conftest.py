@@ -1,0 +1,93 @@
+"""Test fixtures. Tests talk to the real MariaDB and Redis of this machine (see README).
+
+Each test gets its own Redis key prefix on the shared Redis, so no test sees another's entries; a test that
+must flush, stop or kill Redis uses ``private_redis`` (a redis-server of its own on a free port). Under
+``CI=true`` a missing service fails the run; elsewhere the tests that need it are skipped.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from django.conf import settings
+from django.db import connections
+from django.test import override_settings
+
+from django_meepo.dispatch import redis_client
+from tests.support.services import IN_CI, RedisServer, redis_available
+from tests.support.workers import WorkerPool
+
+SESSION = uuid.uuid4().hex[:8]
+
+
+def _require(available: bool, what: str) -> None:
+    if available:
+        return
+    if IN_CI:
+        pytest.exit(f"{what} is not reachable and CI=true: the run fails instead of skipping", returncode=3)
+    pytest.skip(f"{what} is not reachable")
+
+
+def _database_available() -> bool:
+    try:
+        with connections["default"]._nodb_cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def services(request: pytest.FixtureRequest) -> None:
+    _require(_database_available(), "the database (DATABASE_URL, default MariaDB at 127.0.0.1:3306)")
+    _require(redis_available(settings.REDIS_URL), f"Redis at {settings.REDIS_URL}")
+
+
+@pytest.fixture(autouse=True)
+def key_prefix() -> Iterator[str]:
+    """A Redis key prefix of this test's own; its keys are deleted afterwards."""
+    prefix = f"meepotest-{SESSION}-{uuid.uuid4().hex[:8]}"
+    with override_settings(MEEPO={**settings.MEEPO, "KEY_PREFIX": prefix}):
+        yield prefix
+        try:
+            client = redis_client()
+            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+            if keys:
+                client.delete(*keys)
+        except Exception:  # noqa: BLE001 - a test may have pointed Redis elsewhere and stopped it
+            pass
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A redis-server owned by this test, used by django-meepo (and by worker subprocesses) instead."""
+    server = RedisServer().start()
+    caches = {**settings.CACHES, "meepo": {**settings.CACHES["meepo"], "LOCATION": server.url}}
+    try:
+        with override_settings(CACHES=caches):
+            yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def workers() -> Iterator[WorkerPool]:
+    pool = WorkerPool()
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture
+def redis() -> object:
+    return redis_client()
+
+
+@pytest.fixture
+def no_leaked_threads() -> Iterator[None]:
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+    assert not leaked, f"threads left running: {leaked}"
