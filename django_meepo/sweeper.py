@@ -109,11 +109,12 @@ class Sweeper:
             if not redis_ok:
                 continue
             try:
-                if report.full_scan or period_due:
-                    grace = None if report.full_scan else IN_FLIGHT_GRACE
-                    report.redispatched += self.redispatch_lost(task, now, grace=grace)
+                if report.full_scan:
+                    report.redispatched += self.redispatch_lost(task, now, grace=None)
                 else:
                     report.redispatched += self.dispatch_newly_due(task, now)
+                    if period_due:
+                        report.redispatched += self.redispatch_lost(task, now, grace=IN_FLIGHT_GRACE)
                 self._watermark[task.name] = now
             except DispatchError as exc:
                 log.warning("meepo: sweeper could not dispatch %s jobs: %s", task.name, exc,

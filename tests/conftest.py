@@ -7,6 +7,7 @@ must flush, stop or kill Redis uses ``private_redis`` (a redis-server of its own
 
 from __future__ import annotations
 
+import functools
 import threading
 import uuid
 from collections.abc import Iterator
@@ -31,19 +32,36 @@ def _require(available: bool, what: str) -> None:
     pytest.skip(f"{what} is not reachable")
 
 
+@functools.cache
 def _database_available() -> bool:
+    conn = connections["default"]
     try:
-        with connections["default"]._nodb_cursor() as cursor:
-            cursor.execute("SELECT 1")
+        params = conn.get_connection_params()
+        if conn.vendor == "mysql":
+            params.pop("db", None)
+            params.pop("database", None)
+        elif conn.vendor == "postgresql":
+            params["dbname"] = "postgres"
+        elif conn.vendor == "sqlite":
+            return True
+        conn.get_new_connection(params).close()
         return True
     except Exception:  # noqa: BLE001
         return False
 
 
-@pytest.fixture(scope="session", autouse=True)
+@functools.cache
+def _redis_available() -> bool:
+    return redis_available(settings.REDIS_URL)
+
+
+@pytest.fixture(autouse=True)
 def services(request: pytest.FixtureRequest) -> None:
+    """Tests outside tests/unit need the database and Redis; unit tests need nothing."""
+    if "unit" in request.node.path.parts:
+        return
     _require(_database_available(), "the database (DATABASE_URL, default MariaDB at 127.0.0.1:3306)")
-    _require(redis_available(settings.REDIS_URL), f"Redis at {settings.REDIS_URL}")
+    _require(_redis_available(), f"Redis at {settings.REDIS_URL}")
 
 
 @pytest.fixture(autouse=True)
