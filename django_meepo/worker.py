@@ -336,7 +336,8 @@ class Worker:
 
     def _renew_leases(self) -> None:
         with self._lock:
-            held = [h for h in self._held.values() if h.state in (QUEUED, RUNNING, FINISHED)]
+            held = [h for h in self._held.values()
+                    if h.state in (QUEUED, RUNNING, FINISHED) and h.ctx.committed is None]
         by_task: dict[str, list[_Held]] = defaultdict(list)
         for h in held:
             by_task[h.task.name].append(h)
@@ -359,7 +360,7 @@ class Worker:
         now = time.monotonic()
         with self._lock:
             over = [h for h in self._held.values() if h.state == RUNNING and h.task.options.time_limit
-                    and now - h.started > h.task.options.time_limit]
+                    and h.ctx.committed is None and now - h.started > h.task.options.time_limit]
             for h in over:
                 h.state = TIMED_OUT
         for h in over:

@@ -53,11 +53,13 @@ def other(job: JobContext) -> None:
 
 @task("manual", auto_commit=False, max_failed_times=3, **FAST)
 def manual(job: JobContext) -> None:
-    """Manual commit: payload {"commit": "done"|"failed"|"todo"} or {"commit": null} (forgets to commit)."""
+    """Manual commit: payload {"commit": "done"|"failed"|"todo", "then": status on later attempts} or
+    {"commit": null} (forgets to commit)."""
     spec = job.json()
     _record(job)
-    if spec.get("commit"):
-        job.commit(spec["commit"])
+    status = spec.get("then") if job.attempt > 1 and spec.get("then") else spec.get("commit")
+    if status:
+        job.commit(status)
 
 
 @task("limited", time_limit=1.5, max_failed_times=2, **FAST)

@@ -164,6 +164,7 @@ class RedisDispatcher(Dispatcher):
         self._epoch: bytes | None = None
         # Entries popped whose claim did not complete (database down): claimed first on the next fetch.
         self._pending: dict[Source, list[Any]] = {}
+        self._turn = 0
 
     # -- keys
     def alive_key(self, worker: str) -> str:
@@ -228,6 +229,11 @@ class RedisDispatcher(Dispatcher):
             raise DispatchError(f"lost the Redis subscription: {exc}") from exc
 
     def pop(self, sources: Sequence[Source], count: int, worker: str) -> dict[Source, list[Any]]:
+        """Move up to ``count`` entries into ``worker``'s in-flight lists; each call starts with the next task,
+        so a backlog on one task never starves another."""
+        if len(sources) > 1:
+            self._turn = (self._turn + 1) % len(sources)
+            sources = [*sources[self._turn:], *sources[:self._turn]]
         keys: list[str] = []
         for s in sources:
             keys += queue_keys(s.key_prefix, s.task)
