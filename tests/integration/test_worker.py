@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from django.db import connection
 from django.db.models import Count
@@ -155,10 +157,8 @@ def test_killed_database_connections_do_not_stop_the_worker(redis, key_prefix) -
                 cursor.execute("SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()",
                                [db_name])
                 for (conn_id,) in cursor.fetchall():
-                    try:
+                    with contextlib.suppress(Exception):
                         cursor.execute(f"KILL CONNECTION {int(conn_id)}")
-                    except Exception:
-                        pass
         wait_until(lambda: all_finished(ids), timeout=90, message="every job after the kills")
     assert set(Job.objects.filter(id__in=ids).values_list("status", flat=True)) == {"done"}
     assert not Job.objects.filter(status="doing").exists()

@@ -36,7 +36,7 @@ def test_defaults_follow_the_design() -> None:
 def test_bad_options_are_named(values: dict, fragment: str) -> None:
     errors = option_errors(values)
     assert any(fragment in e for e in errors), errors
-    with pytest.raises(ValueError, match="must|unknown"):
+    with pytest.raises(ValueError, match=r"must|unknown"):
         build_options(values)
 
 
