@@ -142,10 +142,12 @@ class Worker:
             self._spawn(lambda: sweeper.run(self._sweep_stop), "sweeper")
 
     # ---------------------------------------------------------------------------------------- fetching
-    def _free(self) -> int:
+    def _in_hand(self) -> int:
         with self._lock:
-            in_hand = sum(1 for h in self._held.values() if h.state in (QUEUED, RUNNING))
-        free = self.capacity + self.prefetch - in_hand
+            return sum(1 for h in self._held.values() if h.state in (QUEUED, RUNNING))
+
+    def _free(self) -> int:
+        free = self.capacity + self.prefetch - self._in_hand()
         if self.max_jobs is not None:
             free = min(free, self.max_jobs - self._fetched)
         return free
@@ -162,7 +164,7 @@ class Worker:
             self._slot_free.clear()
             free = self._free()
             if free <= 0:
-                if self.max_jobs is not None and self._fetched >= self.max_jobs:
+                if self.max_jobs is not None and self._fetched >= self.max_jobs and self._in_hand() == 0:
                     self._recycle(f"processed its {self.max_jobs} jobs (--max-jobs)")
                     break
                 self._slot_free.wait(0.5)
