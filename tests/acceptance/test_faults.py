@@ -12,7 +12,7 @@ from django.db.models import Count
 from django_meepo import Job
 from django_meepo.models import Attempt
 from testproject.models import Run
-from tests.support.services import wait_until
+from tests.support.services import kill_connections, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -113,13 +113,7 @@ def test_killed_database_connections_of_a_worker_process(workers, redis, key_pre
     db = connection.settings_dict["NAME"]
     for _ in range(3):
         wait_until(lambda: Job.objects.filter(id__in=ids, status="done").count() > 10, timeout=60, message="progress")
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()", [db])
-            for (conn_id,) in cursor.fetchall():
-                try:
-                    cursor.execute(f"KILL CONNECTION {int(conn_id)}")
-                except Exception:
-                    continue
+        kill_connections(db)
         time.sleep(0.5)
     wait_until(lambda: finished(ids), timeout=90, message="every job after the kills")
     assert set(Job.objects.filter(id__in=ids).values_list("status", flat=True)) == {"done"}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 from django.db import connection
 from django.db.models import Count
@@ -12,7 +10,7 @@ from django_meepo import Job
 from django_meepo.models import Attempt
 from testproject.models import Run
 from tests.support.inprocess import running_worker
-from tests.support.services import wait_until
+from tests.support.services import kill_connections, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -153,12 +151,7 @@ def test_killed_database_connections_do_not_stop_the_worker(redis, key_prefix) -
         for _ in range(3):
             wait_until(lambda: Job.objects.filter(id__in=ids, status="done").count() > 20, timeout=60,
                        message="progress")
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()",
-                               [db_name])
-                for (conn_id,) in cursor.fetchall():
-                    with contextlib.suppress(Exception):
-                        cursor.execute(f"KILL CONNECTION {int(conn_id)}")
+            assert kill_connections(db_name) > 0
         wait_until(lambda: all_finished(ids), timeout=90, message="every job after the kills")
     assert set(Job.objects.filter(id__in=ids).values_list("status", flat=True)) == {"done"}
     assert not Job.objects.filter(status="doing").exists()

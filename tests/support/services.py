@@ -80,3 +80,20 @@ def redis_available(url: str = "redis://127.0.0.1:6379/0") -> bool:
         return bool(redis.Redis.from_url(url, socket_timeout=2).ping())
     except redis.RedisError:
         return False
+
+
+def kill_connections(database: str) -> int:
+    """KILL CONNECTION every session on ``database`` except the caller's own (the fault, not a server stop)."""
+    from django.db import connection
+
+    killed = 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()",
+                       [database])
+        for (conn_id,) in cursor.fetchall():
+            try:
+                cursor.execute(f"KILL CONNECTION {int(conn_id)}")
+                killed += 1
+            except Exception:
+                continue
+    return killed
