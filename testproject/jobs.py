@@ -70,3 +70,12 @@ def limited(job: JobContext) -> None:
 
 for _dst in ("todo", "failed", "done", "zombie"):
     task(f"zombie_{_dst}", zombie_status=_dst, max_failed_times=3, **FAST)(record.function)
+
+
+@task("leaky", **FAST)
+def leaky(job: JobContext) -> None:
+    """Leaves a transaction open (a bug in a job): the worker must roll it back before the next job."""
+    from django.db import transaction
+
+    transaction.set_autocommit(False)
+    _record(job)

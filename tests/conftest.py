@@ -55,6 +55,12 @@ def _redis_available() -> bool:
     return redis_available(settings.REDIS_URL)
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """Runs before pytest-django creates the test database: a missing database fails (CI) or skips."""
+    _require(_database_available(), "the database (DATABASE_URL, default MariaDB at 127.0.0.1:3306)")
+
+
 @pytest.fixture(autouse=True)
 def services(request: pytest.FixtureRequest) -> None:
     """Tests outside tests/unit need the database and Redis; unit tests need nothing."""

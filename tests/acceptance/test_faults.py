@@ -151,3 +151,9 @@ def test_redis_flushed_mid_run_with_two_worker_processes(workers, private_redis)
     wait_until(lambda: finished(ids), timeout=90, message="every job after the flush")
     assert set(Job.objects.filter(id__in=ids).values_list("status", flat=True)) == {"done"}
     assert runs(ids) == {i: 1 for i in ids}
+
+
+def test_max_memory_recycles_the_worker(workers, redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+    worker = workers.consume("record", "--max-memory", "1", "--no-recycle")
+    assert worker.wait(timeout=60) == 75, worker.output()
+    assert "--max-memory" in worker.output()

@@ -190,3 +190,16 @@ def test_session_time_zone_changes_nothing(redis, key_prefix) -> None:  # type: 
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SET time_zone = '+00:00'")
+
+
+def test_a_sweep_loops_until_nothing_is_left(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+    from django.conf import settings
+    from django.test import override_settings
+
+    meepo = {**settings.MEEPO, "TASKS": {**settings.MEEPO["TASKS"], "zombie_zombie": {"SWEEP_LIMIT": 7}}}
+    with override_settings(MEEPO=meepo):
+        jobs = Job.objects.push_many("zombie_zombie", [b"{}"] * 25)
+        sm.claim("zombie_zombie", [sm.Ref(j.id, 1) for j in jobs], worker="dead", lease_seconds=1, using=DB)
+        report = sweeper("zombie_zombie").tick(now=timezone.now() + timedelta(seconds=5), monotonic=10_000)
+    assert report.expired == 25
+    assert Job.objects.filter(status="zombie").count() == 25

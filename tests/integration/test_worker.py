@@ -157,3 +157,24 @@ def test_killed_database_connections_do_not_stop_the_worker(redis, key_prefix) -
     assert killed > 0
     assert set(Job.objects.filter(id__in=ids).values_list("status", flat=True)) == {"done"}
     assert not Job.objects.filter(status="doing").exists()
+
+
+def test_a_transaction_left_open_by_a_job_is_rolled_back_between_jobs(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+    jobs = Job.objects.push_many("leaky", json=[{} for _ in range(3)])
+    ids = [j.id for j in jobs]
+    with running_worker("leaky", parallel=1):
+        wait_until(lambda: all_finished(ids), timeout=30, message="the leaky jobs")
+        assert Job.objects.filter(id__in=ids, status="done").count() == 3
+    assert Run.objects.filter(job_id__in=ids).count() == 0, "what the jobs left uncommitted was rolled back"
+
+
+def test_jobs_of_a_task_this_deploy_does_not_know_are_left_alone(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+    from django.utils import timezone
+
+    now = timezone.now()
+    ghost = Job.objects.create(task="from-a-newer-deploy", payload=b"{}", created_at=now, updated_at=now, due_at=now)
+    with running_worker("record"):
+        job = Job.objects.push("record", json={})
+        wait_until(lambda: all_finished([job.id]), timeout=30, message="a known job")
+    row = Job.objects.get(id=ghost.id)
+    assert (row.status, row.cid, row.attempts) == ("todo", 1, 0)
