@@ -15,7 +15,7 @@
 | ``retry_backoff`` / ``RETRY_BACKOFF``  | (new) first retry delay (s)    | 1       |
 | ``retry_backoff_max`` / ``RETRY_BACKOFF_MAX`` | (new) longest retry delay (s) | 600 |
 | ``retry_jitter`` / ``RETRY_JITTER``    | (new) randomise delays         | True    |
-| ``prefetch`` / ``PREFETCH``            | (new) jobs claimed beyond free slots | 0 |
+| ``prefetch`` / ``PREFETCH``            | (new) jobs claimed beyond free slots | None (adapts) |
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "retry_backoff": 1.0,
     "retry_backoff_max": 600.0,
     "retry_jitter": True,
-    "prefetch": 0,
+    "prefetch": None,
 }
 
 TASK_NAME_MAX = 100
@@ -62,7 +62,7 @@ class TaskOptions:
     retry_backoff: float
     retry_backoff_max: float
     retry_jitter: bool
-    prefetch: int
+    prefetch: int | None
 
 
 OPTION_NAMES = frozenset(f.name for f in fields(TaskOptions))
@@ -82,6 +82,10 @@ def _positive_int(v: Any) -> str | None:
 
 def _non_negative_int(v: Any) -> str | None:
     return None if _is_int(v) and v >= 0 else "must be an integer >= 0"
+
+
+def _optional_non_negative_int(v: Any) -> str | None:
+    return None if v is None else _non_negative_int(v)
 
 
 def _positive_number(v: Any) -> str | None:
@@ -126,7 +130,7 @@ VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "retry_backoff": _non_negative_number,
     "retry_backoff_max": _non_negative_number,
     "retry_jitter": _bool,
-    "prefetch": _non_negative_int,
+    "prefetch": _optional_non_negative_int,
 }
 
 

@@ -20,13 +20,13 @@ from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
+from . import inserts
 from .conf import get_settings
-from .db import new_token
 from .exceptions import ConfigurationError, InvalidPayload, MeepoError
+from .inserts import NewJob
 from .models import Job
 from .registry import get_task
 from .statemachine import Dispatchable
-from .states import Status
 
 log = logging.getLogger(__name__)
 
@@ -124,30 +124,29 @@ def push(task: str, payload: Any = None, *, json: Any = _MISSING, delay: Any = N
     alias = _alias(using)
     now = timezone.now()
     when = schedule(now, delay, due_at)
-    job = Job(task=task, status=Status.TODO, cid=1, priority=priority, payload=data, idempotency_key=key,
-              created_at=now, updated_at=now, due_at=when.due_at)
+    new = NewJob(task, data, priority, key, now, when.due_at)
     if key is None:
-        job.save(force_insert=True, using=alias)
+        job = inserts.as_model(alias, inserts.insert(alias, [new])[0], new)
     else:
-        existing = _insert_once(job, alias)
-        if existing is not None:
-            return existing
+        job = _insert_once(new, alias)
+        if not job._meepo_created:  # type: ignore[attr-defined]
+            return job
     if when.immediate:
-        dispatch_on_commit([Dispatchable(task, job.id, job.cid, priority)], using=alias)
+        dispatch_on_commit([Dispatchable(task, job.id, 1, priority)], using=alias)
     return job
 
 
-def _insert_once(job: Job, alias: str) -> Job | None:
-    """INSERT unless (task, idempotency_key) exists; then return the existing job (None when inserted)."""
+def _insert_once(new: NewJob, alias: str) -> Job:
+    """INSERT unless (task, idempotency_key) exists; else return the existing job. ``_meepo_created`` says which."""
     with transaction.atomic(using=alias):
         try:
             with transaction.atomic(using=alias):
-                job.save(force_insert=True, using=alias)
+                job = inserts.as_model(alias, inserts.insert(alias, [new])[0], new)
             job._meepo_created = True  # type: ignore[attr-defined]
-            return None
+            return job
         except IntegrityError:
             existing = (Job.objects.using(alias).select_for_update()
-                        .filter(task=job.task, idempotency_key=job.idempotency_key).first())
+                        .filter(task=new.task, idempotency_key=new.idempotency_key).first())
             if existing is None:
                 raise
             existing._meepo_created = False  # type: ignore[attr-defined]
@@ -173,49 +172,27 @@ def push_many(task: str, payloads: Iterable[Any] | None = None, *, json: Iterabl
     alias = _alias(using)
     now = timezone.now()
     when = schedule(now, delay, due_at)
-    jobs = [Job(task=task, status=Status.TODO, cid=1, priority=priority, payload=d, created_at=now,
-                updated_at=now, due_at=when.due_at) for d in datas]
-    if not jobs:
+    if not datas:
         return []
+    news = [NewJob(task, d, priority, None, now, when.due_at) for d in datas]
+    ids: list[int] = []
     with transaction.atomic(using=alias):
-        for chunk in _chunks(jobs, datas):
-            _insert_chunk(chunk, alias)
+        for chunk in _chunks(news):
+            ids += inserts.insert(alias, chunk)
     if when.immediate:
-        dispatch_on_commit([Dispatchable(task, j.id, j.cid, priority) for j in jobs], using=alias)
-    return jobs
+        dispatch_on_commit([Dispatchable(task, i, 1, priority) for i in ids], using=alias)
+    return [inserts.as_model(alias, i, n) for i, n in zip(ids, news, strict=True)]
 
 
-def _chunks(jobs: Sequence[Job], datas: Sequence[bytes]) -> Iterable[list[Job]]:
-    chunk: list[Job] = []
-    size = 0
-    for job, data in zip(jobs, datas, strict=True):
-        if chunk and (len(chunk) >= BULK_ROWS or size + len(data) > BULK_BYTES):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(job)
-        size += len(data) + 200
-    if chunk:
-        yield chunk
-
-
-def _insert_chunk(chunk: list[Job], alias: str) -> None:
-    conn = connections[alias]
-    if conn.features.can_return_rows_from_bulk_insert:
-        Job.objects.using(alias).bulk_create(chunk)
-        return
-    # No RETURNING (MySQL): tag the rows with a token and read their ids back. Ids are not assumed
-    # consecutive, only larger than any id that existed before the INSERT.
-    token = new_token()
-    floor = Job.objects.using(alias).order_by("-id").values_list("id", flat=True).first() or 0
-    for job in chunk:
-        job.token = token
-    Job.objects.using(alias).bulk_create(chunk)
-    ids = list(Job.objects.using(alias).filter(id__gt=floor, token=token).order_by("id")
-               .values_list("id", flat=True))
-    if len(ids) != len(chunk):
-        raise MeepoError(f"push_many read back {len(ids)} ids for {len(chunk)} inserted rows")
-    for job, job_id in zip(chunk, ids, strict=True):
-        job.id = job_id
+def _chunks(news: Sequence[NewJob]) -> Iterable[Sequence[NewJob]]:
+    """Slices of at most BULK_ROWS rows and about BULK_BYTES bytes: one INSERT each."""
+    start, size = 0, 0
+    for i, new in enumerate(news):
+        if i > start and (i - start >= BULK_ROWS or size + len(new.payload) > BULK_BYTES):
+            yield news[start:i]
+            start, size = i, 0
+        size += len(new.payload) + 200
+    yield news[start:]
 
 
 # --------------------------------------------------------------------------------------------- after commit

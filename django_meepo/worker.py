@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, FINISHED, RELEASED, TIMED_OUT = "queued", "running", "finished", "released", "timed_out"
 STOPPED, RECYCLE = "stopped", "recycle"
+MAX_PREFETCH = 1000
+MAX_WAIT = 1.0
 
 
 @dataclass(slots=True, eq=False)
@@ -71,6 +73,17 @@ def rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def interleave(jobs: Sequence[sm.ClaimedJob]) -> list[sm.ClaimedJob]:
+    """Alternate the tasks of a fetched batch, so that a backlog on one task cannot queue ahead of another."""
+    by_task: dict[str, list[sm.ClaimedJob]] = defaultdict(list)
+    for job in jobs:
+        by_task[job.task].append(job)
+    if len(by_task) < 2:
+        return list(jobs)
+    rows = list(by_task.values())
+    return [row[i] for i in range(max(map(len, rows))) for row in rows if i < len(row)]
+
+
 class Worker:
     def __init__(self, tasks: Sequence[Task], *, parallel: int | None = None, using: str | None = None,
                  sweep: bool = True, max_jobs: int | None = None, max_memory_mb: float | None = None,
@@ -82,7 +95,11 @@ class Worker:
         self.tasks = {t.name: t for t in tasks}
         self.sources = [source_of(t) for t in tasks]
         self.capacity = parallel or sum(t.options.parallel for t in tasks)
-        self.prefetch = max(t.options.prefetch for t in tasks)
+        fixed = [t.options.prefetch for t in tasks if t.options.prefetch is not None]
+        self.fixed_prefetch: int | None = max(fixed) if fixed else None
+        # A claimed job should not wait in memory longer than this (a small share of the shortest lease).
+        self.max_wait = min(MAX_WAIT, min(t.options.lease_timeout for t in tasks) / 10)
+        self.avg_seconds: float | None = None  # moving average of job run time, for the adaptive prefetch
         self.using = using or get_settings().database
         self.sweep = sweep
         self.max_jobs = max_jobs
@@ -146,8 +163,21 @@ class Worker:
         with self._lock:
             return sum(1 for h in self._held.values() if h.state in (QUEUED, RUNNING))
 
+    def prefetch(self) -> int:
+        """Jobs to claim beyond the free slots: PREFETCH if set, else as many as the slots finish within
+        ``max_wait`` seconds at the measured job duration (none until a job was measured), at most 1,000."""
+        if self.fixed_prefetch is not None:
+            return self.fixed_prefetch
+        if self.avg_seconds is None:
+            return 0
+        return min(MAX_PREFETCH, self.capacity * 100, int(self.capacity * self.max_wait / max(self.avg_seconds, 1e-6)))
+
     def _free(self) -> int:
-        free = self.capacity + self.prefetch - self._in_hand()
+        """How many jobs to fetch now: 0 until the slots and prefetch are at least half empty."""
+        prefetch = self.prefetch()
+        free = self.capacity + prefetch - self._in_hand()
+        if free < max(1, prefetch // 2):
+            return 0
         if self.max_jobs is not None:
             free = min(free, self.max_jobs - self._fetched)
         return free
@@ -196,7 +226,7 @@ class Worker:
             self._outage_logged = True
 
     def _enqueue(self, jobs: Sequence[sm.ClaimedJob]) -> None:
-        for job in jobs:
+        for job in interleave(jobs):
             ctx = JobContext(job=job, _commit=self._job_commit, _heartbeat=self._job_heartbeat)
             held = _Held(ctx=ctx, task=self.tasks[job.task])
             with self._lock:
@@ -220,6 +250,9 @@ class Worker:
                         continue
                     held.state, held.started = RUNNING, time.monotonic()
                 outcome = run_job(held.task, held.ctx)
+                elapsed = time.monotonic() - held.started
+                avg = self.avg_seconds
+                self.avg_seconds = elapsed if avg is None else avg * 0.9 + elapsed * 0.1
                 with self._lock:
                     if held.state == RUNNING:
                         held.state = FINISHED

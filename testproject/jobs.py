@@ -79,3 +79,8 @@ def leaky(job: JobContext) -> None:
 
     transaction.set_autocommit(False)
     _record(job)
+
+
+@task("noop", parallel=4)
+def noop(job: JobContext) -> None:
+    """Does nothing: the benchmark's job."""

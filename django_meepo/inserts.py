@@ -1,0 +1,112 @@
+"""Hand-written INSERTs of new jobs (the push hot path): one row, or many rows per statement.
+
+Ids come back with ``RETURNING id`` where the database has it (MariaDB 10.5+, PostgreSQL, SQLite 3.35+).
+Elsewhere (MySQL) the rows of a statement carry a token and are read back from the statement's first id
+upwards — ids are not assumed consecutive, only larger than that first id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connections
+
+from .db import new_token
+from .exceptions import MeepoError
+from .models import Job
+
+TABLE = Job._meta.db_table
+_COLUMNS = ("task", "status", "cid", "priority", "payload", "idempotency_key", "failed_times", "rescues",
+            "attempts", "created_at", "updated_at", "due_at", "worker", "token", "last_error")
+_ROW = "(%s, 'todo', 1, %s, %s, %s, 0, 0, 0, %s, %s, %s, '', %s, '')"
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    task: str
+    payload: bytes
+    priority: int
+    idempotency_key: str | None
+    created_at: datetime
+    due_at: datetime
+
+
+def _head(alias: str) -> str:
+    ops = connections[alias].ops
+    return f"INSERT INTO {ops.quote_name(TABLE)} ({', '.join(ops.quote_name(c) for c in _COLUMNS)}) VALUES "
+
+
+def _params(alias: str, jobs: Sequence[NewJob], token: str) -> list[Any]:
+    adapt = connections[alias].ops.adapt_datetimefield_value
+    adapted: dict[datetime, Any] = {}  # a batch shares one or two datetimes: adapt each once
+    params: list[Any] = []
+    for j in jobs:
+        created = adapted.get(j.created_at) or adapted.setdefault(j.created_at, adapt(j.created_at))
+        due = adapted.get(j.due_at) or adapted.setdefault(j.due_at, adapt(j.due_at))
+        params += [j.task, j.priority, j.payload, j.idempotency_key, created, created, due, token]
+    return params
+
+
+def _uniform_mysql_rows(alias: str, jobs: Sequence[NewJob], token: str) -> tuple[str, list[Any]] | None:
+    """MySQL fast path for a batch whose rows differ only by payload: escape the shared values once and pass
+    only the payloads as parameters (escaping every value of every row dominated the cost of a big batch)."""
+    conn = connections[alias]
+    first = jobs[0]
+    if conn.vendor != "mysql" or len(jobs) < 2 or any(
+            (j.task, j.priority, j.idempotency_key, j.created_at, j.due_at)
+            != (first.task, first.priority, None, first.created_at, first.due_at) for j in jobs):
+        return None
+    conn.ensure_connection()
+    adapt = conn.ops.adapt_datetimefield_value
+
+    def literal(value: Any) -> str:
+        raw = conn.connection.literal(value)
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        return text.replace("%", "%%")  # the statement still goes through %s formatting
+
+    created = literal(adapt(first.created_at))
+    row = (f"({literal(first.task)}, 'todo', 1, {int(first.priority)}, %s, NULL, 0, 0, 0, {created}, {created}, "
+           f"{literal(adapt(first.due_at))}, '', {literal(token)}, '')")
+    return ", ".join([row] * len(jobs)), [j.payload for j in jobs]
+
+
+def insert(alias: str, jobs: Sequence[NewJob]) -> list[int]:
+    """INSERT ``jobs`` in one statement (in the caller's transaction, if any); their ids, in order."""
+    conn = connections[alias]
+    token = new_token() if len(jobs) > 1 else ""
+    uniform = _uniform_mysql_rows(alias, jobs, token)
+    rows, params = uniform or (", ".join([_ROW] * len(jobs)), _params(alias, jobs, token))
+    sql = _head(alias) + rows
+    returning = conn.features.can_return_rows_from_bulk_insert
+    if returning:
+        sql += f" RETURNING {conn.ops.quote_name('id')}"
+    with conn.cursor() as cursor:
+        cursor.execute(sql, params)
+        if returning:
+            ids = [row[0] for row in cursor.fetchall()]
+        elif len(jobs) == 1:
+            ids = [cursor.lastrowid]
+        else:
+            first = cursor.lastrowid
+            cursor.execute(f"SELECT id FROM {conn.ops.quote_name(TABLE)} WHERE id >= %s AND token = %s ORDER BY id "
+                           f"LIMIT %s", [first, token, len(jobs)])
+            ids = [row[0] for row in cursor.fetchall()]
+    if len(ids) != len(jobs):
+        raise MeepoError(f"inserted {len(jobs)} job(s) but read back {len(ids)} id(s)")
+    return ids
+
+
+_FIELDS = [f.attname for f in Job._meta.concrete_fields]
+
+
+def as_model(alias: str, job_id: int, new: NewJob) -> Job:
+    """The Job instance for a row just inserted (no query; built like a row read from the database)."""
+    values = {"id": job_id, "task": new.task, "status": "todo", "cid": 1, "priority": new.priority,
+              "payload": new.payload, "idempotency_key": new.idempotency_key, "failed_times": 0, "rescues": 0,
+              "attempts": 0, "created_at": new.created_at, "updated_at": new.created_at, "due_at": new.due_at,
+              "started_at": None, "finished_at": None, "lease_until": None, "worker": "", "token": "",
+              "last_error": "", "result": None}
+    return Job.from_db(alias, _FIELDS, [values[name] for name in _FIELDS])
