@@ -17,7 +17,8 @@ ONE_TEST = "tests/integration/test_push.py::test_push_without_transaction_dispat
 
 def run_pytest(**env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", ONE_TEST], cwd=ROOT,
-                          env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+                          env={**os.environ, "MEEPO_TEST_DB_NAME": f"test_meepo_ci_{os.getpid()}", **env},
+                          capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.parametrize("variable", ["REDIS_URL", "DATABASE_URL"])
