@@ -201,7 +201,7 @@ class Worker:
                 continue
             try:
                 jobs = self.dispatcher.fetch(self.sources, free, worker=self.id, using=self.using)
-                if not jobs:
+                if not jobs and not self.dispatcher.found_entries:
                     self.dispatcher.wait(self.sources, timeout=1.0)
             except DispatchError as exc:
                 self._outage(f"dispatcher unavailable: {exc}")

@@ -26,6 +26,9 @@ class Dispatcher(abc.ABC):
     """Push ids, fetch claimed jobs, and tell the sweeper what was lost."""
 
     name: str = "abstract"
+    #: True when the last ``fetch`` found entries even if it could claim none of them (stale or duplicated):
+    #: the worker then fetches again at once instead of waiting for a notification.
+    found_entries: bool = False
 
     @abc.abstractmethod
     def dispatch(self, items: Sequence[Dispatchable]) -> None:

@@ -90,27 +90,41 @@ def decode(raw: Any) -> Ref | None:
     return Ref(job_id, cid) if job_id > 0 and cid > 0 else None
 
 
-# KEYS per task: BANDS queues, inflight list, inflight set. ARGV: count, ntasks, worker, alive key, alive ttl ms.
-# Pass 1 takes a fair share from each task; pass 2 fills what is left in task order.
+# KEYS per task: BANDS queues, inflight list, inflight set, dispatched hash.
+# ARGV: count, ntasks, worker, alive key, alive ttl ms.
+# Pass 1 takes a fair share from each task; pass 2 fills what is left in task order. An entry whose cid is not
+# the one recorded in the dispatched hash is stale (its job was repushed, or claimed through a duplicate) and is
+# dropped here, without a trip to the database; malformed entries go to the client, which logs and drops them.
+# A call examines at most ten entries per entry wanted, so a long run of stale entries never blocks Redis.
 _POP = """
 local count = tonumber(ARGV[1])
 local ntasks = tonumber(ARGV[2])
 local bands = {bands}
-local per = bands + 2
+local per = bands + 3
 redis.call('SET', ARGV[4], '1', 'PX', ARGV[5])
 local out = {}
 for t = 1, ntasks do out[t] = {} end
 local taken = 0
 local function take(t, want)
   local base = (t - 1) * per
+  local record = KEYS[base + bands + 3]
   local got = 0
+  local budget = want * 10 + 100
   for b = 1, bands do
-    if got >= want then break end
-    local items = redis.call('LPOP', KEYS[base + b], want - got)
-    if items then
-      for _, e in ipairs(items) do table.insert(out[t], e) end
-      redis.call('RPUSH', KEYS[base + bands + 1], unpack(items))
-      got = got + #items
+    while got < want and budget > 0 do
+      local items = redis.call('LPOP', KEYS[base + b], math.min(want - got, budget))
+      if not items then break end
+      budget = budget - #items
+      local keep = {}
+      for _, e in ipairs(items) do
+        local id, cid = string.match(e, '^(%d+):(%d+)$')
+        if not id or redis.call('HGET', record, id) == cid then keep[#keep + 1] = e end
+      end
+      if #keep > 0 then
+        for _, e in ipairs(keep) do table.insert(out[t], e) end
+        redis.call('RPUSH', KEYS[base + bands + 1], unpack(keep))
+        got = got + #keep
+      end
     end
   end
   if got > 0 then redis.call('SADD', KEYS[base + bands + 2], ARGV[3]) end
@@ -258,7 +272,8 @@ class RedisDispatcher(Dispatcher):
         keys: list[str] = []
         for s in sources:
             keys += queue_keys(s.key_prefix, s.task)
-            keys += [inflight_key(s.key_prefix, s.task, worker), inflight_set_key(s.key_prefix, s.task)]
+            keys += [inflight_key(s.key_prefix, s.task, worker), inflight_set_key(s.key_prefix, s.task),
+                     dispatched_key(s.key_prefix, s.task)]
         try:
             lists = self._pop(keys=keys, args=[count, len(sources), worker, self.alive_key(worker),
                                                self.alive_ttl_ms])
@@ -269,6 +284,7 @@ class RedisDispatcher(Dispatcher):
     def fetch(self, sources: Sequence[Source], count: int, *, worker: str, using: str) -> list[ClaimedJob]:
         popped = self._pending or self.pop(sources, count, worker)
         self._pending = popped
+        self.found_entries = bool(popped)
         claimed: list[ClaimedJob] = []
         for source, entries in popped.items():
             refs = []
