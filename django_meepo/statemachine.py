@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -38,78 +39,31 @@ from .exceptions import CommitConflict, CommitNotAllowed, InvalidJob, InvalidSta
 from .models import Attempt, Job
 from .options import TaskOptions
 from .retry import backoff_seconds, is_final_failure
-from .states import ALL_STATUSES, Status
+from .states import (  # value objects re-exported: callers speak of sm.Ref, sm.Transition, ...
+    ALL_STATUSES,
+    BatchOutcome,
+    ClaimedJob,
+    Dispatchable,
+    Ref,
+    Status,
+    Transition,
+)
 
 log = logging.getLogger(__name__)
 
 TABLE = Job._meta.db_table
+
+__all__ = [
+    "BatchOutcome", "ClaimedJob", "Dispatchable", "Ref", "Transition", "claim", "expire_leases", "extend_leases",
+    "finish_done", "finish_failed", "job_commit", "operator_commit", "release", "repush", "repush_many",
+    "validate_id", "validate_status",
+]
 
 # Who may do what (DESIGN §3). A job function in manual mode commits from `doing` with its claim's cid.
 JOB_COMMIT_TARGETS = (Status.DONE, Status.FAILED, Status.TODO)
 # An operator acts on the job's current cid; committing `todo` is a repush (allowed from any status).
 OPERATOR_COMMIT_SOURCES = (Status.TODO, Status.DOING, Status.ZOMBIE)
 OPERATOR_COMMIT_TARGETS = (Status.DONE, Status.FAILED, Status.TODO)
-
-
-@dataclass(frozen=True, slots=True)
-class Ref:
-    """A job as of one cid: what a Redis entry carries and what every transition is conditioned on."""
-
-    id: int
-    cid: int
-
-
-@dataclass(frozen=True, slots=True)
-class Dispatchable:
-    """A job that became ``todo`` and is due: the caller hands it to the dispatcher."""
-
-    task: str
-    id: int
-    cid: int
-    priority: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ClaimedJob:
-    """A job this worker won: its claim's cid is the one every later statement of this run is fenced by."""
-
-    id: int
-    task: str
-    cid: int
-    payload: bytes
-    failed_times: int
-    attempts: int
-    priority: int
-    started_at: datetime
-
-    @property
-    def ref(self) -> Ref:
-        return Ref(self.id, self.cid)
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """The outcome of one job's transition: its new status and cid, and when it is due (for todo)."""
-
-    id: int
-    task: str
-    status: str
-    cid: int
-    due_at: datetime | None
-    priority: int = 0
-
-    def dispatchable(self, now: datetime) -> Dispatchable | None:
-        if self.status == Status.TODO and self.due_at is not None and self.due_at <= now:
-            return Dispatchable(self.task, self.id, self.cid, self.priority)
-        return None
-
-
-@dataclass(slots=True)
-class BatchOutcome:
-    """Which refs of a batch changed (with their new cid) and which did not (stale, gone, or raced)."""
-
-    won: list[Ref]
-    lost: list[Ref]
 
 
 # --------------------------------------------------------------------------------------------- validation
@@ -139,6 +93,47 @@ def _sql(using: str) -> Sql:
 def _read_by_token(using: str, ids: Sequence[int], token: str) -> list[tuple[int, int, str]]:
     return list(Job.objects.using(using).filter(id__in=list(ids), token=token)
                 .values_list("id", "cid", "status"))
+
+
+def _one(using: str, job_id: int, cid: int, statement: str, params: Sequence[object], token: str,
+         result: Transition, what: str, *, also: Callable[[], object] | None = None,
+         attempts: int = 8) -> Transition:
+    """Run a one-row transition; anything but exactly one changed row is a CommitConflict naming the row's state.
+
+    ``also`` writes more in the same transaction (an Attempt row). A lost answer is settled by the token.
+    """
+    def run() -> Transition:
+        with transaction.atomic(using=using) if also else nullcontext():
+            if _sql(using).execute(statement, params) != 1:
+                raise _conflict(using, job_id, cid, what)
+            if also:
+                also()
+        return result
+
+    return run_checked(using, run, lambda: result if _read_by_token(using, [job_id], token) else None,
+                       what=what, attempts=attempts)
+
+
+Won = list[tuple[int, int, str]]
+
+
+def _many(using: str, ids: Sequence[int], statement: str, params: Sequence[object], token: str,
+          make: Callable[[Won], list[Transition]], what: str, *, also: Callable[[Won], object] | None = None,
+          attempts: int = 8) -> list[Transition]:
+    """Run a batch transition and read back by token exactly the rows it won (``also`` records them)."""
+    def run() -> list[Transition]:
+        with transaction.atomic(using=using) if also else nullcontext():
+            _sql(using).execute(statement, params)
+            won = _read_by_token(using, ids, token)
+            if also and won:
+                also(won)
+        return make(won)
+
+    def verify() -> list[Transition] | None:
+        won = _read_by_token(using, ids, token)
+        return make(won) if won else None
+
+    return run_checked(using, run, verify, what=what, attempts=attempts)
 
 
 # --------------------------------------------------------------------------------------------- claim
@@ -258,17 +253,13 @@ def _fail_one(task: str, job: ClaimedJob, *, status: str, due: datetime | None, 
     params += [job.id, job.cid, Status.DOING]
     result = Transition(job.id, task, status, job.cid + 1, due, job.priority)
 
-    def run() -> Transition:
-        with transaction.atomic(using=using):
-            if sql.execute(statement, params) != 1:
-                raise _conflict(using, job.id, job.cid, f"record the failure of {task} job {job.id}")
-            Attempt.objects.using(using).create(
-                job_id=job.id, number=job.attempts, worker=worker[:200], started_at=job.started_at,
-                finished_at=now, outcome=outcome, error_class=error_class[:300], error=error[-60000:])
-        return result
+    def record() -> None:
+        Attempt.objects.using(using).create(
+            job_id=job.id, number=job.attempts, worker=worker[:200], started_at=job.started_at,
+            finished_at=now, outcome=outcome, error_class=error_class[:300], error=error[-60000:])
 
-    return run_checked(using, run, lambda: result if _read_by_token(using, [job.id], token) else None,
-                       what=f"failure of {task} job {job.id}", attempts=attempts)
+    return _one(using, job.id, job.cid, statement, params, token, result,
+                f"record the failure of {task} job {job.id}", also=record, attempts=attempts)
 
 
 def job_commit(task: str, job: ClaimedJob, status: str, options: TaskOptions, *, worker: str, using: str,
@@ -308,23 +299,14 @@ def release(task: str, jobs: Sequence[ClaimedJob], *, worker: str, using: str, r
     params = [Status.TODO, token, sql.dt(now), sql.dt(now), Status.DOING, *cond_params]
     by_id = {j.id: j for j in jobs}
 
-    def transitions(won: Sequence[tuple[int, int, str]]) -> list[Transition]:
-        return [Transition(i, task, Status.TODO, c, now, by_id[i].priority) for i, c, _ in won]
+    def record(won: Won) -> None:
+        Attempt.objects.using(using).bulk_create([
+            Attempt(job_id=i, number=by_id[i].attempts, worker=worker[:200], started_at=by_id[i].started_at,
+                    finished_at=now, outcome=Attempt.Outcome.RELEASED, error=reason) for i, _, _ in won])
 
-    def run() -> list[Transition]:
-        with transaction.atomic(using=using):
-            sql.execute(statement, params)
-            won = _read_by_token(using, list(by_id), token)
-            Attempt.objects.using(using).bulk_create([
-                Attempt(job_id=i, number=by_id[i].attempts, worker=worker[:200], started_at=by_id[i].started_at,
-                        finished_at=now, outcome=Attempt.Outcome.RELEASED, error=reason) for i, _, _ in won])
-        return transitions(won)
-
-    def verify() -> list[Transition] | None:
-        won = _read_by_token(using, list(by_id), token)
-        return transitions(won) if won else None
-
-    return run_checked(using, run, verify, what=f"hand-back of {len(jobs)} {task} job(s)", attempts=attempts)
+    return _many(using, list(by_id), statement, params, token,
+                 lambda won: [Transition(i, task, Status.TODO, c, now, by_id[i].priority) for i, c, _ in won],
+                 f"hand-back of {len(jobs)} {task} job(s)", also=record, attempts=attempts)
 
 
 def extend_leases(refs: Sequence[Ref], *, lease_seconds: float, using: str,
@@ -404,26 +386,17 @@ def _expire_group(task: str, group: list[tuple], dst: str, due: datetime | None,
     params += [Status.DOING, sql.dt(now), *cond_params]
     by_id = {r[0]: r for r in group}
 
-    def transitions(won: Sequence[tuple[int, int, str]]) -> list[Transition]:
-        return [Transition(i, task, dst, c, due, by_id[i][6]) for i, c, _ in won]
-
-    def run() -> list[Transition]:
-        with transaction.atomic(using=using):
-            sql.execute(statement, params)
-            won = _read_by_token(using, list(by_id), token)
-            Attempt.objects.using(using).bulk_create([
-                Attempt(job_id=i, number=by_id[i][3], worker=by_id[i][4], started_at=by_id[i][5],
-                        finished_at=now, outcome=Attempt.Outcome.LEASE_EXPIRED, error=error) for i, _, _ in won])
+    def record(won: Won) -> None:
+        Attempt.objects.using(using).bulk_create([
+            Attempt(job_id=i, number=by_id[i][3], worker=by_id[i][4], started_at=by_id[i][5],
+                    finished_at=now, outcome=Attempt.Outcome.LEASE_EXPIRED, error=error) for i, _, _ in won])
         for i, _, _ in won:
             log.warning("meepo: %s job %s: lease expired (worker %s); now %s", task, i, by_id[i][4] or "?", dst,
                         extra={"job_id": i, "task": task})
-        return transitions(won)
 
-    def verify() -> list[Transition] | None:
-        won = _read_by_token(using, list(by_id), token)
-        return transitions(won) if won else None
-
-    return run_checked(using, run, verify, what=f"lease expiry of {len(group)} {task} job(s)")
+    return _many(using, list(by_id), statement, params, token,
+                 lambda won: [Transition(i, task, dst, c, due, by_id[i][6]) for i, c, _ in won],
+                 f"lease expiry of {len(group)} {task} job(s)", also=record)
 
 
 # --------------------------------------------------------------------------------------------- operators
@@ -465,14 +438,7 @@ def repush(job_id: int, *, using: str, cid: int | None = None, now: datetime | N
                  f"finished_at = NULL, updated_at = %s{reset} WHERE id = %s AND cid = %s")
     params = [Status.TODO, token, sql.dt(now), sql.dt(now), job_id, expected]
     result = Transition(job_id, task, Status.TODO, expected + 1, now, priority)
-
-    def run() -> Transition:
-        if sql.execute(statement, params) != 1:
-            raise _conflict(using, job_id, expected, f"repush job {job_id}")
-        return result
-
-    return run_checked(using, run, lambda: result if _read_by_token(using, [job_id], token) else None,
-                       what=f"repush of job {job_id}")
+    return _one(using, job_id, expected, statement, params, token, result, f"repush job {job_id}")
 
 
 def operator_commit(job_id: int, status: str, *, using: str, cid: int | None = None,
@@ -503,14 +469,7 @@ def operator_commit(job_id: int, status: str, *, using: str, cid: int | None = N
         params.append(note or "committed 'failed' by an operator")
     params += [job_id, expected, *OPERATOR_COMMIT_SOURCES]
     result = Transition(job_id, task, status, expected + 1, None, priority)
-
-    def run() -> Transition:
-        if sql.execute(statement, params) != 1:
-            raise _conflict(using, job_id, expected, f"commit job {job_id} {status!r}")
-        return result
-
-    return run_checked(using, run, lambda: result if _read_by_token(using, [job_id], token) else None,
-                       what=f"operator commit of job {job_id}")
+    return _one(using, job_id, expected, statement, params, token, result, f"commit job {job_id} {status!r}")
 
 
 def repush_many(job_ids: Sequence[int], *, using: str, now: datetime | None = None,
@@ -533,15 +492,6 @@ def repush_many(job_ids: Sequence[int], *, using: str, now: datetime | None = No
                  f"finished_at = NULL, updated_at = %s, failed_times = 0 WHERE {cond}")
     params = [Status.TODO, token, sql.dt(now), sql.dt(now), *cond_params]
 
-    def transitions(won: Sequence[tuple[int, int, str]]) -> list[Transition]:
-        return [Transition(i, current[i][0], Status.TODO, c, now, current[i][2]) for i, c, _ in won]
-
-    def run() -> list[Transition]:
-        sql.execute(statement, params)
-        return transitions(_read_by_token(using, list(current), token))
-
-    def verify() -> list[Transition] | None:
-        won = _read_by_token(using, list(current), token)
-        return transitions(won) if won else None
-
-    return run_checked(using, run, verify, what=f"repush of {len(current)} job(s)")
+    return _many(using, list(current), statement, params, token,
+                 lambda won: [Transition(i, current[i][0], Status.TODO, c, now, current[i][2]) for i, c, _ in won],
+                 f"repush of {len(current)} job(s)")

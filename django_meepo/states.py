@@ -1,6 +1,10 @@
-"""Job statuses: the vocabulary of the state machine (whose transitions live in ``statemachine.py``)."""
+"""The vocabulary of the state machine (whose transitions live in ``statemachine.py``): statuses and the small
+value objects that transitions take and return."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import models
 
@@ -17,3 +21,64 @@ ALL_STATUSES: tuple[str, ...] = tuple(Status.values)
 FINISHED_STATUSES: tuple[str, ...] = (Status.DONE, Status.FAILED)
 # What the sweeper may do with a job whose lease expired (Meepo's SetHandleZombieJobsDstStatus).
 ZOMBIE_DESTINATIONS: tuple[str, ...] = (Status.TODO, Status.FAILED, Status.DONE, Status.ZOMBIE)
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A job as of one cid: what a Redis entry carries and what every transition is conditioned on."""
+
+    id: int
+    cid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatchable:
+    """A job that became ``todo`` and is due: the caller hands it to the dispatcher."""
+
+    task: str
+    id: int
+    cid: int
+    priority: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimedJob:
+    """A job this worker won: its claim's cid is the one every later statement of this run is fenced by."""
+
+    id: int
+    task: str
+    cid: int
+    payload: bytes
+    failed_times: int
+    attempts: int
+    priority: int
+    started_at: datetime
+
+    @property
+    def ref(self) -> Ref:
+        return Ref(self.id, self.cid)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """The outcome of one job's transition: its new status and cid, and when it is due (for todo)."""
+
+    id: int
+    task: str
+    status: str
+    cid: int
+    due_at: datetime | None
+    priority: int = 0
+
+    def dispatchable(self, now: datetime) -> Dispatchable | None:
+        if self.status == Status.TODO and self.due_at is not None and self.due_at <= now:
+            return Dispatchable(self.task, self.id, self.cid, self.priority)
+        return None
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """Which refs of a batch changed (with their new cid) and which did not (stale, gone, or raced)."""
+
+    won: list[Ref]
+    lost: list[Ref]
