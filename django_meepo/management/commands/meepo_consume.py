@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -62,6 +63,7 @@ class Command(BaseCommand):
             self.stderr.write(f"meepo: replacing the worker process ({worker.recycle_reason})")
             sys.stdout.flush()
             sys.stderr.flush()
+            _close_on_exec()
             os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
     def _install_signals(self, worker: Worker) -> None:
@@ -72,3 +74,16 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+
+
+def _close_on_exec() -> None:
+    """Let exec close every inherited descriptor (database and Redis sockets of threads that cannot be
+    joined, such as a job over its time limit), so the new process starts without leaked connections."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, 1024))
+    for fd in fds:
+        if fd > 2:
+            with contextlib.suppress(OSError):
+                os.set_inheritable(fd, False)
