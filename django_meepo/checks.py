@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.conf import settings
@@ -53,6 +54,12 @@ def _global_errors(raw: Any) -> list[CheckMessage]:
     else:
         errors += [Error(f"MEEPO['DEFAULTS']: {m}", id="meepo.E003", hint="See docs/reference.md.")
                    for m in option_errors(normalise_keys(defaults))]
+    retention = raw.get("RETENTION_DAYS")
+    if retention is not None and (isinstance(retention, bool) or not isinstance(retention, int | float)
+                                  or not math.isfinite(retention) or retention <= 0):
+        errors.append(Error(f"MEEPO['RETENTION_DAYS'] must be None (keep finished jobs) or a number of days > 0, "
+                            f"not {retention!r}", id="meepo.E001",
+                            hint="E.g. 7: the sweeper then deletes done and failed jobs finished over 7 days ago."))
     if raw.get("DISPATCH", "redis") != "redis":
         errors.append(Error(f"MEEPO['DISPATCH'] must be 'redis', not {raw.get('DISPATCH')!r}", id="meepo.E001"))
     return errors

@@ -9,6 +9,7 @@ MEEPO = {
     "AUTODISCOVER": ["jobs"],     # modules imported from each installed app to find @task functions
     "DEFAULTS": {...},            # option defaults for every task (see options.py)
     "TASKS": {"name": {"FUNCTION": "app.jobs.func", ...}},
+    "RETENTION_DAYS": None,       # the sweeper deletes done/failed jobs finished longer ago (None: keep them)
 }
 ```
 Every read goes through :func:`get_settings`, so tests may use ``override_settings(MEEPO=...)``.
@@ -23,7 +24,7 @@ from django.conf import settings
 
 GLOBAL_KEYS = {
     "DATABASE", "REDIS", "KEY_PREFIX", "MAX_PAYLOAD_BYTES", "AUTODISCOVER", "DEFAULTS", "TASKS",
-    "DISPATCH", "WORKER_ALIVE_TTL",
+    "DISPATCH", "WORKER_ALIVE_TTL", "RETENTION_DAYS",
 }
 
 
@@ -38,6 +39,7 @@ class MeepoSettings:
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     dispatch: str = "redis"
     worker_alive_ttl: float = 5.0
+    retention_days: float | None = None
 
 
 def raw_settings() -> Any:
@@ -61,4 +63,5 @@ def get_settings() -> MeepoSettings:
         tasks=dict(raw.get("TASKS") or {}),
         dispatch=raw.get("DISPATCH", base.dispatch),
         worker_alive_ttl=raw.get("WORKER_ALIVE_TTL", base.worker_alive_ttl),
+        retention_days=raw.get("RETENTION_DAYS", base.retention_days),
     )

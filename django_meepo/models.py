@@ -74,6 +74,11 @@ class Job(models.Model):
         indexes = [
             models.Index(fields=["task", "status", "due_at"], name="meepo_job_task_status_due"),
             models.Index(fields=["task", "status", "lease_until"], name="meepo_job_task_status_lease"),
+            # The admin's filters (newest first) and search, the dashboard's throughput and the purge.
+            models.Index(fields=["status", "id"], name="meepo_job_status_id"),
+            models.Index(fields=["task", "id"], name="meepo_job_task_id"),
+            models.Index(fields=["finished_at", "task", "status"], name="meepo_job_finished"),
+            models.Index(fields=["idempotency_key"], name="meepo_job_idem_key"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["task", "idempotency_key"], name="meepo_job_task_idem_key"),

@@ -8,7 +8,8 @@ Each tick (about once a second), for every task it leads (one leader per task, b
 * every ``SWEEP_PERIOD`` seconds: moves jobs whose lease expired to the task's zombie destination (looping
   until none is left — the limit is rows per query, not per period), and re-dispatches due ``todo`` jobs that
   the dispatcher does not hold (a dispatch that failed, an entry Redis lost);
-* when Redis lost everything (flushed, restarted empty): re-dispatches every due ``todo`` job at once.
+* when Redis lost everything (flushed, restarted empty): re-dispatches every due ``todo`` job at once;
+* with ``MEEPO["RETENTION_DAYS"]`` set, deletes finished jobs older than that, a little per tick (``purge.py``).
 
 A backlog still waiting in Redis is never pushed again: a job is re-dispatched only when Redis's record of
 what it holds lacks it at its cid (``Dispatcher.missing``).
@@ -35,6 +36,7 @@ from .db import close_thread_connections, discard_connection
 from .dispatch.base import Dispatcher, Source
 from .exceptions import DispatchError
 from .models import Job
+from .purge import Retention
 from .registry import Task
 from .states import Status
 
@@ -54,12 +56,14 @@ class SweepReport:
     expired: int = 0
     redispatched: int = 0
     full_scan: bool = False
+    purged: int = 0
 
     def __iadd__(self, other: SweepReport) -> SweepReport:
         self.leading = max(self.leading, other.leading)
         self.recovered += other.recovered
         self.expired += other.expired
         self.redispatched += other.redispatched
+        self.purged += other.purged
         self.full_scan = self.full_scan or other.full_scan
         return self
 
@@ -77,6 +81,7 @@ class Sweeper:
         self.holder = holder
         self._last_period: dict[str, float] = {}
         self._watermark: dict[str, datetime] = {}
+        self.retention = Retention(using=using, holder=holder)
 
     @property
     def interval(self) -> float:
@@ -85,7 +90,7 @@ class Sweeper:
     def tick(self, now: datetime | None = None, monotonic: float | None = None) -> SweepReport:
         now = now or timezone.now()
         mono = time.monotonic() if monotonic is None else monotonic
-        report = SweepReport()
+        report = SweepReport(purged=self.retention.step(now, mono))
         leading = [t for t in self.tasks
                    if leader.hold(f"sweeper:{t.name}", self.holder, ttl=LEADER_TTL, now=now, using=self.using)]
         report.leading = len(leading)

@@ -23,6 +23,13 @@ ensure_mysql_headers() {
     fi
 }
 
+ensure_chromium() {
+    # The admin's end-to-end test drives Debian's headless Chromium; the browser is never downloaded.
+    if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then return 0; fi
+    say "installing Chromium and its driver (chromium, chromium-driver)"
+    apt_install chromium chromium-driver
+}
+
 ensure_redis() {
     if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return 0; fi
     say "starting Redis"

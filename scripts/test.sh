@@ -8,6 +8,7 @@ cd "$ROOT"
 ensure_mysql_headers
 ensure_mariadb
 ensure_redis
+ensure_chromium
 ensure_venv test
 
 say "ruff"

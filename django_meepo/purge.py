@@ -1,0 +1,131 @@
+"""Purging finished jobs: DELETE ``done`` and ``failed`` jobs (and their attempts) finished before a cut-off.
+
+Used by ``manage.py meepo_purge`` and, when ``MEEPO["RETENTION_DAYS"]`` is set, by the sweeper (:class:`Retention`,
+one purger at a time by a leadership lease). Nothing else is ever deleted: a job that is repushed while a batch is
+being purged keeps its row (each batch locks its rows by primary key and re-checks them before deleting).
+
+At thousands of jobs a second the job table grows by millions of rows an hour, so purging works in batches of
+primary keys found through the ``finished_at`` index, each batch its own short transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import DatabaseError, connections, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from . import leader
+from .conf import get_settings
+from .models import Attempt, Job
+from .states import FINISHED_STATUSES
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 1000
+# The sweeper purges at most this long per tick, so that due jobs and expired leases are never kept waiting.
+TICK_BUDGET = 0.5
+# When a retention purge found nothing more to delete, it looks again after this many seconds.
+RETENTION_PERIOD = 60.0
+LEASE_NAME = "purger"
+LEASE_TTL = 30.0
+
+ProgressCallback = Callable[[int], None]
+
+
+def cutoff_for(days: float, now: datetime | None = None) -> datetime:
+    """The moment ``days`` days before ``now``: jobs finished before it are purged."""
+    return (now or timezone.now()) - timedelta(days=days)
+
+
+def finished_before(cutoff: datetime, *, using: str | None = None, tasks: Sequence[str] | None = None,
+                    statuses: Sequence[str] = FINISHED_STATUSES) -> QuerySet[Job]:
+    """The jobs a purge at ``cutoff`` deletes (finished ones only, whatever ``statuses`` asks for)."""
+    wanted = [s for s in statuses if s in FINISHED_STATUSES]
+    qs = Job.objects.using(using or get_settings().database).filter(status__in=wanted, finished_at__lt=cutoff)
+    if tasks:
+        qs = qs.filter(task__in=list(tasks))
+    return qs
+
+
+@dataclass(slots=True)
+class PurgeResult:
+    deleted: int = 0
+    attempts_deleted: int = 0
+    complete: bool = True  # False when a time budget ran out with rows still to delete
+
+
+def purge(queryset: QuerySet[Job], *, batch_size: int = BATCH_SIZE, budget: float | None = None,
+          on_progress: ProgressCallback | None = None) -> PurgeResult:
+    """Delete the finished jobs of ``queryset`` (a :func:`finished_before` queryset) batch by batch.
+
+    ``budget`` bounds the seconds spent (the last batch may overrun it); ``on_progress`` gets the running total.
+    """
+    using = queryset.db
+    result = PurgeResult()
+    started = time.monotonic()
+    while True:
+        ids = list(queryset.order_by("finished_at").values_list("id", flat=True)[:batch_size])
+        if not ids:
+            return result
+        jobs, attempts = _delete_batch(queryset, ids, using)
+        result.deleted += jobs
+        result.attempts_deleted += attempts
+        if on_progress is not None:
+            on_progress(result.deleted)
+        if len(ids) < batch_size:
+            return result
+        if budget is not None and time.monotonic() - started >= budget:
+            result.complete = False
+            return result
+
+
+def _delete_batch(queryset: QuerySet[Job], ids: list[int], using: str) -> tuple[int, int]:
+    """Lock the rows by primary key, keep those still finished before the cut-off, delete them with attempts."""
+    with transaction.atomic(using=using):
+        locked = list(queryset.filter(id__in=ids).select_for_update().order_by().values_list("id", flat=True))
+        if not locked:
+            return 0, 0
+        marks = ", ".join(["%s"] * len(locked))
+        conn = connections[using]
+        with conn.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {conn.ops.quote_name(Attempt._meta.db_table)} "
+                           f"WHERE job_id IN ({marks})", locked)
+            attempts = cursor.rowcount
+            cursor.execute(f"DELETE FROM {conn.ops.quote_name(Job._meta.db_table)} WHERE id IN ({marks})", locked)
+            jobs = cursor.rowcount
+    return jobs, attempts
+
+
+class Retention:
+    """The sweeper's purge step: with ``MEEPO["RETENTION_DAYS"]`` set, deletes what is older, a little per tick."""
+
+    def __init__(self, *, using: str, holder: str) -> None:
+        self.using = using
+        self.holder = holder
+        self._next_run = float("-inf")
+
+    def step(self, now: datetime, monotonic: float) -> int:
+        """Purge for at most :data:`TICK_BUDGET` seconds if it is time to; returns how many jobs were deleted."""
+        days = get_settings().retention_days
+        if days is None or monotonic < self._next_run:
+            return 0
+        try:
+            if not leader.hold(LEASE_NAME, self.holder, ttl=LEASE_TTL, now=now, using=self.using):
+                self._next_run = monotonic + RETENTION_PERIOD
+                return 0
+            result = purge(finished_before(cutoff_for(days, now), using=self.using), budget=TICK_BUDGET)
+        except DatabaseError as exc:
+            log.warning("meepo: retention purge failed (%s); trying again later", exc)
+            self._next_run = monotonic + RETENTION_PERIOD
+            return 0
+        # More left: go on at the next tick; otherwise look again in a while.
+        self._next_run = monotonic if not result.complete else monotonic + RETENTION_PERIOD
+        if result.deleted:
+            log.info("meepo: retention: deleted %d finished job(s) older than %g day(s)", result.deleted, days)
+        return result.deleted
