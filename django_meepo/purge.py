@@ -66,14 +66,13 @@ def purge(queryset: QuerySet[Job], *, batch_size: int = BATCH_SIZE, budget: floa
 
     ``budget`` bounds the seconds spent (the last batch may overrun it); ``on_progress`` gets the running total.
     """
-    using = queryset.db
     result = PurgeResult()
     started = time.monotonic()
     while True:
         ids = list(queryset.order_by("finished_at").values_list("id", flat=True)[:batch_size])
         if not ids:
             return result
-        jobs, attempts = _delete_batch(queryset, ids, using)
+        jobs, attempts = delete_jobs(queryset.filter(id__in=ids))
         result.deleted += jobs
         result.attempts_deleted += attempts
         if on_progress is not None:
@@ -85,10 +84,15 @@ def purge(queryset: QuerySet[Job], *, batch_size: int = BATCH_SIZE, budget: floa
             return result
 
 
-def _delete_batch(queryset: QuerySet[Job], ids: list[int], using: str) -> tuple[int, int]:
-    """Lock the rows by primary key, keep those still finished before the cut-off, delete them with attempts."""
+def delete_jobs(queryset: QuerySet[Job]) -> tuple[int, int]:
+    """DELETE the jobs of ``queryset`` and their attempts; returns (jobs, attempts) deleted.
+
+    The rows are locked first (``SELECT … FOR UPDATE`` by the queryset's own conditions), so a job that changes
+    meanwhile — repushed, say — no longer matches and is kept. Keep the queryset small (a batch of primary keys).
+    """
+    using = queryset.db
     with transaction.atomic(using=using):
-        locked = list(queryset.filter(id__in=ids).select_for_update().order_by().values_list("id", flat=True))
+        locked = list(queryset.select_for_update().order_by().values_list("id", flat=True))
         if not locked:
             return 0, 0
         marks = ", ".join(["%s"] * len(locked))

@@ -1,0 +1,43 @@
+"""The admin dashboard: the numbers of ``stats.collect`` on one page (needs the job's view permission)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+
+from .. import stats
+from ..states import ALL_STATUSES
+
+
+def dashboard_view(model_admin: Any, request: HttpRequest) -> TemplateResponse:
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied("the dashboard needs the permission to view jobs")
+    snapshot = stats.collect()
+    rows = [{
+        "task": t,
+        "counts": [t.counts.get(s, 0) for s in ALL_STATUSES],
+        "oldest_due": stats.format_age(t.oldest_due_seconds),
+    } for t in snapshot.tasks]
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": "Meepo dashboard",
+        "opts": model_admin.opts,
+        "snapshot": snapshot,
+        "statuses": ALL_STATUSES,
+        "rows": rows,
+        "totals": [snapshot.totals.get(s, 0) for s in ALL_STATUSES],
+        "refresh": _refresh(request),
+    }
+    return TemplateResponse(request, "admin/django_meepo/job/dashboard.html", context)
+
+
+def _refresh(request: HttpRequest) -> int | None:
+    """``?refresh=N`` reloads the page every N seconds (5 to 3600)."""
+    try:
+        seconds = int(request.GET.get("refresh", ""))
+    except ValueError:
+        return None
+    return seconds if 5 <= seconds <= 3600 else None

@@ -1,0 +1,108 @@
+"""How the admin shows a job's bytes and history: payloads, errors, attempts. Pure functions, no requests."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.template.loader import render_to_string
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from ..models import AttemptInfo
+
+# Payloads above this many bytes are shown truncated (and never parsed as JSON).
+PAYLOAD_SHOWN_BYTES = 32 * 1024
+# Binary payloads are shown as a hex dump of at most this many bytes.
+HEX_SHOWN_BYTES = 4 * 1024
+HEX_ROW = 16
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedPayload:
+    kind: str  # "empty" | "json" | "text" | "binary"
+    text: str
+    size: int
+    shown: int  # bytes shown (all of them unless truncated)
+
+    @property
+    def truncated(self) -> bool:
+        return self.shown < self.size
+
+    @property
+    def summary(self) -> str:
+        if self.kind == "empty":
+            return "empty"
+        shown = f", truncated: first {human_size(self.shown)} shown" if self.truncated else ""
+        return f"{self.kind}, {human_size(self.size)}{shown}"
+
+
+def human_size(n: int) -> str:
+    if n < 1024:
+        return f"{n} byte{'s' if n != 1 else ''}"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / (1024 * 1024):.1f} MiB"
+
+
+def hexdump(data: bytes) -> str:
+    """``offset  hex bytes  |ascii|`` lines, 16 bytes each."""
+    lines = []
+    for offset in range(0, len(data), HEX_ROW):
+        chunk = data[offset:offset + HEX_ROW]
+        hex_part = " ".join(f"{b:02x}" for b in chunk)
+        ascii_part = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{offset:08x}  {hex_part:<{HEX_ROW * 3 - 1}}  |{ascii_part}|")
+    return "\n".join(lines)
+
+
+def render_payload(data: bytes, limit: int = PAYLOAD_SHOWN_BYTES) -> RenderedPayload:
+    """Pretty JSON when the whole payload is JSON, UTF-8 text when it decodes, a hex dump otherwise."""
+    size = len(data)
+    if not size:
+        return RenderedPayload("empty", "", 0, 0)
+    truncated = size > limit
+    head = data[:limit]
+    if not truncated:
+        try:
+            value = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            pass
+        else:
+            return RenderedPayload("json", json.dumps(value, indent=2, ensure_ascii=False), size, size)
+    try:
+        return RenderedPayload("text", head.decode("utf-8"), size, len(head))
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut in two by the truncation is no reason to show hex.
+        if truncated and exc.start >= len(head) - 3:
+            return RenderedPayload("text", head[:exc.start].decode("utf-8"), size, exc.start)
+    head = data[:HEX_SHOWN_BYTES]
+    return RenderedPayload("binary", hexdump(head), size, len(head))
+
+
+def payload_html(data: bytes) -> SafeString:
+    rendered = render_payload(data)
+    if rendered.kind == "empty":
+        return format_html('<span class="meepo-quiet">(empty)</span>')
+    return format_html('<div class="meepo-quiet">{}</div><pre class="meepo-pre meepo-{}">{}</pre>',
+                       rendered.summary, rendered.kind, rendered.text)
+
+
+def error_html(error: str) -> SafeString:
+    if not error:
+        return format_html('<span class="meepo-quiet">(none)</span>')
+    return format_html('<pre class="meepo-pre meepo-error">{}</pre>', error)
+
+
+def duration(started: datetime | None, finished: datetime | None) -> str:
+    if started is None or finished is None:
+        return ""
+    seconds = (finished - started).total_seconds()
+    return f"{seconds:.3f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+
+
+def attempts_html(history: list[AttemptInfo]) -> SafeString:
+    """Every attempt: number, worker, start, end, duration, outcome, and its error (folded)."""
+    rows = [{"a": a, "duration": duration(a.started_at, a.finished_at)} for a in history]
+    return SafeString(render_to_string("admin/django_meepo/job/attempts.html", {"rows": rows}))

@@ -1,0 +1,168 @@
+"""The job admin: a read-only list and detail, per-job buttons, bulk actions and a dashboard.
+
+Nothing here writes a job's status or cid: every change goes through ``api.py`` (and so the state machine). The
+change form edits nothing, there is no "add", and only finished jobs (done, failed) can be deleted — by a DELETE
+conditioned on the status and cid the operator saw.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from admin_actions.admin import ActionsModelAdmin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.loader import render_to_string
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from ..models import Job
+from ..purge import delete_jobs
+from ..states import FINISHED_STATUSES
+from . import bulk, display
+from .buttons import BUTTONS, ButtonViews, button_links, may_press_any
+from .dashboard import dashboard_view
+from .filters import HasFailedFilter, TaskFilter
+from .paginator import CappedCountPaginator
+
+# Columns never needed by the list: left in the database until a job's page is opened.
+HEAVY_FIELDS = ("payload", "last_error", "result")
+
+
+@admin.register(Job)
+class JobAdmin(ButtonViews, ActionsModelAdmin):
+    # django-admin-actions registers one URL per button (``<url_path>/<pk>/``) for the views in buttons.py.
+    actions_row = tuple(b.view for b in BUTTONS)
+    actions_detail = ()
+    actions_list = ()
+    actions = bulk.ACTIONS
+
+    list_display = ("id", "task", "status_label", "failed_times", "cid", "created_at", "updated_at", "due_at",
+                    "worker")
+    list_display_links = ("id",)
+    list_filter = (TaskFilter, "status", HasFailedFilter, ("created_at", admin.DateFieldListFilter),
+                   ("finished_at", admin.DateFieldListFilter))
+    search_fields = ("=id", "=idempotency_key")
+    search_help_text = "A job id, or an idempotency key (exact match)."
+    ordering = ("-id",)
+    sortable_by = ("id",)
+    list_per_page = 50
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = CappedCountPaginator
+
+    fieldsets = (
+        (None, {"fields": ("id", "task", "status_label", "cid", "priority", "idempotency_key", "worker")}),
+        ("Times", {"fields": ("created_at", "updated_at", "due_at", "started_at", "finished_at", "lease_until")}),
+        ("Counters", {"fields": ("attempts", "failed_times", "rescues")}),
+        ("Payload", {"fields": ("payload_view",)}),
+        ("Last error", {"fields": ("last_error_view",)}),
+        ("Attempts", {"fields": ("attempts_view",)}),
+        ("Result", {"fields": ("result",)}),
+    )
+
+    class Media:
+        css = {"all": ("django_meepo/admin.css",)}
+
+    # -- nothing is edited or added through forms
+    def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> list[str]:
+        return [f for fieldset in self.fieldsets for f in fieldset[1]["fields"]]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
+        """Only a finished job may be deleted (purging is a DELETE; a live job changes through buttons only)."""
+        return super().has_delete_permission(request, obj) and (obj is None or obj.status in FINISHED_STATUSES)
+
+    def has_repush_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("django_meepo.repush_job")
+
+    def has_commit_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("django_meepo.commit_job")
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # would delete live jobs too; meepo_purge deletes finished ones
+        return actions
+
+    def delete_model(self, request: HttpRequest, obj: Job) -> None:
+        deleted, _ = delete_jobs(Job.objects.using(obj._state.db)
+                                 .filter(pk=obj.pk, cid=obj.cid, status__in=FINISHED_STATUSES))
+        if not deleted:
+            request._meepo_delete_refused = True  # type: ignore[attr-defined]
+
+    def response_delete(self, request: HttpRequest, obj_display: str, obj_id: Any) -> HttpResponse:
+        if getattr(request, "_meepo_delete_refused", False):
+            messages.error(request, f"Job {obj_id} changed while you confirmed (it is no longer finished at the "
+                                    f"cid you saw); it was not deleted.")
+            return HttpResponseRedirect(reverse("admin:django_meepo_job_change", args=(obj_id,)))
+        return super().response_delete(request, obj_display, obj_id)
+
+    # -- list
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
+        return super().get_queryset(request).defer(*HEAVY_FIELDS)
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Job],
+                           search_term: str) -> tuple[QuerySet[Job], bool]:
+        """Exact matches only, each answered by an index: the primary key or the idempotency key."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        condition = Q(idempotency_key=term)
+        if term.isdigit() and len(term) <= 19:
+            condition |= Q(id=int(term))
+        return queryset.filter(condition), False
+
+    def get_list_display(self, request: HttpRequest) -> tuple[Any, ...]:
+        columns = tuple(self.list_display)
+        if not may_press_any(request.user):
+            return columns  # staff without the permissions see the jobs, and no buttons
+        next_url = request.get_full_path()
+
+        def actions_holder(job: Job) -> SafeString:  # the name django-admin-actions' CSS styles
+            return SafeString(render_to_string("admin/change_list_item_object_tools.html",
+                                               {"actions_row": button_links(request.user, job, next_url)}))
+
+        actions_holder.short_description = "Actions"  # type: ignore[attr-defined]
+        return (*columns, actions_holder)
+
+    @admin.display(description="status", ordering="status")
+    def status_label(self, job: Job) -> SafeString:
+        return format_html('<span class="meepo-status meepo-status-{}">{}</span>', job.status, job.status)
+
+    # -- detail
+    @admin.display(description="payload")
+    def payload_view(self, job: Job) -> SafeString:
+        return display.payload_html(job.payload_bytes)
+
+    @admin.display(description="last error")
+    def last_error_view(self, job: Job) -> SafeString:
+        return display.error_html(job.last_error)
+
+    @admin.display(description="attempts")
+    def attempts_view(self, job: Job) -> SafeString:
+        return display.attempts_html(job.attempt_history())
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        # django-admin-actions' change_view would list every button; offer those the user and status allow.
+        context = dict(extra_context or {})
+        job = self.get_object(request, unquote(object_id))
+        context["actions_list"] = button_links(request.user, job) if job is not None else []
+        return admin.ModelAdmin.change_view(self, request, object_id, form_url, context)
+
+    # -- dashboard
+    def get_urls(self) -> list[URLPattern]:
+        dashboard = path("dashboard/", self.admin_site.admin_view(self.dashboard),
+                         name="django_meepo_job_dashboard")
+        return [dashboard, *super().get_urls()]
+
+    def dashboard(self, request: HttpRequest) -> HttpResponse:
+        return dashboard_view(self, request)

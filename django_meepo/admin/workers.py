@@ -1,0 +1,49 @@
+"""The worker admin: the consumers that report themselves while they run (read-only)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest
+from django.utils import timezone
+
+from ..models import Job, Worker
+from ..states import Status
+from ..stats import worker_alive
+
+
+@admin.register(Worker)
+class WorkerAdmin(admin.ModelAdmin):
+    list_display = ("id", "hostname", "pid", "tasks", "parallel", "alive", "holding", "processed", "failed",
+                    "started_at", "last_seen")
+    ordering = ("id",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Worker | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Worker | None = None) -> bool:
+        """Only a stale row (a worker killed before it could remove it) may be deleted."""
+        return super().has_delete_permission(request, obj) and (obj is None or not self.alive(obj))
+
+    def get_actions(self, request: HttpRequest) -> dict[str, object]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Worker]:
+        held = (Job.objects.filter(status=Status.DOING, worker=OuterRef("id")).order_by().values("worker")
+                .annotate(n=Count("id")).values("n"))
+        return super().get_queryset(request).annotate(
+            held=Coalesce(Subquery(held, output_field=IntegerField()), Value(0)))
+
+    @admin.display(boolean=True)
+    def alive(self, worker: Worker) -> bool:
+        return worker_alive(worker, timezone.now())
+
+    @admin.display(description="jobs held")
+    def holding(self, worker: Worker) -> int:
+        return getattr(worker, "held", 0)

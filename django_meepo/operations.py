@@ -1,0 +1,125 @@
+"""Operator actions on many jobs at once — the admin's bulk actions and ``manage.py meepo_repush`` share them.
+
+* :func:`select_jobs` builds the selection (ids, tasks, statuses, "not changed for") and validates every part of
+  it before anything is written: bad input raises a :class:`~django_meepo.exceptions.MeepoError` naming it.
+* :func:`repush_selection` and :func:`commit_selection` walk a selection in primary-key pages and change each page
+  through the state machine (``api.repush_many`` / ``api.operator_commit_many``), each job at its cid as read just
+  before its page is written — so a job that changes meanwhile is left alone, never overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import Count, QuerySet
+from django.utils import timezone
+
+from . import api
+from . import statemachine as sm
+from .conf import get_settings
+from .exceptions import CommitNotAllowed, JobNotFound, UnknownTask
+from .models import Job
+from .registry import is_known
+from .states import Status
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 500
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(slots=True)
+class BulkResult:
+    """How a bulk action went: ``changed`` jobs, ``skipped`` ones (not eligible or changed meanwhile)."""
+
+    changed: int = 0
+    skipped: int = 0
+    messages: list[str] = field(default_factory=list)
+
+
+def select_jobs(*, ids: Sequence[object] = (), tasks: Sequence[str] = (), statuses: Sequence[str] = (),
+                unchanged_for: timedelta | None = None, using: str | None = None,
+                now: datetime | None = None) -> QuerySet[Job]:
+    """The jobs matching every given criterion. ``unchanged_for``: last changed (``updated_at``) longer ago."""
+    alias = using or get_settings().database
+    qs = Job.objects.using(alias).all()
+    if ids:
+        wanted = sorted({sm.validate_id(i) for i in ids})
+        found = set(qs.filter(id__in=wanted).values_list("id", flat=True))
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise JobNotFound(f"no job with id {', '.join(map(str, missing[:20]))}"
+                              f"{' …' if len(missing) > 20 else ''}; nothing was changed")
+        qs = qs.filter(id__in=wanted)
+    for name in tasks:
+        if not is_known(name) and not Job.objects.using(alias).filter(task=name).exists():
+            raise UnknownTask(f"unknown task {name!r}: it is not declared and no job of it exists")
+    if tasks:
+        qs = qs.filter(task__in=list(tasks))
+    if statuses:
+        qs = qs.filter(status__in=[sm.validate_status(s) for s in statuses])
+    if unchanged_for is not None:
+        if unchanged_for.total_seconds() <= 0:
+            raise ValueError(f"the age must be positive, not {unchanged_for}")
+        qs = qs.filter(updated_at__lt=(now or timezone.now()) - unchanged_for)
+    return qs
+
+
+def count_by_status(queryset: QuerySet[Job]) -> dict[str, int]:
+    """Selected jobs per status (only the statuses present)."""
+    rows = queryset.order_by().values_list("status").annotate(n=Count("id"))
+    return {status: n for status, n in rows}
+
+
+def committable(queryset: QuerySet[Job]) -> QuerySet[Job]:
+    """The jobs an operator may commit done or failed: those in todo, doing or zombie."""
+    return queryset.filter(status__in=sm.OPERATOR_COMMIT_SOURCES)
+
+
+def _pages(queryset: QuerySet[Job], size: int) -> Iterator[list[int]]:
+    """Primary keys of ``queryset`` in ascending pages, by keyset (rows that change status are not seen twice)."""
+    last = 0
+    while True:
+        page = list(queryset.filter(id__gt=last).order_by("id").values_list("id", flat=True)[:size])
+        if not page:
+            return
+        yield page
+        last = page[-1]
+        if len(page) < size:
+            return
+
+
+def repush_selection(queryset: QuerySet[Job], *, statuses: Sequence[str] | None = None,
+                     page_size: int = PAGE_SIZE, on_progress: ProgressCallback | None = None) -> BulkResult:
+    """Repush every job of ``queryset``; with ``statuses``, only those still in one of them when repushed."""
+    result = BulkResult()
+    for page in _pages(queryset, page_size):
+        won = api.repush_many(page, using=queryset.db, statuses=statuses)
+        result.changed += len(won)
+        result.skipped += len(page) - len(won)
+        if on_progress is not None:
+            on_progress(result.changed + result.skipped)
+    log.info("meepo: repushed %d job(s) (%d changed meanwhile and were left alone)", result.changed,
+             result.skipped)
+    return result
+
+
+def commit_selection(queryset: QuerySet[Job], status: str, *, page_size: int = PAGE_SIZE,
+                     on_progress: ProgressCallback | None = None) -> BulkResult:
+    """Commit ``status`` (done or failed) for every committable job of ``queryset``, one conditional UPDATE each."""
+    status = sm.validate_status(status)
+    if status not in (Status.DONE, Status.FAILED):
+        raise CommitNotAllowed(f"a bulk commit is 'done' or 'failed', not {status!r} (repush to run jobs again)")
+    result = BulkResult()
+    for page in _pages(committable(queryset), page_size):
+        done, refused = api.operator_commit_many(page, status, using=queryset.db)
+        result.changed += len(done)
+        result.skipped += len(refused)
+        result.messages += refused
+        if on_progress is not None:
+            on_progress(result.changed + result.skipped)
+    log.info("meepo: committed %d job(s) %r (%d refused)", result.changed, status, result.skipped)
+    return result
