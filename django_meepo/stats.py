@@ -2,7 +2,7 @@
 
 :func:`collect` takes a :class:`Snapshot`:
 
-* jobs per task × status (one ``GROUP BY`` over the ``(task, status, …)`` index);
+* jobs per task and status (one ``GROUP BY`` over the ``(task, status, …)`` index);
 * per task, the age of the oldest due ``todo`` job (how far behind the workers are) and the length of its Redis
   queue (``Dispatcher.length``; ``None`` when Redis cannot be reached — the rest still works);
 * jobs finished (done / failed) in the last minute and the last hour (the ``finished_at`` index);
@@ -168,7 +168,7 @@ def collect(*, using: str | None = None, now: datetime | None = None, redis: boo
     declared = {t.name: t for t in all_tasks()}
     counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(ALL_STATUSES, 0))
     for name in declared:
-        counts[name]  # noqa: B018 - a declared task is listed even with no jobs
+        counts[name]  # a declared task is listed even with no jobs
     for task, status, n in (Job.objects.using(alias).order_by().values_list("task", "status")
                             .annotate(n=Count("id"))):
         counts[task][status] = n
