@@ -84,14 +84,14 @@ def render_payload(data: bytes, limit: int = PAYLOAD_SHOWN_BYTES) -> RenderedPay
 def payload_html(data: bytes) -> SafeString:
     rendered = render_payload(data)
     if rendered.kind == "empty":
-        return format_html('<span class="meepo-quiet">(empty)</span>')
+        return SafeString('<span class="meepo-quiet">(empty)</span>')
     return format_html('<div class="meepo-quiet">{}</div><pre class="meepo-pre meepo-{}">{}</pre>',
                        rendered.summary, rendered.kind, rendered.text)
 
 
 def error_html(error: str) -> SafeString:
     if not error:
-        return format_html('<span class="meepo-quiet">(none)</span>')
+        return SafeString('<span class="meepo-quiet">(none)</span>')
     return format_html('<pre class="meepo-pre meepo-error">{}</pre>', error)
 
 
