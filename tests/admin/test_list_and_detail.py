@@ -30,7 +30,7 @@ def test_list_shows_the_columns(operator_client, make_job) -> None:  # type: ign
                    "Actions"):
         assert f">{header}<" in body or f">{header}</a>" in body, header
     assert "host:1:abc" in body
-    assert f'meepo-status-doing">doing<' in body
+    assert 'meepo-status-doing">doing<' in body
     assert ids_listed(response) == {job.pk}
 
 

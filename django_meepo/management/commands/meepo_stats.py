@@ -1,0 +1,67 @@
+"""``manage.py meepo_stats``: the dashboard's numbers in the terminal (a table, or ``--json``; ``--watch N``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from django_meepo import stats
+from django_meepo.management.arguments import positive_int, positive_number
+from django_meepo.states import ALL_STATUSES
+
+
+def table(snapshot: stats.Snapshot) -> str:
+    head = ["task", *ALL_STATUSES, "oldest due", "in redis", "done/failed 1m", "done/failed 1h"]
+    rows = [[t.name + ("" if t.declared else " (undeclared)"), *(str(t.counts[s]) for s in ALL_STATUSES),
+             stats.format_age(t.oldest_due_seconds), "?" if t.queued_in_redis is None else str(t.queued_in_redis),
+             f"{t.done_last_minute}/{t.failed_last_minute}", f"{t.done_last_hour}/{t.failed_last_hour}"]
+            for t in snapshot.tasks]
+    rows.append(["all", *(str(snapshot.totals[s]) for s in ALL_STATUSES), "", "", "", ""])
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+             for r in [head, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    out = [f"meepo stats at {snapshot.taken_at:%Y-%m-%d %H:%M:%S} UTC", *lines, ""]
+    if snapshot.redis_error:
+        out.append(f"Redis queue lengths unavailable: {snapshot.redis_error}")
+    live = snapshot.live_workers
+    out.append(f"workers: {len(live)} alive, {len(snapshot.workers) - len(live)} stale")
+    for w in snapshot.workers:
+        held = " ".join(f"{j.task}#{j.id}" for j in w.jobs) + (" …" if w.holding > len(w.jobs) else "")
+        out.append(f"  {w.id} [{'alive' if w.alive else 'stale'}] tasks={','.join(w.tasks)} "
+                   f"processed={w.processed} failed={w.failed} holding={w.holding}{': ' + held if held else ''}")
+    if snapshot.orphans:
+        out.append(f"doing, held by no live worker: {len(snapshot.orphans)} (rescued when their lease expires)")
+    return "\n".join(out)
+
+
+class Command(BaseCommand):
+    help = "Show the queue's numbers: jobs per task and status, backlog age, Redis queues, throughput, workers."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--json", action="store_true", help="print JSON (one object per refresh)")
+        parser.add_argument("--watch", metavar="N", help="refresh every N seconds until interrupted")
+        parser.add_argument("--iterations", metavar="K", help="with --watch: stop after K refreshes")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        interval = positive_number(opts["watch"], "--watch") if opts["watch"] is not None else None
+        limit = positive_int(opts["iterations"], "--iterations") if opts["iterations"] is not None else None
+        shown = 0
+        try:
+            while True:
+                snapshot = stats.collect()
+                if opts["json"]:
+                    self.stdout.write(json.dumps(snapshot.to_dict(), sort_keys=True))
+                else:
+                    if interval is not None and self.stdout.isatty():
+                        self.stdout.write("\x1b[2J\x1b[H", ending="")
+                    self.stdout.write(table(snapshot) + ("\n" if interval is not None else ""))
+                shown += 1
+                if interval is None or (limit is not None and shown >= limit):
+                    return
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            return
