@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -93,6 +94,11 @@ def error_html(error: str) -> SafeString:
     if not error:
         return SafeString('<span class="meepo-quiet">(none)</span>')
     return format_html('<pre class="meepo-pre meepo-error">{}</pre>', error)
+
+
+def moment(value: datetime | None) -> str:
+    """A compact local time for list columns: ``2026-11-27 05:54:12``."""
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
 
 
 def duration(started: datetime | None, finished: datetime | None) -> str:

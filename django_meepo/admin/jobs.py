@@ -40,8 +40,7 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
     actions_list = ()
     actions = bulk.ACTIONS
 
-    list_display = ("id", "task", "status_label", "failed_times", "cid", "created_at", "updated_at", "due_at",
-                    "worker")
+    list_display = ("id", "task", "status_label", "failed_times", "cid", "created", "updated", "due", "worker")
     list_display_links = ("id",)
     list_filter = (TaskFilter, "status", HasFailedFilter, ("created_at", admin.DateFieldListFilter),
                    ("finished_at", admin.DateFieldListFilter))
@@ -136,6 +135,18 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
     @admin.display(description="status", ordering="status")
     def status_label(self, job: Job) -> SafeString:
         return format_html('<span class="meepo-status meepo-status-{}">{}</span>', job.status, job.status)
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, job: Job) -> str:
+        return display.moment(job.created_at)
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, job: Job) -> str:
+        return display.moment(job.updated_at)
+
+    @admin.display(description="due", ordering="due_at")
+    def due(self, job: Job) -> str:
+        return display.moment(job.due_at)
 
     # -- detail
     @admin.display(description="payload")

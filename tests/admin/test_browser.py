@@ -37,7 +37,8 @@ def test_repush_a_failed_job_in_the_browser(live_server) -> None:  # type: ignor
         assert Job.objects.get(id=job.id).status == "failed", "the confirmation page changed nothing"
         confirm.click()
 
-        message = wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".messagelist .success")))
+        message = wait.until(expected_conditions.presence_of_element_located(
+            (By.CSS_SELECTOR, ".messagelist .success")))
         assert f"Job {job.id}: repush done; it is now todo at cid 5." in message.text
         assert "status__exact=failed" in driver.current_url  # back to the list the operator came from
     row = Job.objects.get(id=job.id)
