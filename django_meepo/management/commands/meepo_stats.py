@@ -22,7 +22,7 @@ def table(snapshot: stats.Snapshot) -> str:
     rows.append(["all", *(str(snapshot.totals[s]) for s in ALL_STATUSES), "", "", "", ""])
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-             for r in [head, *rows]]
+             .rstrip() for r in [head, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     out = [f"meepo stats at {snapshot.taken_at:%Y-%m-%d %H:%M:%S} UTC", *lines, ""]
     if snapshot.redis_error:
