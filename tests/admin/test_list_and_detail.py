@@ -180,3 +180,17 @@ def test_worker_list(operator_client, make_job) -> None:  # type: ignore[no-unty
     assert rows["live"].held == 1 and rows["gone"].held == 0
     body = response.content.decode()
     assert body.count('alt="True"') == 1 and body.count('alt="False"') == 1
+
+
+def test_only_a_stale_worker_row_can_be_deleted() -> None:
+    from django_meepo.models import Worker
+
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", password="x"))
+    now = timezone.now()
+    Worker.objects.create(id="live", hostname="h", pid=1, tasks="record", started_at=now, last_seen=now)
+    Worker.objects.create(id="gone", hostname="h", pid=2, tasks="record", started_at=now,
+                          last_seen=now - timezone.timedelta(hours=1))
+    assert client.post(reverse("admin:django_meepo_worker_delete", args=("live",)), {"post": "yes"}).status_code == 403
+    client.post(reverse("admin:django_meepo_worker_delete", args=("gone",)), {"post": "yes"})
+    assert list(Worker.objects.values_list("id", flat=True)) == ["live"]
