@@ -9,6 +9,7 @@
 | meepo.E005 | ``MEEPO["DATABASE"]`` is not a database alias                            |
 | meepo.E006 | a task is declared twice                                                 |
 | meepo.E007 | ``MEEPO["REDIS"]`` is not a django-redis cache alias                     |
+| meepo.E008 | ``admin_actions`` is not installed (registered by ``django_meepo.admin.checks``) |
 | meepo.W001 | the Redis alias is also the default cache (``cache.clear()`` would FLUSHDB the queue) |
 | meepo.W002 | Redis ``maxmemory-policy`` is not ``noeviction`` (tag ``meepo_redis``, run by ``meepo_consume``) |
 """
