@@ -73,7 +73,7 @@ def _queue_only_todo_jobs() -> None:
     from django_meepo.conf import get_settings
     from django_meepo.dispatch import redis_client
     from django_meepo.push import dispatch_now
-    from django_meepo.statemachine import Dispatchable
+    from django_meepo.states import Dispatchable
 
     client = redis_client()
     client.delete(*client.scan_iter(match=f"{get_settings().key_prefix}:*"))
