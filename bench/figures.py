@@ -1,0 +1,75 @@
+"""The figures the benchmark reports: their titles, units, direction, and issue 6's targets for django-meepo."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .config import FULL, Sizes
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    text: str
+    met: Callable[[float], bool]
+    full_size_only: str = ""  # the Sizes field the target was set for (a scaled run is not judged)
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    key: str
+    title: str  # may name a size: "{flush_jobs:,}"
+    unit: str
+    fmt: str
+    higher_is_better: bool
+    target: Target | None = None
+    compared: bool = True  # False: no ratio against django-meepo (it describes the run, not the system)
+
+    def heading(self, sizes: Sizes) -> str:
+        title = self.title.format(**{k: getattr(sizes, k) for k in Sizes.__dataclass_fields__})
+        return f"{title} ({self.unit})" if self.unit else title
+
+    def show(self, value: float) -> str:
+        return format(value, self.fmt)
+
+    def judged(self, sizes: Sizes) -> bool:
+        """False when this run's sizes are not those the target was set for."""
+        field = self.target.full_size_only if self.target else ""
+        return not field or getattr(sizes, field) == getattr(FULL, field)
+
+
+COMPARED = (
+    Figure("processed", "processed", "jobs/s", ",.0f", True),
+    Figure("push_one", "pushed one at a time", "jobs/s", ",.0f", True),
+    Figure("push_bulk", "pushed in bulk", "jobs/s", ",.0f", True, Target("≥ 30,000/s", lambda v: v >= 30_000)),
+    Figure("lost", "jobs lost when Redis is flushed at ~30 % of {flush_jobs:,}", "jobs", ",.0f", False,
+           Target("0", lambda v: v == 0)),
+    Figure("flushed_at", "share of those that had run when Redis was flushed", "%", ".0f", False, compared=False),
+)
+
+MEEPO_ONLY = (
+    Figure("push_tx1", "pushed one per transaction", "jobs/s", ",.0f", True, Target("≥ 2,000/s", lambda v: v >= 2_000)),
+    Figure("push_tx100", "pushed 100 per transaction", "jobs/s", ",.0f", True,
+           Target("≥ 4,000/s", lambda v: v >= 4_000)),
+    Figure("latency_p50", "pickup latency on an idle worker, p50", "ms", ".1f", False,
+           Target("≤ 5 ms", lambda v: v <= 5)),
+    Figure("latency_p99", "pickup latency on an idle worker, p99", "ms", ".1f", False,
+           Target("≤ 20 ms", lambda v: v <= 20)),
+    Figure("statements", "database statements per processed job, counted by the workers", "", ".3f", False,
+           Target("≤ 0.2", lambda v: v <= 0.2)),
+    Figure("questions", "server Questions per processed job (every client of the server: an upper bound)", "",
+           ".3f", False),
+    Figure("connections", "database connections the workers opened", "", ".0f", False),
+    Figure("rss_small", "worker RSS after {rss_small:,} jobs", "MB", ".1f", False),
+    Figure("rss_large", "worker RSS after {rss_large:,} jobs", "MB", ".1f", False),
+    Figure("rss_growth", "worker RSS growth from {rss_small:,} to {rss_large:,} jobs", "%", "+.1f", False,
+           Target("≤ 10 %", lambda v: v <= 10, full_size_only="rss_large")),
+    Figure("sweep", "sweeper re-dispatch of {sweep_jobs:,} jobs Redis lost", "s", ".2f", False,
+           Target("≤ 10 s for 100,000", lambda v: v <= 10, full_size_only="sweep_jobs")),
+)
+
+BY_KEY = {f.key: f for f in (*COMPARED, *MEEPO_ONLY)}
+
+# processed: at least 2× the fastest peer in the same run, and at least 5,000/s.
+PROCESSED_FLOOR = 5_000
+PROCESSED_FACTOR = 2
