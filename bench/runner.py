@@ -49,11 +49,11 @@ def now() -> str:
 
 
 def status_of(cls: type[System], config: Config) -> str:
-    if config.systems and cls.name not in config.systems:
-        return NOT_SELECTED
     missing = cls.missing()
     if missing:
         return f"{NOT_INSTALLED} ({', '.join(missing)} missing: pip install -e '.[bench]')"
+    if config.systems and cls.name not in config.systems:
+        return NOT_SELECTED
     return RAN
 
 

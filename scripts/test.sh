@@ -12,6 +12,6 @@ ensure_chromium
 ensure_venv test
 
 say "ruff"
-"$VENV/bin/ruff" check django_meepo testproject tests
+"$VENV/bin/ruff" check django_meepo testproject tests bench
 say "pytest ($("$VENV/bin/python" -c 'import django, sys; print(f"Django {django.__version__}, Python {sys.version.split()[0]}")'))"
 "$VENV/bin/python" -m pytest "$@"
