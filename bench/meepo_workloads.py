@@ -19,7 +19,7 @@ from .services import server_questions
 from .stats import percentile
 from .systems import System
 from .systems.meepo import Meepo
-from .workloads import Context, Workload, timed, worker_env
+from .workloads import STALLED, Context, Workload, timed, worker_env
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def sweep(system: System, ctx: Context) -> None:
             if latest != queued:
                 queued, moved_at = latest, time.monotonic()
         seconds = time.monotonic() - started
-    note = "" if queued >= n else f"only {queued} of {n} re-dispatched"
+    note = "" if queued >= n else STALLED
     ctx.out.add("sweep", seconds, run=ctx.run, note=note)
     ctx.out.check("sweep", Progress(queued, queued), expected=n, run=ctx.run)
     log.info("django-meepo run %d: the sweeper re-dispatched %d of %d lost jobs in %.2f s", ctx.run + 1, queued,

@@ -14,6 +14,7 @@ from .figures import BY_KEY, COMPARED, MEEPO_ONLY, PROCESSED_FACTOR, PROCESSED_F
 from .runner import RAN, Results
 from .stats import Sample, Summary
 from .systems import SYSTEMS
+from .workloads import NOTES
 
 MEEPO = "meepo"
 WORKLOAD_OF = {"processed": "processed", "push_one": "processed", "push_bulk": "push-bulk", "lost": "flush",
@@ -154,9 +155,8 @@ def _sizes(config: Config) -> str:
 
 def epilogue(results: Results) -> list[str]:
     lines = []
-    if any(s.note for s in results.samples):
-        notes = sorted({s.note for s in results.samples if s.note})
-        lines.append("* " + "; ".join(notes) + " (time-boxed: the rate of the jobs that ran before the time box)")
+    notes = sorted({s.note for s in results.samples if s.note})
+    lines += [f"* in some runs, {note}: {NOTES.get(note, '')}" for note in notes]
     lines.append("systems: " + "; ".join(f"{SYSTEMS[n].label}: {s}" for n, s in results.statuses.items()))
     short = [c for c in results.checks if c.ran < c.expected and c.workload != "flush"]
     total = len([c for c in results.checks if c.workload != "flush"])

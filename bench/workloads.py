@@ -23,6 +23,11 @@ from .systems import System, Variant
 log = logging.getLogger(__name__)
 
 FLUSH_AT = 0.3  # the flush workload flushes Redis once this share of its jobs ran
+TIME_BOXED = "time-boxed"
+STALLED = "stalled"
+NOTES = {TIME_BOXED: "the time box ended the run before every job ran; the figure is that of the jobs that ran",
+         STALLED: "no job ran (or was re-dispatched) for the stall time before all had; the figure is that of those "
+                  "that had"}
 
 
 @dataclass
@@ -71,19 +76,28 @@ def worker_env(system: System, probe: Probe, variant: Variant) -> dict[str, str]
     return {**system.env(), **probe.env(), **system.record_env(variant)}
 
 
-def drain(system: System, ctx: Context, probe: Probe, variant: Variant, expected: int) -> tuple[Progress, float]:
+def unfinished(progress: Progress, expected: int, started: float, time_box: float) -> str:
+    """The note of a run that ended before every job ran: TIME_BOXED or STALLED ("" when all ran)."""
+    if progress.ran >= expected:
+        return ""
+    return TIME_BOXED if time.monotonic() - started >= time_box else STALLED
+
+
+def drain(system: System, ctx: Context, probe: Probe, variant: Variant, expected: int) -> tuple[Progress, float, str]:
     """Start ``variant``'s workers on a pushed backlog; wait until it ran (or the time box / a stall ends it).
 
-    Returns the progress and the rate: job calls over the time from the first call to the last one.
+    Returns the progress, the rate (job calls over the time from the first call to the last one) and a note.
     """
     sizes = ctx.config.sizes
+    started = time.monotonic()
     with procs.running(system.worker_commands(variant), worker_env(system, probe, variant)) as workers:
-        progress = probe.wait(expected, stall=sizes.stall, deadline=time.monotonic() + sizes.time_box,
+        progress = probe.wait(expected, stall=sizes.stall, deadline=started + sizes.time_box,
                               alive=lambda: procs.check_alive(workers))
+        note = unfinished(progress, expected, started, sizes.time_box)
         window = probe.window()
     if window is None or window[1] <= window[0]:
-        return progress, 0.0
-    return progress, progress.calls / (window[1] - window[0])
+        return progress, 0.0, note
+    return progress, progress.calls / (window[1] - window[0]), note
 
 
 def processed(system: System, ctx: Context) -> None:
@@ -93,8 +107,7 @@ def processed(system: System, ctx: Context) -> None:
         with ctx.probe(system) as probe:
             seconds = timed(lambda: system.push_one(range(n)))
             ctx.out.add("push_one", n / seconds, run=ctx.run)
-            progress, rate = drain(system, ctx, probe, variant, n)
-            note = "" if progress.ran >= n else "time-boxed"
+            progress, rate, note = drain(system, ctx, probe, variant, n)
             ctx.out.add("processed", rate, run=ctx.run, variant=variant.key, note=note)
             ctx.out.check("processed", progress, expected=n, run=ctx.run, variant=variant.key)
             log.info("%s %s run %d: pushed %.0f/s one at a time, processed %.0f/s (%d of %d ran)", system.label,
