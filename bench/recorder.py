@@ -137,10 +137,11 @@ class Probe:
         return {int(k): float(v) for k, v in self.client.hgetall(f"{self.key}:starts").items()}
 
     def wait(self, target: int, *, stall: float, deadline: float | None = None,
-             alive: Callable[[], None] | None = None) -> Progress:
+             alive: Callable[[], None] | None = None, settle: bool = True) -> Progress:
         """Wait until ``target`` distinct jobs ran, no job ran for ``stall`` seconds, or ``deadline`` passed.
 
-        ``alive`` is called on every poll and raises if the workers died.
+        ``alive`` is called on every poll and raises if the workers died. With ``settle`` (the default) it then
+        waits a few flush periods more, so that what the workers recorded has arrived.
         """
         progress = self.progress()
         moved_at = time.monotonic()
@@ -155,7 +156,9 @@ class Probe:
             if latest.calls != progress.calls:
                 moved_at = time.monotonic()
             progress = latest
-        time.sleep(FLUSH_EVERY * 3)  # let the last flushes land
+        if not settle:
+            return progress
+        time.sleep(FLUSH_EVERY * 3)
         return self.progress()
 
     def clear(self) -> None:

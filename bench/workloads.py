@@ -134,7 +134,7 @@ def flush(system: System, ctx: Context) -> None:
         system.push_one(range(n))
         with procs.running(system.worker_commands(variant), worker_env(system, probe, variant)) as workers:
             alive = lambda: procs.check_alive(workers)  # noqa: E731
-            before = probe.wait(int(n * FLUSH_AT), stall=ctx.config.sizes.stall, alive=alive)
+            before = probe.wait(int(n * FLUSH_AT), stall=ctx.config.sizes.stall, alive=alive, settle=False)
             ctx.private.client().flushall()
             progress = probe.wait(n, stall=ctx.config.sizes.stall, alive=alive)
         lost = n - progress.ran
