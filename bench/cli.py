@@ -12,6 +12,7 @@ import argparse
 import logging
 import shlex
 import sys
+from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -27,7 +28,7 @@ QUICK_RUNS = 3
 DEFAULTS = Services()
 
 
-def _names(known: list[str], what: str):  # type: ignore[no-untyped-def]
+def _names(known: list[str], what: str) -> Callable[[str], tuple[str, ...]]:
     def parse(value: str) -> tuple[str, ...]:
         names = tuple(n.strip() for n in value.split(",") if n.strip())
         unknown = [n for n in names if n not in known]

@@ -7,7 +7,7 @@ A :class:`Config` crosses process boundaries as JSON (the runner hands it to eac
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,5 +67,3 @@ class Config:
                    systems=tuple(raw["systems"]), workloads=tuple(raw["workloads"]),
                    variants=tuple(raw["variants"]), quick=raw["quick"])
 
-    def with_sizes(self, **changes: float) -> Config:
-        return replace(self, sizes=replace(self.sizes, **changes))

@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from .config import ROOT, Services
 from .services import mariadb_version, redis_version
@@ -70,6 +71,6 @@ def versions(services: Services) -> dict[str, str]:
     return found
 
 
-def describe(services: Services) -> dict[str, object]:
+def describe(services: Services) -> dict[str, Any]:
     return {"cores": os.cpu_count(), "cpu": cpu_model(), "platform": platform.platform(),
             "versions": versions(services)}

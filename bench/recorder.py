@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -77,7 +78,7 @@ class _Recorder:
         pid = os.getpid()
         if self._first is None:
             self._first = min(t for _, t, _ in items)
-        starts = {n: t for n, t, start in items if start}
+        starts: dict[Any, float] = {n: t for n, t, start in items if start}
         pipe = self._client.pipeline(transaction=False)
         pipe.sadd(f"{key}:ran", *{n for n, _, _ in items})
         pipe.incrby(f"{key}:calls", len(items))

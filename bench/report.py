@@ -130,7 +130,7 @@ def _verdict(ok: bool) -> str:
 def preamble(results: Results) -> list[str]:
     config = results.config
     m = results.machine
-    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())  # type: ignore[attr-defined]
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
     kind = "PRELIMINARY: --quick, sizes scaled down" if config.quick or config.sizes != FULL else "full run"
     lines = [
         f"django-meepo benchmark ({kind})",

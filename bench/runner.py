@@ -10,6 +10,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from . import machine
 from .child import WORKLOADS
@@ -29,7 +30,7 @@ class Results:
     config: Config
     command: str
     started: str
-    machine: dict[str, object]
+    machine: dict[str, Any]
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
     finished: str = ""

@@ -6,6 +6,7 @@ import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -20,8 +21,8 @@ class Sample:
     note: str = ""  # e.g. "time-boxed": the value is real, but the workload did not finish
 
     @classmethod
-    def from_dict(cls, raw: dict[str, object]) -> Sample:
-        return cls(**raw)  # type: ignore[arg-type]
+    def from_dict(cls, raw: dict[str, Any]) -> Sample:
+        return cls(**raw)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,8 +38,8 @@ class Check:
     calls: int
 
     @classmethod
-    def from_dict(cls, raw: dict[str, object]) -> Check:
-        return cls(**raw)  # type: ignore[arg-type]
+    def from_dict(cls, raw: dict[str, Any]) -> Check:
+        return cls(**raw)
 
 
 @dataclass(frozen=True, slots=True)
