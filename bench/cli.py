@@ -4,6 +4,7 @@
     python -m bench --quick                  # small sizes, 3 runs: minutes, for development
     python -m bench --systems meepo,huey --workloads processed,flush --runs 2 --size jobs=5000
     python -m bench --json results.json --markdown table.md
+    python -m bench --report results.json --markdown table.md   # the report of a saved run, again
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from .child import WORKLOADS
 from .config import FULL, QUICK, Config, Services, Sizes
 from .report import render_markdown, render_text
-from .runner import run
+from .runner import Results, run
 from .systems import SYSTEMS
 
 log = logging.getLogger("bench")
@@ -70,6 +71,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dtdb-db", default=DEFAULTS.dtdb_db, help="django-tasks-db's database (default %(default)s)")
     p.add_argument("--json", type=Path, help="also write every sample and the machine to this JSON file")
     p.add_argument("--markdown", type=Path, help="also write the report as Markdown (for docs/benchmarks.md)")
+    p.add_argument("--report", type=Path, metavar="JSON",
+                   help="run nothing: report the run saved in this --json file (with --markdown: as Markdown too)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -90,10 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
-    config = config_from(args)
-    results = run(config, shlex.join(["python", "-m", "bench", *argv]))
+    if args.report:
+        results = Results.from_json(args.report.read_text())
+    else:
+        results = run(config_from(args), shlex.join(["python", "-m", "bench", *argv]))
     print(render_text(results))
-    if args.json:
+    if args.json and not args.report:
         args.json.write_text(results.to_json())
         log.info("wrote %s", args.json)
     if args.markdown:

@@ -68,7 +68,8 @@ def cells(figure: Figure, summary: Summary) -> list[str]:
 def ratio(median: float, reference: float | None) -> str:
     if reference is None or reference == 0:
         return "—"
-    return f"{median / reference:.2f}×"
+    value = median / reference
+    return f"{value:.2f}×" if value >= 0.1 else f"{value:.3f}×"
 
 
 def comparison(results: Results, summaries: Summaries) -> Table:

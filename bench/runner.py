@@ -44,6 +44,15 @@ class Results:
         raw["config"] = json.loads(self.config.to_json())
         return json.dumps(raw, indent=2)
 
+    @classmethod
+    def from_json(cls, text: str) -> Results:
+        raw = json.loads(text)
+        return cls(config=Config.from_json(json.dumps(raw["config"])), command=raw["command"],
+                   started=raw["started"], machine=raw["machine"], load_before=tuple(raw["load_before"]),
+                   load_after=tuple(raw["load_after"]), finished=raw["finished"], statuses=raw["statuses"],
+                   samples=[Sample.from_dict(s) for s in raw["samples"]],
+                   checks=[Check.from_dict(c) for c in raw["checks"]], errors=raw["errors"])
+
 
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
