@@ -132,7 +132,11 @@ def preamble(results: Results) -> list[str]:
     config = results.config
     m = results.machine
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
-    kind = "PRELIMINARY: --quick, sizes scaled down" if config.quick or config.sizes != FULL else "full run"
+    kind = "PRELIMINARY: --quick, sizes scaled down" if config.quick or config.sizes != FULL else "full sizes"
+    if config.runs < 5:
+        kind += f", {config.runs} run{'' if config.runs == 1 else 's'} per figure where issue 6 asks for 5"
+    if config.systems or config.workloads or config.variants:
+        kind += ", a selection of systems or workloads"
     lines = [
         f"django-meepo benchmark ({kind})",
         f"date: {results.started} to {results.finished}",
@@ -161,8 +165,8 @@ def epilogue(results: Results) -> list[str]:
     lines.append("systems: " + "; ".join(f"{SYSTEMS[n].label}: {s}" for n, s in results.statuses.items()))
     short = [c for c in results.checks if c.ran < c.expected and c.workload != "flush"]
     total = len([c for c in results.checks if c.workload != "flush"])
-    lines.append(f"counts: {total - len(short)} of {total} runs saw every job run (the flush workload's losses "
-                 "are in the table)")
+    lines.append(f"counts: every job ran in {total - len(short)} of {total} measurements (the flush workload's "
+                 "losses are in the table)")
     lines += [f"  short: {SYSTEMS[c.system].label} {c.workload} {c.variant} run {c.run + 1}: {c.ran:,} of "
               f"{c.expected:,} ran" for c in short]
     lines += [f"error: {e}" for e in results.errors]
@@ -171,11 +175,7 @@ def epilogue(results: Results) -> list[str]:
 
 def tables(results: Results) -> list[Table]:
     summaries = Summaries(results.samples)
-    found = [comparison(results, summaries)]
-    meepo_table = targets(results, summaries)
-    if meepo_table.rows:
-        found.append(meepo_table)
-    return found
+    return [table for table in (comparison(results, summaries), targets(results, summaries)) if table.rows]
 
 
 def render_text(results: Results) -> str:
@@ -195,11 +195,12 @@ def render_text(results: Results) -> str:
 
 
 def render_markdown(results: Results) -> str:
-    parts = ["\n".join(f"- {line}" if i else f"**{line}**" for i, line in enumerate(preamble(results)))]
+    title, *facts = preamble(results)
+    parts = [f"**{title}**", "\n".join(f"- {line}" for line in facts)]
     for table in tables(results):
         align = ["---:" if i in table.numeric else "---" for i in range(len(table.header))]
         lines = [f"#### {table.title}", "", "| " + " | ".join(table.header) + " |", "|" + "|".join(align) + "|"]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table.rows]
         parts.append("\n".join(lines))
-    parts.append("\n".join(f"- {line}" for line in epilogue(results)))
+    parts.append("\n".join(f"- {line.strip()}" for line in epilogue(results)))
     return "\n\n".join(parts) + "\n"
