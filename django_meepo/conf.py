@@ -46,9 +46,23 @@ def raw_settings() -> Any:
     return getattr(settings, "MEEPO", {})
 
 
+_cached: tuple[Any, MeepoSettings] | None = None
+
+
 def get_settings() -> MeepoSettings:
-    """The MEEPO setting as a typed object; unknown or ill-typed values are reported by system checks."""
+    """The MEEPO setting as a typed object, rebuilt when the setting object is replaced (override_settings);
+    unknown or ill-typed values are reported by system checks."""
+    global _cached
     raw = raw_settings()
+    cached = _cached
+    if cached is not None and cached[0] is raw:
+        return cached[1]
+    result = _build(raw)
+    _cached = (raw, result)
+    return result
+
+
+def _build(raw: Any) -> MeepoSettings:
     if not isinstance(raw, dict):
         raw = {}
     base = MeepoSettings()
