@@ -2,16 +2,16 @@
 
 | id         | what                                                                    |
 |------------|-------------------------------------------------------------------------|
-| meepo.E001 | ``MEEPO`` is not a dict, has an unknown key, or a global value is wrong  |
+| meepo.E001 | ``MEEPO`` is not a dict, has an unknown key, or a global value is wrong (``DISPATCH``, …) |
 | meepo.E002 | a ``MEEPO["TASKS"]`` entry is malformed (name, type)                     |
 | meepo.E003 | a task option is unknown or has a bad value                              |
 | meepo.E004 | a task's function is missing, does not import or is not callable         |
 | meepo.E005 | ``MEEPO["DATABASE"]`` is not a database alias                            |
 | meepo.E006 | a task is declared twice                                                 |
-| meepo.E007 | ``MEEPO["REDIS"]`` is not a django-redis cache alias                     |
+| meepo.E007 | ``MEEPO["REDIS"]`` is not a django-redis cache alias (unless ``DISPATCH`` is ``"database"``) |
 | meepo.E008 | ``admin_actions`` is not installed (registered by ``django_meepo.admin.checks``) |
 | meepo.W001 | the Redis alias is also the default cache (``cache.clear()`` would FLUSHDB the queue) |
-| meepo.W002 | Redis ``maxmemory-policy`` is not ``noeviction`` (tag ``meepo_redis``, run by ``meepo_consume``) |
+| meepo.W002 | Redis ``maxmemory-policy`` is not ``noeviction`` (tag ``meepo_redis``, run by ``meepo_consume``; not with ``DISPATCH = "database"``) |
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.db import connections
 
-from .conf import GLOBAL_KEYS, get_settings, raw_settings
+from .conf import DISPATCHERS, GLOBAL_KEYS, get_settings, raw_settings
 from .options import normalise_keys, option_errors
 
 REDIS_TAG = "meepo_redis"
@@ -61,8 +61,15 @@ def _global_errors(raw: Any) -> list[CheckMessage]:
         errors.append(Error(f"MEEPO['RETENTION_DAYS'] must be None (keep finished jobs) or a number of days > 0, "
                             f"not {retention!r}", id="meepo.E001",
                             hint="E.g. 7: the sweeper then deletes done and failed jobs finished over 7 days ago."))
-    if raw.get("DISPATCH", "redis") != "redis":
-        errors.append(Error(f"MEEPO['DISPATCH'] must be 'redis', not {raw.get('DISPATCH')!r}", id="meepo.E001"))
+    if raw.get("DISPATCH", "redis") not in DISPATCHERS:
+        errors.append(Error(f"MEEPO['DISPATCH'] must be 'redis' or 'database', not {raw.get('DISPATCH')!r}",
+                            id="meepo.E001", hint="'redis' dispatches through Redis and fails over to the database "
+                                                  "while Redis is down; 'database' needs no Redis at all."))
+    poll = raw.get("POLL_INTERVAL", 0.5)
+    if isinstance(poll, bool) or not isinstance(poll, int | float) or not 0.01 <= poll <= 60:
+        errors.append(Error(f"MEEPO['POLL_INTERVAL'] must be a number of seconds from 0.01 to 60, not {poll!r}",
+                            id="meepo.E001", hint="How long an idle worker at most waits between polls of the "
+                                                  "job table (database dispatcher, and during a Redis outage)."))
     return errors
 
 
@@ -76,19 +83,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     if isinstance(conf.database, str) and conf.database not in connections:
         errors.append(Error(f"MEEPO['DATABASE'] is {conf.database!r}, which is not in DATABASES",
                             id="meepo.E005", hint="Name one of your DATABASES aliases."))
-    caches = getattr(settings, "CACHES", {})
-    entry = caches.get(conf.redis) if isinstance(conf.redis, str) else None
-    if entry is None:
-        errors.append(Error(f"MEEPO['REDIS'] is {conf.redis!r}, which is not in CACHES", id="meepo.E007",
-                            hint="Add a django-redis cache for django-meepo alone, e.g. CACHES['meepo'] = "
-                                 "{'BACKEND': 'django_redis.cache.RedisCache', 'LOCATION': 'redis://…/1'}."))
-    elif "django_redis" not in str(entry.get("BACKEND", "")):
-        errors.append(Error(f"CACHES[{conf.redis!r}] must use django_redis.cache.RedisCache, not "
-                            f"{entry.get('BACKEND')!r}", id="meepo.E007"))
-    elif conf.redis == "default":
-        errors.append(Warning("django-meepo dispatches through the 'default' cache: cache.clear() there would "
-                              "FLUSHDB and drop the queue (the sweeper would recover it, slowly)",
-                              id="meepo.W001", hint="Give django-meepo a cache alias (and Redis db) of its own."))
+    if conf.dispatch != "database":
+        errors += _redis_alias_errors(conf.redis)
     if isinstance(raw.get("TASKS", {}), dict):
         from .registry import problems
 
@@ -96,9 +92,30 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     return errors
 
 
+def _redis_alias_errors(alias: Any) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    caches = getattr(settings, "CACHES", {})
+    entry = caches.get(alias) if isinstance(alias, str) else None
+    if entry is None:
+        errors.append(Error(f"MEEPO['REDIS'] is {alias!r}, which is not in CACHES", id="meepo.E007",
+                            hint="Add a django-redis cache for django-meepo alone, e.g. CACHES['meepo'] = "
+                                 "{'BACKEND': 'django_redis.cache.RedisCache', 'LOCATION': 'redis://…/1'}, "
+                                 "or set MEEPO['DISPATCH'] = 'database' to run without Redis."))
+    elif "django_redis" not in str(entry.get("BACKEND", "")):
+        errors.append(Error(f"CACHES[{alias!r}] must use django_redis.cache.RedisCache, not "
+                            f"{entry.get('BACKEND')!r}", id="meepo.E007"))
+    elif alias == "default":
+        errors.append(Warning("django-meepo dispatches through the 'default' cache: cache.clear() there would "
+                              "FLUSHDB and drop the queue (the sweeper would recover it, slowly)",
+                              id="meepo.W001", hint="Give django-meepo a cache alias (and Redis db) of its own."))
+    return errors
+
+
 @register(REDIS_TAG, deploy=True)
 def check_redis(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Ask Redis itself: eviction would silently drop queue entries (found again only by the sweeper)."""
+    if get_settings().dispatch == "database":
+        return []
     try:
         from .dispatch import redis_client
 

@@ -6,6 +6,8 @@ MEEPO = {
     "REDIS": "meepo",             # django-redis cache alias used for dispatch (give it its own alias)
     "KEY_PREFIX": "meepo",        # default Redis key prefix (a task may override it)
     "MAX_PAYLOAD_BYTES": 1048576, # payloads above this are refused with InvalidPayload
+    "DISPATCH": "redis",          # "redis" (with failover to the database) or "database" (no Redis at all)
+    "POLL_INTERVAL": 0.5,         # longest wait, in seconds, between polls of the table by an idle worker
     "AUTODISCOVER": ["jobs"],     # modules imported from each installed app to find @task functions
     "DEFAULTS": {...},            # option defaults for every task (see options.py)
     "TASKS": {"name": {"FUNCTION": "app.jobs.func", ...}},
@@ -24,8 +26,9 @@ from django.conf import settings
 
 GLOBAL_KEYS = {
     "DATABASE", "REDIS", "KEY_PREFIX", "MAX_PAYLOAD_BYTES", "AUTODISCOVER", "DEFAULTS", "TASKS",
-    "DISPATCH", "WORKER_ALIVE_TTL", "RETENTION_DAYS",
+    "DISPATCH", "WORKER_ALIVE_TTL", "RETENTION_DAYS", "POLL_INTERVAL",
 }
+DISPATCHERS = ("redis", "database")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,6 +43,7 @@ class MeepoSettings:
     dispatch: str = "redis"
     worker_alive_ttl: float = 5.0
     retention_days: float | None = None
+    poll_interval: float = 0.5
 
 
 def raw_settings() -> Any:
@@ -78,4 +82,5 @@ def _build(raw: Any) -> MeepoSettings:
         dispatch=raw.get("DISPATCH", base.dispatch),
         worker_alive_ttl=raw.get("WORKER_ALIVE_TTL", base.worker_alive_ttl),
         retention_days=raw.get("RETENTION_DAYS", base.retention_days),
+        poll_interval=raw.get("POLL_INTERVAL", base.poll_interval),
     )

@@ -79,6 +79,8 @@ class Job(models.Model):
             models.Index(fields=["task", "id"], name="meepo_job_task_id"),
             models.Index(fields=["finished_at", "task", "status"], name="meepo_job_finished"),
             models.Index(fields=["idempotency_key"], name="meepo_job_idem_key"),
+            # The database dispatcher's fetch: due todo rows of a task by priority (high first), due time, id.
+            models.Index(fields=["task", "status", "-priority", "due_at", "id"], name="meepo_job_fetch_order"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["task", "idempotency_key"], name="meepo_job_task_idem_key"),

@@ -11,6 +11,9 @@ Each tick (about once a second), for every task it leads (one leader per task, b
 * when Redis lost everything (flushed, restarted empty): re-dispatches every due ``todo`` job at once;
 * with ``MEEPO["RETENTION_DAYS"]`` set, deletes finished jobs older than that, a little per tick (``purge.py``).
 
+With a dispatcher that cannot lose what is due (``Dispatcher.redispatches`` is False: the database dispatcher)
+the sweeper only rescues expired leases.
+
 A backlog still waiting in Redis is never pushed again: a job is re-dispatched only when Redis's record of
 what it holds lacks it at its cid (``Dispatcher.missing``).
 """
@@ -82,6 +85,7 @@ class Sweeper:
         self._last_period: dict[str, float] = {}
         self._watermark: dict[str, datetime] = {}
         self.retention = Retention(using=using, holder=holder)
+        self._unreachable = False
 
     @property
     def interval(self) -> float:
@@ -96,13 +100,18 @@ class Sweeper:
         report.leading = len(leading)
         if not leading:
             return report
-        redis_ok = True
+        redis_ok = self.dispatcher.redispatches
         try:
             report.recovered = self.dispatcher.recover([source_of(t) for t in leading])
             report.full_scan = self.dispatcher.lost_everything()
+            if self._unreachable:
+                log.warning("meepo: sweeper reaches the dispatcher again")
+            self._unreachable = False
         except DispatchError as exc:
             redis_ok = False
-            log.warning("meepo: sweeper cannot reach the dispatcher (%s); rescuing leases only", exc)
+            if not self._unreachable:  # once per outage, not once per tick
+                log.warning("meepo: sweeper cannot reach the dispatcher (%s); rescuing leases only", exc)
+            self._unreachable = True
         if report.full_scan:
             log.info("meepo: the dispatcher holds nothing we know of (first sweep, or Redis lost its data): "
                      "re-dispatching every due todo job it lacks")

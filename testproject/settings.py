@@ -5,7 +5,9 @@ Services come from the environment, with this machine's defaults:
 * ``DATABASE_URL`` — ``mysql://root@127.0.0.1:3306/meepo`` (also ``postgres://…`` and ``sqlite:///path``)
 * ``REDIS_URL`` — ``redis://127.0.0.1:6379/0``
 * ``MEEPO_KEY_PREFIX`` — Redis key prefix (tests give every run its own)
+* ``MEEPO_DISPATCH`` — ``redis`` (default; fails over to the database while Redis is down) or ``database``
 * ``MEEPO_DB_NAME`` — overrides the database name (tests point worker subprocesses at the test database)
+* ``MEEPO_TEST_DB_NAME`` — the test database's name (with SQLite: a file beside the database, unless a path)
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ def database_from_url(url: str) -> dict[str, object]:
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         path = parsed.path[1:] if parsed.path.startswith("//") else parsed.path
+        # Many threads and processes write: wait for the lock, take it at BEGIN (a deferred transaction that
+        # reads first cannot wait for it), and let readers go on while one writes (WAL).
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": path or str(BASE_DIR / "meepo.sqlite3"),
-                "OPTIONS": {"timeout": 30}}
+                "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE",
+                            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}}
     engine = {"mysql": "django.db.backends.mysql", "mariadb": "django.db.backends.mysql",
               "postgres": "django.db.backends.postgresql", "postgresql": "django.db.backends.postgresql"}
     if parsed.scheme not in engine:
@@ -48,7 +53,10 @@ def database_from_url(url: str) -> dict[str, object]:
 DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL", "mysql://root@127.0.0.1:3306/meepo"))}
 if os.environ.get("MEEPO_DB_NAME"):
     DATABASES["default"]["NAME"] = os.environ["MEEPO_DB_NAME"]
-DATABASES["default"]["TEST"] = {"NAME": os.environ.get("MEEPO_TEST_DB_NAME", "test_meepo")}
+_test_name = os.environ.get("MEEPO_TEST_DB_NAME", "test_meepo")
+if DATABASES["default"]["ENGINE"].endswith("sqlite3") and "/" not in _test_name:
+    _test_name = str(Path(str(DATABASES["default"]["NAME"])).with_name(f"{_test_name}.sqlite3"))  # beside NAME
+DATABASES["default"]["TEST"] = {"NAME": _test_name}
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CACHES = {
@@ -64,6 +72,7 @@ MEEPO = {
     "DATABASE": "default",
     "REDIS": "meepo",
     "KEY_PREFIX": os.environ.get("MEEPO_KEY_PREFIX", "meepo"),
+    "DISPATCH": os.environ.get("MEEPO_DISPATCH", "redis"),
     "TASKS": {
         "demo": {"FUNCTION": "testproject.jobs.demo", "PARALLEL": 4},
     },

@@ -29,6 +29,9 @@ class Dispatcher(abc.ABC):
     #: True when the last ``fetch`` found entries even if it could claim none of them (stale or duplicated):
     #: the worker then fetches again at once instead of waiting for a notification.
     found_entries: bool = False
+    #: False when the dispatcher cannot lose what is due (the table is the queue): the sweeper then skips
+    #: its scans for jobs to dispatch again and only rescues expired leases.
+    redispatches: bool = True
 
     @abc.abstractmethod
     def dispatch(self, items: Sequence[Dispatchable]) -> None:

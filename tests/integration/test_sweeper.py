@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from django_meepo import Job
 from django_meepo import statemachine as sm
-from django_meepo.dispatch import new_dispatcher
+from django_meepo.dispatch import new_dispatcher, redis_dispatcher
 from django_meepo.dispatch.redis import queue_keys
 from django_meepo.models import Attempt
 from django_meepo.registry import get_task
@@ -150,10 +150,10 @@ def test_delayed_jobs_are_dispatched_within_a_tick_of_their_due_time(redis, key_
 def test_entries_popped_by_a_dead_worker_are_given_back(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
     # A worker popped the entry and died before claiming it (the pop→claim gap).
     job = Job.objects.push("record", b"{}")
-    dispatcher = new_dispatcher()
-    popped = dispatcher.pop([source_of(get_task("record"))], 10, "doomed-worker")  # type: ignore[attr-defined]
+    dispatcher = redis_dispatcher()
+    popped = dispatcher.pop([source_of(get_task("record"))], 10, "doomed-worker")
     assert sum(len(v) for v in popped.values()) == 1
-    redis.delete(dispatcher.alive_key("doomed-worker"))  # type: ignore[attr-defined]
+    redis.delete(dispatcher.alive_key("doomed-worker"))
     assert queue_length(redis, key_prefix, "record") == 0
     report = sweeper("record").tick()
     assert report.recovered == 1
@@ -163,8 +163,7 @@ def test_entries_popped_by_a_dead_worker_are_given_back(redis, key_prefix) -> No
 
 def test_entries_of_a_live_worker_are_left_alone(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
     Job.objects.push("record", b"{}")
-    dispatcher = new_dispatcher()
-    dispatcher.pop([source_of(get_task("record"))], 10, "live-worker")  # type: ignore[attr-defined]
+    redis_dispatcher().pop([source_of(get_task("record"))], 10, "live-worker")
     sweeper("record").tick()
     assert queue_length(redis, key_prefix, "record") == 0
 

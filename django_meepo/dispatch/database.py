@@ -1,0 +1,184 @@
+"""The database dispatcher: the ``meepo_job`` table is the queue. No Redis, nothing to lose, nothing to re-dispatch.
+
+``dispatch`` does nothing (the committed row *is* the message). ``fetch`` claims due ``todo`` rows straight from
+the table, highest priority first, then in due order, a batch at a time:
+
+* **MariaDB 10.6+, MySQL 8.0+, PostgreSQL 9.5+** — in one short transaction, ``SELECT id, cid … ORDER BY
+  priority DESC, due_at, id LIMIT n FOR UPDATE SKIP LOCKED`` picks candidates that no other fetcher holds, and
+  the state machine's conditional claim (:func:`~django_meepo.statemachine.claim`) takes them. Two fetchers
+  never even try for the same row.
+* **SQLite, and older MariaDB/MySQL** (no ``SKIP LOCKED``) — the same SELECT without a lock, then the same
+  conditional claim in autocommit. Writers are serialised and the claim is conditioned on each row's cid, so a
+  fetcher that loses a race simply wins nothing and tries again.
+
+The index ``meepo_job_fetch_order`` (task, status, priority DESC, due_at, id) serves that query. ``wait``
+sleeps for a short time that grows while the table stays empty (up to ``MEEPO["POLL_INTERVAL"]``) and starts
+small again as soon as a fetch finds work.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from django.db import InterfaceError, OperationalError, connections, transaction
+from django.utils import timezone
+
+from ..db import Sql, discard_connection, is_connection_lost
+from ..models import Job
+from ..statemachine import TABLE, ClaimedJob, Dispatchable, Ref, claim
+from ..states import Status
+from .base import Dispatcher, Source
+
+log = logging.getLogger(__name__)
+
+POLL_MIN = 0.02
+# A fetch that lost every candidate to another fetcher (no SKIP LOCKED) tries again at once, this often.
+LOST_RACE_RETRIES = 5
+# MySQL/MariaDB deadlock and lock wait timeout; PostgreSQL deadlock and serialization failure.
+_TRANSIENT = {1213, 1205}
+_TRANSIENT_STATES = {"40P01", "40001"}
+
+
+def _transient(exc: BaseException) -> bool:
+    if not isinstance(exc, OperationalError):
+        return False
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    state = getattr(getattr(exc, "__cause__", None), "sqlstate", None)
+    return code in _TRANSIENT or state in _TRANSIENT_STATES or "database is locked" in str(exc)
+
+
+def fair_shares(sources: Sequence[Source], count: int, start: int) -> list[tuple[Source, int]]:
+    """Split ``count`` over ``sources`` beginning at ``start``: an even share each (at least one)."""
+    if not sources or count <= 0:
+        return []
+    order = [*sources[start % len(sources):], *sources[:start % len(sources)]]
+    share = max(1, count // len(order))
+    shares: list[tuple[Source, int]] = []
+    left = count
+    for source in order:
+        if left <= 0:
+            break
+        shares.append((source, min(share, left)))
+        left -= shares[-1][1]
+    return shares
+
+
+class DatabaseDispatcher(Dispatcher):
+    name = "database"
+    redispatches = False
+
+    def __init__(self, *, using: str = "default", poll_interval: float = 0.5,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.using = using
+        self.poll_interval = max(POLL_MIN, poll_interval)
+        self._sleep = sleep
+        self._delay = POLL_MIN
+        self._turn = 0
+
+    # -- producer side
+    def dispatch(self, items: Sequence[Dispatchable]) -> None:
+        """Nothing to do: the committed row is the message."""
+
+    # -- consumer side
+    def fetch(self, sources: Sequence[Source], count: int, *, worker: str, using: str) -> list[ClaimedJob]:
+        self._turn += 1
+        claimed: list[ClaimedJob] = []
+        for source, share in fair_shares(sources, count, self._turn):
+            claimed += self._fetch_source(source, share, worker=worker, using=using)
+        left = count - len(claimed)
+        if left > 0 and len(sources) > 1:  # fill up from any task that has more
+            for source in sources:
+                if left <= 0:
+                    break
+                more = self._fetch_source(source, left, worker=worker, using=using)
+                claimed += more
+                left -= len(more)
+        if claimed:
+            self._delay = POLL_MIN
+        return claimed
+
+    def _fetch_source(self, source: Source, count: int, *, worker: str, using: str) -> list[ClaimedJob]:
+        for _ in range(LOST_RACE_RETRIES):
+            now = timezone.now()
+            try:
+                candidates, won = self._claim_batch(source, count, worker=worker, using=using, now=now)
+            except OperationalError as exc:
+                if not _transient(exc):
+                    raise
+                log.debug("meepo: %s: fetch hit a lock conflict (%s); trying again", source.task, exc)
+                continue
+            if won or not candidates:
+                return won
+        return []
+
+    def _claim_batch(self, source: Source, count: int, *, worker: str, using: str,
+                     now: datetime) -> tuple[list[Ref], list[ClaimedJob]]:
+        """Pick candidates and claim them; returns (candidates, claimed). Survives a lost connection."""
+        conn = connections[using]
+        skip_locked = conn.features.has_select_for_update_skip_locked
+        state: dict[str, list[Ref]] = {"candidates": []}
+
+        def run() -> list[ClaimedJob]:
+            if skip_locked and not conn.in_atomic_block:
+                with transaction.atomic(using=using):
+                    state["candidates"] = select_due(source.task, count, now=now, using=using, lock=True)
+                    return self._claim(source, state["candidates"], worker, using, now)
+            state["candidates"] = select_due(source.task, count, now=now, using=using, lock=False)
+            return self._claim(source, state["candidates"], worker, using, now)
+
+        try:
+            won = run()
+        except (OperationalError, InterfaceError) as exc:
+            if not is_connection_lost(exc) or conn.in_atomic_block:
+                raise
+            # The commit may or may not have happened: read back what this worker holds at the next cid.
+            log.warning("meepo: %s: connection lost during a fetch (%s); re-checking its claims", source.task, exc)
+            discard_connection(using)
+            won = claimed_by(source.task, state["candidates"], worker=worker, using=using)
+        return state["candidates"], won
+
+    @staticmethod
+    def _claim(source: Source, refs: list[Ref], worker: str, using: str, now: datetime) -> list[ClaimedJob]:
+        if not refs:
+            return []
+        return claim(source.task, refs, worker=worker, lease_seconds=source.lease_seconds, using=using, now=now)
+
+    def wait(self, sources: Sequence[Source], timeout: float) -> None:
+        delay = min(self._delay, max(0.0, timeout))
+        self._delay = min(self._delay * 2, self.poll_interval)
+        if delay > 0:
+            self._sleep(delay)
+
+    # -- sweeper side
+    def missing(self, task: str, key_prefix: str, refs: Sequence[Ref]) -> list[Ref]:
+        """Nothing is ever missing: the table is the queue."""
+        return []
+
+    def length(self, task: str, key_prefix: str) -> int:
+        return Job.objects.using(self.using).due(task, timezone.now()).count()
+
+
+def select_due(task: str, count: int, *, now: datetime, using: str, lock: bool) -> list[Ref]:
+    """Up to ``count`` due todo rows of ``task`` by priority, due time and id; ``lock`` skips rows others hold."""
+    sql = Sql(using, TABLE)
+    statement = (f"SELECT id, cid FROM {sql.table} WHERE task = %s AND status = %s AND due_at <= %s "
+                 f"ORDER BY priority DESC, due_at, id LIMIT %s")
+    if lock:
+        statement += " FOR UPDATE SKIP LOCKED"
+    rows = sql.fetchall(statement, [task, Status.TODO, sql.dt(now), int(count)])
+    return [Ref(int(i), int(c)) for i, c in rows]
+
+
+def claimed_by(task: str, refs: Sequence[Ref], *, worker: str, using: str) -> list[ClaimedJob]:
+    """The refs that ``worker`` claimed (now ``doing`` at cid + 1 under its name): a claim is its only way there."""
+    if not refs:
+        return []
+    want = {r.id: r.cid + 1 for r in refs}
+    rows = (Job.objects.using(using).filter(id__in=list(want), status=Status.DOING, worker=worker[:200])
+            .values_list("id", "cid", "payload", "failed_times", "attempts", "priority", "started_at"))
+    return [ClaimedJob(id=i, task=task, cid=c, payload=bytes(p or b""), failed_times=f, attempts=a, priority=pr,
+                       started_at=s or timezone.now())
+            for i, c, p, f, a, pr, s in rows if want.get(i) == c]

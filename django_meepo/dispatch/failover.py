@@ -1,0 +1,206 @@
+"""Automatic failover: Redis while it answers, the database while it does not, and back again.
+
+:class:`FailoverDispatcher` wraps the Redis dispatcher (the fast path) and the database dispatcher (the table is
+the queue). It is what ``MEEPO["DISPATCH"] = "redis"`` gives every worker, sweeper and producer:
+
+* **Workers** fetch through Redis. When Redis stops answering (a pop, a wait or a heartbeat fails), the worker
+  logs it once and claims due jobs straight from the table; about every ``probe_interval`` seconds it asks
+  Redis again, and when Redis answers it logs that once and fetches through Redis again. For ``drain_seconds``
+  after that it still polls the table whenever Redis has nothing, while the sweeper dispatches what became due
+  during the outage (all of it when Redis restarted empty: its epoch key is gone).
+* **Producers** (``push`` after commit, retries, rescues) dispatch to Redis. The first failure raises
+  :class:`DispatchError` (``push`` logs it and returns: the row is committed); until the next probe, further
+  dispatches are skipped at once instead of waiting for a connection timeout each. Nothing is lost by that:
+  the rows are due ``todo`` jobs, which workers in failover claim from the table and the sweeper dispatches
+  once Redis is back.
+* **The sweeper** asks Redis what it holds; while Redis is down those calls raise :class:`DispatchError` (at
+  once, between probes) and the sweeper only rescues expired leases.
+
+A switch can neither lose a job nor run one twice: every claim, through either path, is the state machine's
+conditional claim on the job's cid, so a Redis entry for a job already claimed from the table is stale and
+dropped when it is popped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from ..exceptions import DispatchError
+from ..statemachine import ClaimedJob, Dispatchable, Ref
+from .base import Dispatcher, Source
+
+log = logging.getLogger(__name__)
+
+
+class Breaker:
+    """Whether Redis is taken to be up and, while it is down, when to try it again (thread-safe)."""
+
+    def __init__(self, probe_interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.probe_interval = probe_interval
+        self.clock = clock
+        self.down_since: float | None = None
+        self._next_try = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def up(self) -> bool:
+        return self.down_since is None
+
+    def may_try(self) -> bool:
+        """True while up; while down, True for one caller once the probe interval has passed."""
+        with self._lock:
+            if self.down_since is None:
+                return True
+            now = self.clock()
+            if now < self._next_try:
+                return False
+            self._next_try = now + self.probe_interval
+            return True
+
+    def failed(self) -> bool:
+        """Record a failure; True if Redis was up until now."""
+        with self._lock:
+            now = self.clock()
+            self._next_try = now + self.probe_interval
+            if self.down_since is None:
+                self.down_since = now
+                return True
+            return False
+
+    def succeeded(self) -> bool:
+        """Record an answer; True if Redis was down until now."""
+        with self._lock:
+            was_down = self.down_since is not None
+            self.down_since = None
+            return was_down
+
+
+class FailoverDispatcher(Dispatcher):
+    name = "failover"
+
+    def __init__(self, primary: Dispatcher, fallback: Dispatcher, *, probe_interval: float = 1.0,
+                 drain_seconds: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.breaker = Breaker(probe_interval, clock)
+        self.drain_seconds = drain_seconds
+        self.clock = clock
+        self._drain_until = float("-inf")
+        self._worker = "?"
+
+    @property
+    def using_fallback(self) -> bool:
+        """True while this dispatcher takes Redis to be down."""
+        return not self.breaker.up
+
+    # -- switching
+    def _went_down(self, exc: Exception, *, consumer: bool) -> None:
+        if not self.breaker.failed():
+            return
+        if consumer:
+            log.warning("meepo: worker %s: Redis unavailable (%s); claiming jobs straight from the database "
+                        "until it answers again", self._worker, exc)
+        else:
+            log.info("meepo: Redis unavailable (%s); dispatches are skipped until it answers again (workers "
+                     "claim from the database, the sweeper dispatches what is due once Redis is back)", exc)
+
+    def _came_back(self, *, consumer: bool) -> None:
+        if not self.breaker.succeeded():
+            return
+        self._drain_until = self.clock() + self.drain_seconds
+        if consumer:
+            log.warning("meepo: worker %s: Redis answers again; fetching through Redis again", self._worker)
+        else:
+            log.info("meepo: Redis answers again; dispatching through Redis again")
+
+    def _probe(self, worker: str) -> bool:
+        """While down: ask Redis (at most once per probe interval); True when it answered and we switched back."""
+        if not self.breaker.may_try():
+            return False
+        try:
+            self.primary.heartbeat(worker)
+        except DispatchError:
+            self.breaker.failed()
+            return False
+        self._came_back(consumer=True)
+        return True
+
+    # -- producer side
+    def dispatch(self, items: Sequence[Dispatchable]) -> None:
+        if not items:
+            return
+        if not self.breaker.may_try():
+            log.debug("meepo: Redis is down: %d job(s) left for the database path", len(items))
+            return
+        try:
+            self.primary.dispatch(items)
+        except DispatchError as exc:
+            self._went_down(exc, consumer=False)
+            raise
+        self._came_back(consumer=False)
+
+    # -- consumer side
+    def fetch(self, sources: Sequence[Source], count: int, *, worker: str, using: str) -> list[ClaimedJob]:
+        self._worker = worker
+        if self.breaker.up or self._probe(worker):
+            try:
+                jobs = self.primary.fetch(sources, count, worker=worker, using=using)
+            except DispatchError as exc:
+                self._went_down(exc, consumer=True)
+            else:
+                if jobs or self.clock() >= self._drain_until:
+                    return jobs
+        return self.fallback.fetch(sources, count, worker=worker, using=using)
+
+    def wait(self, sources: Sequence[Source], timeout: float) -> None:
+        if self.breaker.up:
+            try:
+                self.primary.wait(sources, timeout)
+                return
+            except DispatchError as exc:
+                self._went_down(exc, consumer=True)
+        self.fallback.wait(sources, timeout)
+
+    def heartbeat(self, worker: str) -> None:
+        self._worker = worker
+        if not self.breaker.up:
+            return  # fetch probes Redis
+        try:
+            self.primary.heartbeat(worker)
+        except DispatchError as exc:
+            self._went_down(exc, consumer=True)
+
+    def worker_stopped(self, worker: str) -> None:
+        if self.breaker.up:
+            self.primary.worker_stopped(worker)
+
+    def close(self) -> None:
+        self.primary.close()
+        self.fallback.close()
+
+    # -- sweeper side: Redis's answers, or DispatchError (at once while down, between probes)
+    def _ask(self, call: Callable[[], object]) -> object:
+        if not self.breaker.may_try():
+            raise DispatchError("Redis is unavailable (not asked again until the next probe)")
+        try:
+            result = call()
+        except DispatchError as exc:
+            self._went_down(exc, consumer=False)
+            raise
+        self._came_back(consumer=False)
+        return result
+
+    def missing(self, task: str, key_prefix: str, refs: Sequence[Ref]) -> list[Ref]:
+        return self._ask(lambda: self.primary.missing(task, key_prefix, refs))  # type: ignore[return-value]
+
+    def length(self, task: str, key_prefix: str) -> int:
+        return self._ask(lambda: self.primary.length(task, key_prefix))  # type: ignore[return-value]
+
+    def recover(self, sources: Sequence[Source]) -> int:
+        return self._ask(lambda: self.primary.recover(sources))  # type: ignore[return-value]
+
+    def lost_everything(self) -> bool:
+        return self._ask(self.primary.lost_everything)  # type: ignore[return-value]

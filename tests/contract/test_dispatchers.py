@@ -1,0 +1,201 @@
+"""The dispatcher contract: one set of tests, run unchanged against every dispatcher, on every database.
+
+``redis`` is the Redis dispatcher alone, ``database`` the database dispatcher (``MEEPO["DISPATCH"] =
+"database"``), ``failover`` what ``MEEPO["DISPATCH"] = "redis"`` gives workers (Redis, falling back to the
+database). ``scripts/test.sh`` runs this module on MariaDB, PostgreSQL and SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+from django.utils import timezone
+
+from django_meepo import Job
+from django_meepo import statemachine as sm
+from django_meepo.db import close_thread_connections
+from django_meepo.dispatch import Dispatcher, Source, database_dispatcher, new_dispatcher, redis_dispatcher
+from django_meepo.registry import get_task
+from django_meepo.sweeper import source_of
+
+pytestmark = pytest.mark.django_db(transaction=True)
+DB = "default"
+WORKER = "contract-worker"
+
+
+class Kind:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def make(self) -> Dispatcher:
+        return {"redis": redis_dispatcher, "database": database_dispatcher, "failover": new_dispatcher}[self.name]()
+
+
+@pytest.fixture(params=["redis", "database", "failover"])
+def kind(request: pytest.FixtureRequest, key_prefix: str) -> Iterator[Kind]:
+    dispatch = "database" if request.param == "database" else "redis"
+    with override_settings(MEEPO={**settings.MEEPO, "DISPATCH": dispatch}):  # pushes dispatch the same way
+        yield Kind(request.param)
+
+
+@pytest.fixture
+def dispatcher(kind: Kind) -> Iterator[Dispatcher]:
+    d = kind.make()
+    yield d
+    d.close()
+
+
+def src(task: str = "record") -> Source:
+    return source_of(get_task(task))
+
+
+def fetch(d: Dispatcher, count: int = 100, *tasks: str, worker: str = WORKER) -> list[sm.ClaimedJob]:
+    return d.fetch([src(t) for t in tasks or ("record",)], count, worker=worker, using=DB)
+
+
+def test_a_pushed_job_is_claimed_once(dispatcher: Dispatcher) -> None:
+    before = timezone.now()
+    job = Job.objects.push("record", json={"n": 1})
+    [claimed] = fetch(dispatcher, 10)
+    assert (claimed.id, claimed.task, claimed.cid, claimed.attempts) == (job.id, "record", 2, 1)
+    assert json.loads(claimed.payload) == {"n": 1}
+    row = Job.objects.get(id=job.id)
+    assert (row.status, row.cid, row.worker, row.attempts) == ("doing", 2, WORKER, 1)
+    lease = get_task("record").options.lease_timeout
+    assert before + timedelta(seconds=lease) <= row.lease_until <= timezone.now() + timedelta(seconds=lease)
+    assert fetch(dispatcher, 10) == []
+
+
+def test_a_fetch_claims_at_most_count(dispatcher: Dispatcher) -> None:
+    jobs = Job.objects.push_many("record", json=[{} for _ in range(10)])
+    first = fetch(dispatcher, 3)
+    rest = fetch(dispatcher, 100)
+    assert len(first) == 3 and len(rest) == 7
+    assert sorted(j.id for j in first + rest) == sorted(j.id for j in jobs)
+
+
+def test_higher_priority_is_claimed_first(dispatcher: Dispatcher) -> None:
+    for priority in (-60, 0, 10, 80):
+        Job.objects.push("record", json={}, priority=priority)
+    order = [fetch(dispatcher, 1)[0].priority for _ in range(4)]
+    assert order == [80, 10, 0, -60]
+
+
+def test_within_a_priority_jobs_are_claimed_in_the_order_they_became_due(dispatcher: Dispatcher) -> None:
+    ids = [Job.objects.push("record", json={}).id for _ in range(5)]
+    assert [fetch(dispatcher, 1)[0].id for _ in range(5)] == ids
+
+
+def test_a_job_is_not_claimed_before_it_is_due(dispatcher: Dispatcher, key_prefix: str) -> None:
+    job = Job.objects.push("record", json={}, delay=60)
+    assert fetch(dispatcher) == []
+    early = sm.Dispatchable("record", job.id, 1, 0)
+    dispatcher.dispatch([early])  # an entry that came early is not claimed either
+    assert fetch(dispatcher) == []
+    Job.objects.filter(id=job.id).update(due_at=timezone.now() - timedelta(seconds=1))  # its time has come
+    if dispatcher.redispatches:
+        assert dispatcher.missing("record", key_prefix, [sm.Ref(job.id, 1)]) == [sm.Ref(job.id, 1)]
+    dispatcher.dispatch([early])  # what the sweeper does for a job that became due
+    assert [c.id for c in fetch(dispatcher)] == [job.id]
+
+
+def test_a_stale_entry_is_dropped(dispatcher: Dispatcher, key_prefix: str) -> None:
+    job = Job.objects.push("record", json={})  # dispatched at cid 1
+    repushed = sm.repush(job.id, using=DB)  # cid 2: the first entry is stale now
+    item = repushed.dispatchable(timezone.now())
+    assert item is not None
+    dispatcher.dispatch([item])
+    claimed = fetch(dispatcher, 10)
+    assert [(c.id, c.cid) for c in claimed] == [(job.id, 3)]
+    assert fetch(dispatcher, 10) == []
+    assert dispatcher.length("record", key_prefix) == 0
+
+
+def test_a_job_claimed_elsewhere_is_not_claimed_again(dispatcher: Dispatcher) -> None:
+    job = Job.objects.push("record", json={})
+    sm.claim("record", [sm.Ref(job.id, 1)], worker="someone-else", lease_seconds=30, using=DB)
+    assert fetch(dispatcher, 10) == []
+    assert Job.objects.get(id=job.id).worker == "someone-else"
+
+
+def test_only_the_tasks_asked_for_are_claimed(dispatcher: Dispatcher) -> None:
+    job = Job.objects.push("other", json={})
+    assert fetch(dispatcher, 10, "record") == []
+    assert [c.id for c in fetch(dispatcher, 10, "other")] == [job.id]
+
+
+def test_a_backlog_on_one_task_does_not_starve_another(dispatcher: Dispatcher) -> None:
+    Job.objects.push_many("record", json=[{} for _ in range(20)])
+    Job.objects.push_many("other", json=[{} for _ in range(2)])
+    claimed = fetch(dispatcher, 4, "record", "other")
+    assert len(claimed) == 4
+    assert {c.task for c in claimed} == {"record", "other"}
+
+
+def test_length_counts_what_waits(dispatcher: Dispatcher, key_prefix: str) -> None:
+    Job.objects.push_many("record", json=[{} for _ in range(5)])
+    Job.objects.push("record", json={}, delay=60)
+    assert dispatcher.length("record", key_prefix) == 5
+    fetch(dispatcher, 2)
+    assert dispatcher.length("record", key_prefix) == 3
+    assert dispatcher.length("other", key_prefix) == 0
+
+
+def test_missing_names_what_the_dispatcher_lacks(dispatcher: Dispatcher, key_prefix: str) -> None:
+    dispatched = [sm.Ref(j.id, 1) for j in Job.objects.push_many("record", json=[{} for _ in range(3)])]
+    assert dispatcher.missing("record", key_prefix, dispatched) == []
+    never = Job.objects.push("record", json={}, delay=60)  # not dispatched: not due
+    lacking = [sm.Ref(never.id, 1), sm.Ref(dispatched[0].id, 7)]
+    expected = lacking if dispatcher.redispatches else []  # the table cannot lack anything
+    assert dispatcher.missing("record", key_prefix, lacking) == expected
+
+
+def test_two_fetchers_never_claim_the_same_job(kind: Kind) -> None:
+    ids = {j.id for j in Job.objects.push_many("record", json=[{} for _ in range(300)])}
+    claimed: dict[str, list[int]] = {"a": [], "b": []}
+    errors: list[BaseException] = []
+
+    def consume(name: str) -> None:
+        d = kind.make()
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and len(claimed["a"]) + len(claimed["b"]) < len(ids):
+                claimed[name] += [c.id for c in fetch(d, 7, worker=f"fetcher-{name}")]
+        except BaseException as exc:  # reported by the test thread
+            errors.append(exc)
+        finally:
+            d.close()
+            close_thread_connections()
+
+    threads = [threading.Thread(target=consume, args=(n,)) for n in claimed]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=180)
+    assert not errors, errors
+    every = claimed["a"] + claimed["b"]
+    assert len(every) == len(set(every)) == len(ids), "every job claimed exactly once"
+    assert set(every) == ids
+    assert not set(claimed["a"]) & set(claimed["b"])
+
+
+def test_wait_returns_within_its_timeout(dispatcher: Dispatcher) -> None:
+    started = time.monotonic()
+    dispatcher.wait([src()], 0.2)
+    assert time.monotonic() - started < 15  # generous: two shared cores
+
+
+def test_the_worker_hooks_keep_their_promises(dispatcher: Dispatcher) -> None:
+    dispatcher.heartbeat(WORKER)
+    assert dispatcher.recover([src()]) == 0, "nothing was popped by a dead worker"
+    assert isinstance(dispatcher.lost_everything(), bool)
+    dispatcher.worker_stopped(WORKER)
+    job = Job.objects.push("record", json={})
+    assert [c.id for c in fetch(dispatcher)] == [job.id], "the hooks did not disturb fetching"
