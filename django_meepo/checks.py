@@ -11,7 +11,7 @@
 | meepo.E007 | ``MEEPO["REDIS"]`` is not a django-redis cache alias (unless ``DISPATCH`` is ``"database"``) |
 | meepo.E008 | ``admin_actions`` is not installed (registered by ``django_meepo.admin.checks``) |
 | meepo.W001 | the Redis alias is also the default cache (``cache.clear()`` would FLUSHDB the queue) |
-| meepo.W002 | Redis ``maxmemory-policy`` is not ``noeviction`` (tag ``meepo_redis``, run by ``meepo_consume``; not with ``DISPATCH = "database"``) |
+| meepo.W002 | Redis ``maxmemory-policy`` is not ``noeviction`` (tag ``meepo_redis``, run by ``meepo_consume``) |
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection, transaction
 from django.db.models import Count
@@ -25,6 +26,21 @@ def bar(done: int, total: int, started: float, width: int = 32) -> str:
     return f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} jobs done  {rate:,.0f}/s"
 
 
+def services() -> str:
+    """Which database and which dispatcher this run uses, in words."""
+    db = connection.settings_dict
+    vendor = {"mysql": "MariaDB/MySQL", "postgresql": "PostgreSQL", "sqlite": "SQLite"}.get(connection.vendor,
+                                                                                           connection.vendor)
+    where = db["NAME"] if connection.vendor == "sqlite" else f"{db.get('HOST') or 'localhost'} {db['NAME']}"
+    conf = get_settings()
+    if conf.dispatch == "database":
+        dispatch = "the database dispatcher (no Redis: workers claim jobs straight from the table)"
+    else:
+        location = settings.CACHES.get(conf.redis, {}).get("LOCATION", conf.redis)
+        dispatch = f"Redis at {location} (key prefix {conf.key_prefix!r}; the database if Redis stops answering)"
+    return f"database {vendor} ({where}), dispatch through {dispatch}"
+
+
 class Command(BaseCommand):
     help = "Push demo jobs and consume them here, with a progress bar and a summary."
 
@@ -33,10 +49,8 @@ class Command(BaseCommand):
         parser.add_argument("--parallel", type=int, default=4, help="worker threads (default 4)")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        total, conf = opts["jobs"], get_settings()
-        db = connection.settings_dict
-        self.stdout.write(f"django-meepo demo: database {db['ENGINE'].rsplit('.', 1)[-1]} {db['NAME']}, "
-                          f"Redis {conf.redis!r} (prefix {conf.key_prefix!r})")
+        total = opts["jobs"]
+        self.stdout.write(f"django-meepo demo: {services()}")
         get_task("demo")
         Job.objects.filter(task="demo").delete()
 
@@ -44,16 +58,18 @@ class Command(BaseCommand):
         with transaction.atomic():
             jobs = Job.objects.push_many("demo", [f"demo job {i}".encode() for i in range(total)])
         push_seconds = time.monotonic() - started
-        self.stdout.write(f"  pushed {len(jobs)} jobs in {push_seconds:.2f} s (one transaction, one dispatch)")
+        how = "one transaction" + (", one Redis dispatch" if get_settings().dispatch == "redis" else "")
+        self.stdout.write(f"  pushed {len(jobs)} jobs in {push_seconds:.2f} s ({how})")
 
         worker = Worker([get_task("demo")], parallel=opts["parallel"], grace=10)
         thread = threading.Thread(target=worker.run, name="demo-worker")
         consume_started = time.monotonic()
         thread.start()
         ids = [j.id for j in jobs]
+        demo_jobs = Job.objects.filter(task="demo")
         done = 0
         while done < total and thread.is_alive():
-            done = Job.objects.filter(id__in=ids, status__in=[Status.DONE, Status.FAILED]).count() if ids else 0
+            done = demo_jobs.filter(status__in=[Status.DONE, Status.FAILED]).count()
             sys.stderr.write(bar(done, total, consume_started))
             sys.stderr.flush()
             if done < total:
@@ -63,7 +79,7 @@ class Command(BaseCommand):
         thread.join()
         sys.stderr.write("\n")
 
-        counts = dict(Job.objects.filter(id__in=ids).values_list("status").annotate(n=Count("id")).order_by())
+        counts = dict(demo_jobs.values_list("status").annotate(n=Count("id")).order_by())
         self.stdout.write(self.style.SUCCESS(
             f"  consumed {done} jobs in {elapsed:.2f} s ({done / max(elapsed, 1e-6):,.0f} jobs/s with "
             f"{opts['parallel']} threads)"))
