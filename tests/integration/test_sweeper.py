@@ -15,6 +15,7 @@ from django_meepo.dispatch.redis import queue_keys
 from django_meepo.models import Attempt
 from django_meepo.registry import get_task
 from django_meepo.sweeper import Sweeper, source_of
+from tests.support.services import session_time_zone_sql
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DB = "default"
@@ -178,7 +179,7 @@ def test_one_sweeper_leads_a_task_at_a_time(redis, key_prefix) -> None:  # type:
 
 def test_session_time_zone_changes_nothing(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
     with connection.cursor() as cursor:
-        cursor.execute("SET time_zone = '+09:00'")
+        cursor.execute(session_time_zone_sql(9))
     try:
         job, _ = claim_with_lease("zombie_todo", lease=30)
         s = sweeper("zombie_todo")
@@ -188,7 +189,7 @@ def test_session_time_zone_changes_nothing(redis, key_prefix) -> None:  # type: 
         assert Job.objects.get(id=job.id).status == "todo"
     finally:
         with connection.cursor() as cursor:
-            cursor.execute("SET time_zone = '+00:00'")
+            cursor.execute(session_time_zone_sql(0))
 
 
 def test_a_sweep_loops_until_nothing_is_left(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]

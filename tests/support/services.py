@@ -83,9 +83,21 @@ def redis_available(url: str = "redis://127.0.0.1:6379/0") -> bool:
 
 
 def kill_connections(database: str) -> int:
-    """KILL CONNECTION every session on ``database`` except the caller's own (the fault, not a server stop)."""
+    """Kill every session on ``database`` except the caller's own (the fault, not a server stop).
+
+    MariaDB/MySQL: ``KILL CONNECTION``; PostgreSQL: ``pg_terminate_backend``. SQLite has no sessions to kill:
+    the calling test is skipped.
+    """
+    import pytest
     from django.db import connection
 
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                           "WHERE datname = %s AND pid <> pg_backend_pid()", [database])
+            return int(cursor.fetchone()[0])
+    if connection.vendor != "mysql":
+        pytest.skip(f"{connection.vendor} has no connections to kill")
     killed = 0
     with connection.cursor() as cursor:
         cursor.execute("SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()",
@@ -97,3 +109,16 @@ def kill_connections(database: str) -> int:
             except Exception:
                 continue
     return killed
+
+
+def session_time_zone_sql(offset_hours: int) -> str:
+    """The statement that sets this database session's time zone (MariaDB/MySQL or PostgreSQL)."""
+    import pytest
+    from django.db import connection
+
+    if connection.vendor == "mysql":
+        return f"SET time_zone = '{offset_hours:+03d}:00'"
+    if connection.vendor == "postgresql":
+        return f"SET TIME ZONE INTERVAL '{offset_hours:+03d}:00' HOUR TO MINUTE"
+    pytest.skip(f"{connection.vendor} sessions have no time zone")
+    raise AssertionError("unreachable")
