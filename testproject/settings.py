@@ -53,6 +53,9 @@ def database_from_url(url: str) -> dict[str, object]:
 DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL", "mysql://root@127.0.0.1:3306/meepo"))}
 if os.environ.get("MEEPO_DB_NAME"):
     DATABASES["default"]["NAME"] = os.environ["MEEPO_DB_NAME"]
+    if DATABASES["default"]["ENGINE"].endswith("sqlite3") and "/" not in os.environ["MEEPO_DB_NAME"]:
+        DATABASES["default"]["NAME"] = str(Path(str(database_from_url(os.environ.get("DATABASE_URL", ""))["NAME"]))
+                                           .with_name(f"{os.environ['MEEPO_DB_NAME']}.sqlite3"))  # beside the URL's
 _test_name = os.environ.get("MEEPO_TEST_DB_NAME", "test_meepo")
 if DATABASES["default"]["ENGINE"].endswith("sqlite3") and "/" not in _test_name:
     _test_name = str(Path(str(DATABASES["default"]["NAME"])).with_name(f"{_test_name}.sqlite3"))  # beside NAME

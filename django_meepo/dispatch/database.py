@@ -86,16 +86,19 @@ class DatabaseDispatcher(Dispatcher):
     def fetch(self, sources: Sequence[Source], count: int, *, worker: str, using: str) -> list[ClaimedJob]:
         self._turn += 1
         claimed: list[ClaimedJob] = []
+        fuller: list[Source] = []  # tasks that gave their whole share may have more
         for source, share in fair_shares(sources, count, self._turn):
-            claimed += self._fetch_source(source, share, worker=worker, using=using)
+            won = self._fetch_source(source, share, worker=worker, using=using)
+            claimed += won
+            if len(won) == share:
+                fuller.append(source)
         left = count - len(claimed)
-        if left > 0 and len(sources) > 1:  # fill up from any task that has more
-            for source in sources:
-                if left <= 0:
-                    break
-                more = self._fetch_source(source, left, worker=worker, using=using)
-                claimed += more
-                left -= len(more)
+        for source in fuller if len(sources) > 1 else ():  # fill up from the tasks that have more
+            if left <= 0:
+                break
+            more = self._fetch_source(source, left, worker=worker, using=using)
+            claimed += more
+            left -= len(more)
         if claimed:
             self._delay = POLL_MIN
         return claimed
