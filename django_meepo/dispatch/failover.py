@@ -145,15 +145,19 @@ class FailoverDispatcher(Dispatcher):
     # -- consumer side
     def fetch(self, sources: Sequence[Source], count: int, *, worker: str, using: str) -> list[ClaimedJob]:
         self._worker = worker
+        self.found_entries = False
         if self.breaker.up or self._probe(worker):
             try:
                 jobs = self.primary.fetch(sources, count, worker=worker, using=using)
             except DispatchError as exc:
                 self._went_down(exc, consumer=True)
             else:
+                self.found_entries = self.primary.found_entries
                 if jobs or self.clock() >= self._drain_until:
                     return jobs
-        return self.fallback.fetch(sources, count, worker=worker, using=using)
+        jobs = self.fallback.fetch(sources, count, worker=worker, using=using)
+        self.found_entries = self.found_entries or self.fallback.found_entries
+        return jobs
 
     def wait(self, sources: Sequence[Source], timeout: float) -> None:
         if self.breaker.up:

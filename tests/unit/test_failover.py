@@ -155,6 +155,13 @@ def test_after_switching_back_the_table_is_drained_while_redis_has_nothing(
     assert table.calls == [], "after the drain window, Redis alone"
 
 
+def test_found_entries_comes_from_the_path_taken(failover: FailoverDispatcher, redis: Fake) -> None:
+    redis.jobs, redis.found_entries = [], True  # Redis popped only stale entries: fetch again at once
+    assert fetch(failover) == [] and failover.found_entries
+    redis.down = True
+    assert fetch(failover) == [2] and not failover.found_entries
+
+
 def test_a_failed_wait_or_heartbeat_switches_too(failover: FailoverDispatcher, redis: Fake, table: Fake) -> None:
     redis.down = True
     failover.wait([SOURCE], 1.0)
