@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run the test suite: sets up everything it needs (MySQL headers, services, virtualenv), then ruff and pytest.
 #
-# With no arguments and no DATABASE_URL: the whole suite on MariaDB, then the contract, integration and
-# acceptance tests on PostgreSQL and on SQLite (MEEPO_TEST_DATABASES="mariadb postgres sqlite" picks which).
+# With no arguments and no DATABASE_URL: the whole suite on MariaDB, then the contract, integration,
+# acceptance and admin tests on PostgreSQL and on SQLite (MEEPO_TEST_DATABASES="mariadb postgres sqlite" picks
+# which).
 # With DATABASE_URL set, the whole suite on that database only.
 # Extra arguments go to pytest and run on one database (DATABASE_URL, default MariaDB),
 # e.g. scripts/test.sh tests/unit -x
@@ -26,8 +27,8 @@ if [ $# -gt 0 ] || [ -n "${DATABASE_URL:-}" ]; then
     exec "$VENV/bin/python" -m pytest "$@"
 fi
 
-# The suite beside MariaDB: what depends on the database (admin and Tasks-backend tests stay on MariaDB).
-portable=(tests/contract tests/integration tests/acceptance)
+# The suite beside MariaDB: everything that depends on the database (unit tests need none).
+portable=(tests/contract tests/integration tests/acceptance tests/admin)
 sqlite_dir="$(mktemp -d "${TMPDIR:-/tmp}/meepo-test-sqlite.XXXXXX")"
 trap 'rm -rf "$sqlite_dir"' EXIT
 for db in ${MEEPO_TEST_DATABASES:-mariadb postgres sqlite}; do

@@ -81,8 +81,11 @@ def test_list_uses_the_indexes_and_does_not_load_payloads(operator_client, make_
     make_job("failed", payload={"big": "x" * 1000})
     with CaptureQueriesContext(connection) as queries:
         operator_client.get(reverse(CHANGELIST), {"status__exact": "failed"})
-    listing = [q["sql"] for q in queries.captured_queries if "FROM `meepo_job`" in q["sql"] and "ORDER BY" in q["sql"]]
-    assert listing and all("`payload`" not in sql for sql in listing)
+    table, payload = connection.ops.quote_name("meepo_job"), connection.ops.quote_name("payload")
+    listing = [q["sql"] for q in queries.captured_queries if f"FROM {table}" in q["sql"] and "ORDER BY" in q["sql"]]
+    assert listing and all(payload not in sql for sql in listing)
+    if connection.vendor != "mysql":
+        return  # the plan below is MySQL's EXPLAIN; the index exists on every database (migrations)
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN SELECT id FROM meepo_job WHERE status = 'failed' ORDER BY id DESC LIMIT 50")
         columns = [c[0] for c in cursor.description]
