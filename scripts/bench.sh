@@ -14,5 +14,5 @@ ensure_mysql_headers
 ensure_mariadb
 ensure_redis
 command -v redis-server >/dev/null || apt_install redis-server
-ensure_venv bench,mysql  # mysqlclient is an extra of its own (the benchmark runs on MariaDB)
+ensure_venv bench
 exec "$VENV/bin/python" -m bench "$@"

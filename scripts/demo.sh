@@ -44,7 +44,7 @@ if [[ "$DATABASE_URL" == mysql* || "$DATABASE_URL" == mariadb* ]] || ensure_mysq
 else
     say "no MySQL client headers: the demo installs without the MySQL driver"
     VENV="$ROOT/.venv-demo"
-    ensure_venv postgres
+    ensure_venv_without_mysql postgres
 fi
 "$VENV/bin/python" manage.py migrate -v0
 "$VENV/bin/python" manage.py meepo_demo "$@"

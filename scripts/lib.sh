@@ -79,3 +79,28 @@ ensure_venv() {
         echo "$want" > "$stamp"
     fi
 }
+
+ensure_venv_without_mysql() {
+    # ensure_venv_without_mysql EXTRAS: django-meepo and its dependencies but mysqlclient, for a demo on a
+    # machine where the MySQL client headers cannot be installed (SQLite or PostgreSQL need no mysqlclient).
+    local extras="$1" stamp="$VENV/.meepo-installed"
+    local want
+    want="$(sha1sum < "$ROOT/pyproject.toml" | cut -c1-12)-nomysql-$extras"
+    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        say "installing django-meepo[$extras] without mysqlclient"
+        "$VENV/bin/python" -m pip install -q --upgrade pip
+        mapfile -t deps < <("$PYTHON" - "$ROOT/pyproject.toml" "$extras" <<'PY'
+import sys, tomllib
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+wanted = list(project["dependencies"])
+for extra in filter(None, sys.argv[2].split(",")):
+    wanted += project["optional-dependencies"][extra]
+print("\n".join(d for d in wanted if not d.lower().startswith("mysqlclient")))
+PY
+)
+        "$VENV/bin/python" -m pip install -q "${deps[@]}"
+        "$VENV/bin/python" -m pip install -q --no-deps -e "$ROOT"
+        echo "$want" > "$stamp"
+    fi
+}
