@@ -78,7 +78,7 @@ class MeepoBackend(BaseTaskBackend):
                         retry_backoff=getattr(task, "retry_backoff", None))
         job = push(task.queue_name, json=spec.to_json(), due_at=task.run_after, priority=task.priority,
                    using=self.database)
-        result = results.build(job, spec, task, using=self.database)
+        result = results.build(job, spec, task, using=self.database, past=results.NO_HISTORY)
         log.debug("meepo: enqueued %s as %s job %s", task.module_path, task.queue_name, job.id,
                   extra={"job_id": job.id, "task": task.queue_name})
         task_enqueued.send(type(self), task_result=result)

@@ -74,11 +74,18 @@ def return_value(job: Job) -> Any:
     return json.loads(job.result) if job.status == Status.DONE and job.result is not None else None
 
 
-def build(job: Job, spec: TaskSpec, task: Task, *, using: str | None = None) -> TaskResult:
-    """The TaskResult of a Django Task job, with ``task`` as it was enqueued (queue, priority, run_after)."""
+NO_HISTORY = History(worker_ids=[], errors=[], first_started_at=None)
+
+
+def build(job: Job, spec: TaskSpec, task: Task, *, using: str | None = None,
+          past: History | None = None) -> TaskResult:
+    """The TaskResult of a Django Task job, with ``task`` as it was enqueued (queue, priority, run_after).
+
+    ``past`` saves reading the Attempt rows when the caller knows them (:data:`NO_HISTORY` for a new job).
+    """
     from .compat import TaskError, TaskResult, TaskResultStatus
 
-    past = history(job, using)
+    past = past if past is not None else history(job, using)
     status = TaskResultStatus[status_name(job)]
     finished = job.finished_at if job.status in (Status.DONE, Status.FAILED) else None
     if job.status == Status.ZOMBIE:
@@ -90,7 +97,7 @@ def build(job: Job, spec: TaskSpec, task: Task, *, using: str | None = None) -> 
         last_attempted_at=job.started_at if job.attempts else None, finished_at=finished,
         args=spec.args, kwargs=spec.kwargs, backend=spec.backend,
         errors=[TaskError(exception_class_path=p, traceback=t) for p, t in past.errors],
-        worker_ids=past.worker_ids)
+        worker_ids=list(past.worker_ids))
     object.__setattr__(result, "_return_value", return_value(job))
     return result
 

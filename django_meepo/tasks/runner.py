@@ -19,6 +19,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from ..conf import get_settings
 from ..context import JobContext
 from ..models import Job
 from ..options import TaskOptions
@@ -75,7 +76,7 @@ def run_django_task(job: JobContext) -> str:
     except NotATask:
         job.retry_options = replace(options, max_failed_times=1)  # never retried: it would never be one
         raise
-    row = Job.objects.get(id=job.id)
+    row = Job.objects.using(get_settings().database).get(id=job.id)
     result = results.build(row, spec, task)
     sender = backend_class(spec.backend)
     _send(task_started, sender, result, job)
