@@ -29,9 +29,9 @@ from .payload import TaskSpec
 if TYPE_CHECKING:
     from .compat import Task, TaskError, TaskResult
 
-STATUS_NAMES = {Status.TODO: "READY", Status.DOING: "RUNNING", Status.DONE: "SUCCESSFUL",
+STATUS_NAMES: dict[str, str] = {Status.TODO: "READY", Status.DOING: "RUNNING", Status.DONE: "SUCCESSFUL",
                 Status.FAILED: "FAILED", Status.ZOMBIE: "FAILED"}
-FAILED_OUTCOMES = {
+FAILED_OUTCOMES: dict[str, str | None] = {
     Attempt.Outcome.FAILED: None,
     Attempt.Outcome.LEASE_EXPIRED: f"{WorkerLost.__module__}.{WorkerLost.__qualname__}",
     Attempt.Outcome.TIME_LIMIT: f"{TimeLimitExceeded.__module__}.{TimeLimitExceeded.__qualname__}",
@@ -90,7 +90,7 @@ def build(job: Job, spec: TaskSpec, task: Task, *, using: str | None = None,
     finished = job.finished_at if job.status in (Status.DONE, Status.FAILED) else None
     if job.status == Status.ZOMBIE:
         finished = job.updated_at
-    result = TaskResult(
+    result: TaskResult = TaskResult(
         task=task.using(priority=job.priority, queue_name=job.task, run_after=spec.run_after, backend=spec.backend),
         id=str(job.id), status=status, enqueued_at=job.created_at,
         started_at=past.first_started_at if job.attempts else None,
@@ -107,7 +107,7 @@ def finished(result: TaskResult, *, status: str, at: datetime, value: Any = None
     """A copy of a RUNNING result as it ends (for ``task_finished``): SUCCESSFUL with ``value`` or FAILED."""
     from .compat import TaskResult, TaskResultStatus
 
-    copy = TaskResult(task=result.task, id=result.id, status=TaskResultStatus[status],
+    copy: TaskResult = TaskResult(task=result.task, id=result.id, status=TaskResultStatus[status],
                       enqueued_at=result.enqueued_at, started_at=result.started_at,
                       last_attempted_at=result.last_attempted_at, finished_at=at, args=result.args,
                       kwargs=result.kwargs, backend=result.backend,
