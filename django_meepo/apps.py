@@ -15,6 +15,7 @@ class MeepoConfig(AppConfig):
         from . import checks  # noqa: F401 - registers the system checks
         from .dispatch import reset_producer_dispatcher
         from .registry import clear_cache
+        from .tasks.wiring import connect as connect_tasks
 
         def on_setting_changed(setting: str, **kwargs: object) -> None:
             if setting in ("MEEPO", "CACHES"):
@@ -22,3 +23,4 @@ class MeepoConfig(AppConfig):
                 reset_producer_dispatcher()
 
         setting_changed.connect(on_setting_changed, weak=False, dispatch_uid="django_meepo.settings")
+        connect_tasks()  # the Tasks backend, when Django's Tasks framework is installed

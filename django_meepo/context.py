@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .options import TaskOptions
 from .statemachine import ClaimedJob, Transition
 
 
@@ -33,6 +34,9 @@ class JobContext:
     committed: Transition | None = None
     lease_lost: bool = False
     timed_out: bool = False
+    # Set by a job function to give this run's failure another retry policy than its task's (max_failed_times,
+    # retry_backoff, ...): the Django Tasks backend applies a Task's own max_attempts and backoff this way.
+    retry_options: TaskOptions | None = None
 
     @property
     def id(self) -> int:

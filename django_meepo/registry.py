@@ -3,7 +3,11 @@
 A task declared in ``MEEPO["TASKS"]`` names its function by dotted path (``FUNCTION``). A function decorated
 with ``@task("name", **options)`` declares the task itself; a ``MEEPO["TASKS"]["name"]`` entry without
 ``FUNCTION`` then only overrides its options (per-deployment tuning). Options are layered:
-built-in defaults < ``MEEPO["DEFAULTS"]`` < decorator < settings entry.
+built-in defaults < ``MEEPO["DEFAULTS"]`` < decorator (or provider) < settings entry.
+
+A *provider* (:func:`register_provider`) declares tasks computed from elsewhere — the Django Tasks backend
+declares one task per queue of its ``TASKS`` entries. Provided tasks count as declared in code, like decorated
+ones: ``meepo_consume``, the sweeper and ``push`` see them, and a ``MEEPO["TASKS"]`` entry may tune them.
 
 Problems (unknown options, bad values, paths that do not import, a name declared twice) are collected, not
 raised at import time: ``checks.py`` reports them with ids, and :func:`get_task` raises
@@ -24,6 +28,8 @@ from .exceptions import ConfigurationError, UnknownTask
 from .options import TaskOptions, build_options, normalise_keys, option_errors, task_name_error
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from .models import Job
 
 JobFunction = Callable[..., Any]
@@ -57,6 +63,19 @@ class _Declaration:
     origin: str = ""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProvidedTask:
+    """A task declared by a provider: its name, job function and (lower- or upper-case) options."""
+
+    name: str
+    function: JobFunction
+    options: dict[str, Any] = field(default_factory=dict)
+    origin: str = "a provider"
+
+
+Provider = Callable[[], "Iterable[ProvidedTask]"]
+
+
 @dataclass(slots=True)
 class Problem:
     """A configuration problem, reported by system checks (``id`` is the check id)."""
@@ -68,6 +87,7 @@ class Problem:
 
 
 _decorated: dict[str, list[_Declaration]] = {}
+_providers: list[Provider] = []
 _lock = threading.Lock()
 _discovered = False
 _cache: dict[str, Task] = {}
@@ -111,6 +131,36 @@ def task(name: str, **options: Any) -> Callable[[JobFunction], Task]:
     return decorate
 
 
+def register_provider(provider: Provider) -> None:
+    """Add a function that returns tasks to declare (called on every lookup that misses the cache; keep it cheap).
+
+    Registering the same function again is a no-op. Call :func:`clear_cache` when what it returns changes.
+    """
+    with _lock:
+        if provider not in _providers:
+            _providers.append(provider)
+    clear_cache()
+
+
+def _provided(found: dict[str, _Declaration], problems: list[Problem]) -> None:
+    with _lock:
+        providers = list(_providers)
+    for provider in providers:
+        for item in provider():
+            problem = task_name_error(item.name)
+            if problem:
+                problems.append(Problem("meepo.E002", str(item.name), f"{problem} (declared by {item.origin})",
+                                        "Rename it where it is declared."))
+                continue
+            if item.name in found:
+                problems.append(Problem("meepo.E006", item.name, f"task {item.name!r} is declared twice: by "
+                                        f"{found[item.name].origin} and by {item.origin}",
+                                        "Give each task a unique name."))
+                continue
+            found[item.name] = _Declaration(name=item.name, function=item.function, path=_path_of(item.function),
+                                            options=normalise_keys(item.options), origin=item.origin)
+
+
 def autodiscover() -> None:
     """Import the AUTODISCOVER modules (default ``jobs``) of every installed app, once."""
     global _discovered
@@ -135,6 +185,7 @@ def _declarations() -> tuple[dict[str, _Declaration], list[Problem]]:
             problems.append(Problem("meepo.E006", name, f"task {name!r} is declared more than once ({where})",
                                     "Give each task a unique name."))
         found[name] = decls[-1]
+    _provided(found, problems)
     for name, entry in conf.tasks.items():
         problem = task_name_error(name)
         if problem:

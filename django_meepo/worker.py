@@ -340,8 +340,9 @@ class Worker:
 
     def _record_failure(self, held: _Held, outcome: RunOutcome, kind: str, now: object) -> None:
         self.failed += 1
+        options = held.ctx.retry_options or held.task.options
         try:
-            result = sm.finish_failed(held.task.name, held.ctx.job, held.task.options, error=outcome.error,
+            result = sm.finish_failed(held.task.name, held.ctx.job, options, error=outcome.error,
                                       error_class=outcome.error_class, worker=self.id, using=self.using,
                                       outcome=kind)
         except CommitConflict as exc:

@@ -4,6 +4,9 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${MEEPO_VENV:-$ROOT/.venv}"
 PYTHON="${MEEPO_PYTHON:-python3}"
+# The second test run: the newest Django 6.x (native django.tasks) on Python >= 3.12.
+DJ6_VENV="${MEEPO_DJ6_VENV:-$ROOT/.venv-dj6}"
+DJ6_SPEC="${MEEPO_DJ6_SPEC:-Django>=6.0,<7}"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -56,6 +59,25 @@ ensure_postgres() {
     say "starting PostgreSQL"
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
     for _ in $(seq 1 30); do pg_isready -q && return 0; sleep 0.5; done
+}
+
+python_is_312_or_newer() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; }
+
+find_python_for_django6() {
+    # Prints a Python >= 3.12 (Django 6 needs it): MEEPO_DJ6_PYTHON, python3.12 on PATH, a pyenv 3.12,
+    # any newer python3, else Debian's python3 after installing it.
+    if [ -n "${MEEPO_DJ6_PYTHON:-}" ]; then echo "$MEEPO_DJ6_PYTHON"; return 0; fi
+    local candidate
+    for candidate in python3.12 "$(command -v pyenv >/dev/null && pyenv root)"/versions/3.12*/bin/python3.12 \
+                     python3.13 python3.14 python3 /usr/bin/python3; do
+        if command -v "$candidate" >/dev/null 2>&1 && python_is_312_or_newer "$candidate"; then
+            command -v "$candidate"; return 0
+        fi
+    done
+    say "no Python >= 3.12 found: installing Debian's python3 and python3-venv"
+    apt_install python3 python3-venv python3-dev >&2 || return 1
+    python_is_312_or_newer /usr/bin/python3 && { echo /usr/bin/python3; return 0; }
+    say "no Python >= 3.12 available for the Django 6 run"; return 1
 }
 
 ensure_venv() {

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Run the test suite: sets up everything it needs (MySQL headers, services, virtualenv), then ruff and pytest.
+# Run the test suite: sets up everything it needs (MySQL headers, services, virtualenvs), then ruff and pytest,
+# for two Django versions: in .venv (Python 3.11, Django 5.2 with the django-tasks backport), then in .venv-dj6
+# (Python >= 3.12, the newest Django 6.x with django.tasks). MEEPO_DJANGO=5.2 or MEEPO_DJANGO=6 runs only one.
 #
 # With no arguments and no DATABASE_URL: the whole suite on MariaDB, then the contract, integration,
 # acceptance and admin tests on PostgreSQL and on SQLite (MEEPO_TEST_DATABASES="mariadb postgres sqlite" picks
@@ -16,28 +18,52 @@ ensure_mariadb
 ensure_postgres
 ensure_redis
 ensure_chromium
-ensure_venv test
 
-say "ruff"
-"$VENV/bin/ruff" check django_meepo testproject tests bench
-versions="$("$VENV/bin/python" -c 'import django, sys; print(f"Django {django.__version__}, Python {sys.version.split()[0]}")')"
-
-if [ $# -gt 0 ] || [ -n "${DATABASE_URL:-}" ]; then
-    say "pytest on ${DATABASE_URL:-MariaDB} ($versions)"
-    exec "$VENV/bin/python" -m pytest "$@"
-fi
-
-# The suite beside MariaDB: everything that depends on the database (unit tests need none).
-portable=(tests/contract tests/integration tests/acceptance tests/admin)
 sqlite_dir="$(mktemp -d "${TMPDIR:-/tmp}/meepo-test-sqlite.XXXXXX")"
 trap 'rm -rf "$sqlite_dir"' EXIT
-for db in ${MEEPO_TEST_DATABASES:-mariadb postgres sqlite}; do
-    case "$db" in
-        mariadb) url="mysql://root@127.0.0.1:3306/meepo"; paths=() ;;
-        postgres) url="postgres://postgres@127.0.0.1:5432/meepo"; paths=("${portable[@]}") ;;
-        sqlite) url="sqlite:///$sqlite_dir/meepo.sqlite3"; paths=("${portable[@]}") ;;
-        *) say "MEEPO_TEST_DATABASES: unknown database $db (mariadb, postgres, sqlite)"; exit 2 ;;
-    esac
-    say "pytest on $db ($versions)"
-    DATABASE_URL="$url" "$VENV/bin/python" -m pytest "${paths[@]}"
-done
+
+run_suite() {
+    # The suite in $VENV: on one database when given arguments or DATABASE_URL, else on every database.
+    local versions status=0
+    versions="$("$VENV/bin/python" -c 'import django, sys; print(f"Django {django.__version__}, Python {sys.version.split()[0]}")')"
+    if [ $# -gt 0 ] || [ -n "${DATABASE_URL:-}" ]; then
+        say "pytest on ${DATABASE_URL:-MariaDB} ($versions)"
+        "$VENV/bin/python" -m pytest "$@"
+        return
+    fi
+    # The suite beside MariaDB: everything that depends on the database (unit tests need none).
+    local portable=(tests/contract tests/integration tests/acceptance tests/admin)
+    local db url paths
+    for db in ${MEEPO_TEST_DATABASES:-mariadb postgres sqlite}; do
+        case "$db" in
+            mariadb) url="mysql://root@127.0.0.1:3306/meepo"; paths=() ;;
+            postgres) url="postgres://postgres@127.0.0.1:5432/meepo"; paths=("${portable[@]}") ;;
+            sqlite) url="sqlite:///$sqlite_dir/meepo.sqlite3"; paths=("${portable[@]}") ;;
+            *) say "MEEPO_TEST_DATABASES: unknown database $db (mariadb, postgres, sqlite)"; exit 2 ;;
+        esac
+        say "pytest on $db ($versions)"
+        DATABASE_URL="$url" "$VENV/bin/python" -m pytest "${paths[@]}" || status=1
+    done
+    return $status
+}
+
+ruff() { say "ruff"; "$VENV/bin/ruff" check django_meepo testproject tests bench; }
+
+which="${MEEPO_DJANGO:-both}"
+failed=()
+if [ "$which" != 6 ]; then
+    ensure_venv test
+    ruff
+    run_suite "$@" || failed+=("Django 5.2")
+fi
+if [ "$which" != 5.2 ]; then
+    VENV="$DJ6_VENV"
+    PYTHON="$(find_python_for_django6)"
+    ensure_venv test "$DJ6_SPEC"
+    if [ "$which" = 6 ]; then ruff; fi
+    run_suite "$@" || failed+=("Django 6")
+fi
+if [ ${#failed[@]} -gt 0 ]; then
+    say "the test suite failed on: ${failed[*]}"
+    exit 1
+fi

@@ -81,6 +81,24 @@ MEEPO = {
     },
 }
 
+# Django's Tasks framework (django.tasks; the django-tasks backport on Django 5.2) on django-meepo: each queue
+# is a django-meepo task (`manage.py meepo_consume default emails slow`). Short leases so fault tests are quick.
+TASKS = {
+    "default": {
+        "BACKEND": "django_meepo.tasks.MeepoBackend",
+        "QUEUES": ["default", "emails", "slow"],
+        "OPTIONS": {
+            "MAX_ATTEMPTS": 3,
+            "LEASE_TIMEOUT": 3,
+            "HEARTBEAT": 1,
+            "SWEEP_PERIOD": 1,
+            "RETRY_BACKOFF": 0.2,
+            "RETRY_JITTER": False,
+            "QUEUES": {"emails": {"MAX_ATTEMPTS": 2, "PARALLEL": 2}, "slow": {"PARALLEL": 1}},
+        },
+    },
+}
+
 INSTALLED_APPS = [
     # Before django.contrib.admin, as django-admin-actions' README says: its site-wide template overrides then
     # apply, and the tests show that other models' admin pages still work.

@@ -296,7 +296,11 @@ class RedisDispatcher(Dispatcher):
                 else:
                     refs.append(ref)
             won = claim(source.task, refs, worker=worker, lease_seconds=source.lease_seconds, using=using)
-            claimed += won
+            # The claim reads rows back in the database's order; run them in the order popped (band order).
+            position: dict[int, int] = {}
+            for i, ref in enumerate(refs):
+                position.setdefault(ref.id, i)
+            claimed += sorted(won, key=lambda job: position.get(job.id, len(refs)))
             dropped = len(refs) - len(won)
             if dropped:
                 log.debug("meepo: %s: %d entr(y/ies) were stale or duplicated and were dropped", source.task,

@@ -1,0 +1,94 @@
+"""The job function of every queue: runs the Django Task a job names, and only a Task.
+
+For each job: parse the payload strictly, import the Task by its path and check that it *is* a Task (an
+arbitrary callable is never called), apply the Task's own retry policy, send ``task_started``, call it (with a
+``TaskContext`` if it takes one; async functions run in an event loop of their own), and return its value as
+JSON text — the worker stores it in ``Job.result`` when it commits ``done``. ``task_finished`` is sent when the
+Task succeeds and when its failure is final; a failure that will be retried sends nothing more (the result is
+READY again, with the error recorded).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from dataclasses import replace
+from typing import Any
+
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from ..conf import get_settings
+from ..context import JobContext
+from ..models import Job
+from ..options import TaskOptions
+from ..registry import get_task
+from ..retry import is_final_failure
+from . import results
+from .compat import Task, TaskContext, TaskError, TaskResult, backend_class, task_finished, task_started
+from .errors import MalformedTaskJob, NotATask, TaskNotFound
+from .payload import TaskSpec, json_round_trip
+
+log = logging.getLogger(__name__)
+
+
+def load_task(spec: TaskSpec) -> Task:
+    """The Task at ``spec.path``: TaskNotFound when it does not import, NotATask when it is something else."""
+    try:
+        obj = import_string(spec.path)
+    except ImportError as exc:
+        raise TaskNotFound(f"Django Task {spec.path!r} does not import ({exc}): renamed, removed, or not "
+                           f"deployed on this worker yet") from exc
+    if not isinstance(obj, Task):
+        raise NotATask(f"{spec.path!r} is a {type(obj).__name__}, not a Django Task (a function decorated with "
+                       f"@task); it was not called")
+    return obj
+
+
+def retry_options(spec: TaskSpec, options: TaskOptions) -> TaskOptions:
+    """The queue's options with the Task's own ``max_attempts`` and ``retry_backoff`` (when it sets them)."""
+    changes: dict[str, Any] = {}
+    if spec.max_attempts is not None:
+        changes["max_failed_times"] = spec.max_attempts
+    if spec.retry_backoff is not None:
+        changes["retry_backoff"] = float(spec.retry_backoff)
+    return replace(options, **changes) if changes else options
+
+
+def _send(signal: Any, sender: type, result: TaskResult, job: JobContext) -> None:
+    for receiver, response in signal.send_robust(sender, task_result=result):
+        if isinstance(response, Exception):
+            log.error("meepo: a %r receiver (%r) raised for %s job %s: %r", signal, receiver, job.task, job.id,
+                      response, extra={"job_id": job.id, "task": job.task})
+
+
+def run_django_task(job: JobContext) -> str:
+    """Run the Django Task named in ``job``'s payload; return its value as JSON text."""
+    options = get_task(job.task).options
+    spec = TaskSpec.parse(job.payload)
+    if spec is None:
+        job.retry_options = replace(options, max_failed_times=1)
+        raise MalformedTaskJob(f"job {job.id} of queue {job.task!r} has no Django Task payload; it was not run")
+    job.retry_options = retry_options(spec, options)
+    try:
+        task = load_task(spec)
+    except NotATask:
+        job.retry_options = replace(options, max_failed_times=1)  # never retried: it would never be one
+        raise
+    row = Job.objects.using(get_settings().database).get(id=job.id)
+    result = results.build(row, spec, task)
+    sender = backend_class(spec.backend)
+    _send(task_started, sender, result, job)
+    try:
+        args = [TaskContext(task_result=result), *result.args] if task.takes_context else result.args
+        value = json_round_trip(task.call(*args, **result.kwargs), "a Task's return value")
+    except BaseException as exc:
+        if is_final_failure(job.failed_times + 1, job.retry_options):
+            error = TaskError(exception_class_path=f"{type(exc).__module__}.{type(exc).__qualname__}",
+                              traceback="".join(traceback.format_exception(exc)))
+            _send(task_finished, sender, results.finished(result, status="FAILED", at=timezone.now(),
+                                                          error=error), job)
+        raise
+    _send(task_finished, sender, results.finished(result, status="SUCCESSFUL", at=timezone.now(), value=value), job)
+    return json.dumps(value, allow_nan=False, ensure_ascii=False)
