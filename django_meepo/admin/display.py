@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.template.loader import render_to_string
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from ..models import AttemptInfo
@@ -112,3 +113,21 @@ def attempts_html(history: list[AttemptInfo]) -> SafeString:
     """Every attempt: number, worker, start, end, duration, outcome, and its error (folded)."""
     rows = [{"a": a, "duration": duration(a.started_at, a.finished_at)} for a in history]
     return SafeString(render_to_string("admin/django_meepo/job/attempts.html", {"rows": rows}))
+
+
+def task_html(described: dict[str, Any] | None) -> SafeString:
+    """A Django Tasks job (``django_meepo.tasks.describe``): the task's path, arguments and return value."""
+    if described is None:
+        return format_html("{}", "—")
+    rows = [("task", described["task"]), ("status", described["status"]), ("queue", described["queue"]),
+            ("args", _json(described["args"])), ("kwargs", _json(described["kwargs"])),
+            ("return value", _json(described["return_value"]))]
+    body = format_html_join("", "<tr><th>{}</th><td><pre>{}</pre></td></tr>", rows)
+    return format_html('<table class="meepo-task">{}</table>', body)
+
+
+def _json(value: Any) -> str:
+    try:
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError):
+        return repr(value)

@@ -22,6 +22,7 @@ from django.utils.safestring import SafeString
 from ..models import Job
 from ..purge import delete_jobs
 from ..states import FINISHED_STATUSES
+from ..tasks.results import describe as describe_task
 from . import bulk, display
 from .buttons import BUTTONS, ButtonViews, button_links, may_press_any
 from .dashboard import dashboard_view
@@ -68,7 +69,13 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
 
     # -- nothing is edited or added through forms
     def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> list[str]:
-        return [f for fieldset in self.fieldsets for f in fieldset[1]["fields"]]
+        return [f for fieldset in self.get_fieldsets(request, obj) for f in fieldset[1]["fields"]]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Job | None = None) -> Any:
+        """A Django Tasks job also shows its task, arguments and return value, read from the payload."""
+        if obj is not None and describe_task(obj) is not None:
+            return (*self.fieldsets[:3], ("Django Task", {"fields": ("django_task_view",)}), *self.fieldsets[3:])
+        return self.fieldsets
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -86,8 +93,10 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
     def has_commit_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("django_meepo.commit_job")
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        # Django 6.1 passes action_location (and warns about overrides without it); Django 5.2 does not know it.
+        extra = {} if action_location is None else {"action_location": action_location}
+        actions = super().get_actions(request, **extra)
         actions.pop("delete_selected", None)  # would delete live jobs too; meepo_purge deletes finished ones
         return actions
 
@@ -152,6 +161,10 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
     @admin.display(description="payload")
     def payload_view(self, job: Job) -> SafeString:
         return display.payload_html(job.payload_bytes)
+
+    @admin.display(description="Django Task")
+    def django_task_view(self, job: Job) -> SafeString:
+        return display.task_html(describe_task(job))
 
     @admin.display(description="last error")
     def last_error_view(self, job: Job) -> SafeString:

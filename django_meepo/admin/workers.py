@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -29,8 +31,10 @@ class WorkerAdmin(admin.ModelAdmin):
         """Only a stale row (a worker killed before it could remove it) may be deleted."""
         return super().has_delete_permission(request, obj) and (obj is None or not self.alive(obj))
 
-    def get_actions(self, request: HttpRequest) -> dict[str, object]:
-        actions = super().get_actions(request)
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, object]:
+        # Django 6.1 passes action_location (and warns about overrides without it); Django 5.2 does not know it.
+        extra = {} if action_location is None else {"action_location": action_location}
+        actions = super().get_actions(request, **extra)
         actions.pop("delete_selected", None)
         return actions
 

@@ -171,3 +171,20 @@ def test_describe_renders_a_task_job_readably() -> None:
 def test_describe_returns_none_for_other_jobs() -> None:
     assert describe(Job.objects.push("record", json={"django_task": 1})) is None
     assert describe(Job.objects.push("record", b"\xff not json")) is None
+
+
+def test_the_admin_shows_a_task_job_readably(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from django.urls import reverse
+
+    result = djtasks.send_welcome.enqueue(7, greeting="Hi")
+    admin = User.objects.create_superuser("admin", password="pw")
+    client = Client()
+    client.force_login(admin)
+    page = client.get(reverse("admin:django_meepo_job_change", args=(int(result.id),))).content.decode()
+    assert "Django Task" in page and "testproject.djtasks.send_welcome" in page
+    assert "&quot;greeting&quot;: &quot;Hi&quot;" in page and "READY" in page
+    native = Job.objects.push("record", json={})
+    other = client.get(reverse("admin:django_meepo_job_change", args=(native.id,))).content.decode()
+    assert "Django Task" not in other
