@@ -34,9 +34,16 @@ class NewJob:
     due_at: datetime
 
 
+_heads: dict[str, str] = {}
+
+
 def _head(alias: str) -> str:
-    ops = connections[alias].ops
-    return f"INSERT INTO {ops.quote_name(TABLE)} ({', '.join(ops.quote_name(c) for c in _COLUMNS)}) VALUES "
+    conn = connections[alias]
+    head = _heads.get(conn.vendor)
+    if head is None:
+        quote = conn.ops.quote_name
+        head = _heads[conn.vendor] = f"INSERT INTO {quote(TABLE)} ({', '.join(quote(c) for c in _COLUMNS)}) VALUES "
+    return head
 
 
 def _params(alias: str, jobs: Sequence[NewJob], token: str) -> list[Any]:
@@ -80,7 +87,8 @@ def insert(alias: str, jobs: Sequence[NewJob]) -> list[int]:
     uniform = _uniform_mysql_rows(alias, jobs, token)
     rows, params = uniform or (", ".join([_ROW] * len(jobs)), _params(alias, jobs, token))
     sql = _head(alias) + rows
-    returning = conn.features.can_return_rows_from_bulk_insert
+    # One row on MySQL/MariaDB or SQLite: the connection's last insert id is cheaper than a RETURNING result set.
+    returning = conn.features.can_return_rows_from_bulk_insert and not (len(jobs) == 1 and conn.vendor != "postgresql")
     if returning:
         sql += f" RETURNING {conn.ops.quote_name('id')}"
     with conn.cursor() as cursor:

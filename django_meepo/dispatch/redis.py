@@ -220,10 +220,14 @@ class RedisDispatcher(Dispatcher):
 
         default_prefix = get_settings().key_prefix
         groups: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+        keys: dict[tuple[str, int], tuple[str, str, str]] = {}  # a batch has one or a few (task, band) pairs
         for item in items:
-            prefix = (prefixes or {}).get(item.task) or _task_prefix(item.task, default_prefix, get_task)
-            key = (queue_keys(prefix, item.task)[band_of(item.priority)], dispatched_key(prefix, item.task),
-                   notify_channel(prefix, item.task))
+            band = band_of(item.priority)
+            key = keys.get((item.task, band))
+            if key is None:
+                prefix = (prefixes or {}).get(item.task) or _task_prefix(item.task, default_prefix, get_task)
+                key = keys[(item.task, band)] = (queue_keys(prefix, item.task)[band],
+                                                 dispatched_key(prefix, item.task), notify_channel(prefix, item.task))
             groups[key].append(f"{item.id}:{item.cid}")
         try:
             if len(groups) == 1:
