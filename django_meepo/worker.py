@@ -183,7 +183,7 @@ class Worker:
         return free
 
     def _loop(self) -> None:
-        alive_at = 0.0
+        alive_at = float("-inf")
         delay = 0.1
         while not self._stop.is_set():
             if time.monotonic() - alive_at >= 1.0:

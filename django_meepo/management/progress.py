@@ -19,7 +19,7 @@ class ProgressBar:
         self.stream = stream
         self.enabled = enabled and total > 0
         self.tty = stream.isatty()
-        self._last_line = 0.0
+        self._last_line = float("-inf")
         self.done = 0
 
     def update(self, done: int) -> None:

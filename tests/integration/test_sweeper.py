@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -19,6 +20,18 @@ from tests.support.services import session_time_zone_sql
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DB = "default"
+_real_monotonic = time.monotonic
+
+
+@pytest.fixture(autouse=True)
+def long_uptime(monkeypatch):  # type: ignore[no-untyped-def]
+    """Run as on a machine up for days: a test's made-up clock readings must be relative to the real clock."""
+    monkeypatch.setattr(time, "monotonic", lambda: _real_monotonic() + 1_000_000)
+
+
+def clock(seconds: float) -> float:
+    """A monotonic reading ``seconds`` after now (ticks without one read the real clock)."""
+    return time.monotonic() + seconds
 
 
 def sweeper(*names: str) -> Sweeper:
@@ -46,7 +59,7 @@ def test_expired_lease_goes_to_the_zombie_destination(task, status, redis, key_p
     s = sweeper(task)
     s.tick()  # the lease has not expired: nothing happens
     assert Job.objects.get(id=job.id).status == "doing"
-    report = s.tick(now=timezone.now() + timedelta(seconds=10), monotonic=10_000)
+    report = s.tick(now=timezone.now() + timedelta(seconds=10), monotonic=clock(10_000))
     row = Job.objects.get(id=job.id)
     assert report.expired == 1
     assert (row.status, row.failed_times, row.rescues, row.cid) == (status, 1, 1, 3)
@@ -59,10 +72,10 @@ def test_rescued_job_is_dispatched_again_after_its_backoff(redis, key_prefix) ->
     redis.delete(*queue_keys(key_prefix, "zombie_todo"))
     s = sweeper("zombie_todo")
     later = timezone.now() + timedelta(seconds=10)
-    s.tick(now=later, monotonic=10_000)
+    s.tick(now=later, monotonic=clock(10_000))
     row = Job.objects.get(id=job.id)
     assert row.due_at > later, "the retry waits for its backoff"
-    s.tick(now=later + timedelta(seconds=1), monotonic=10_001)
+    s.tick(now=later + timedelta(seconds=1), monotonic=clock(10_001))
     assert queued_refs(redis, key_prefix, "zombie_todo") == [f"{job.id}:3".encode()]
 
 
@@ -74,7 +87,7 @@ def test_a_poison_job_that_keeps_killing_its_worker_ends_failed(redis, key_prefi
         cid = Job.objects.get(id=job.id).cid
         t += timedelta(seconds=60)
         [_] = sm.claim("zombie_todo", [sm.Ref(job.id, cid)], worker=f"w{attempt}", lease_seconds=3, using=DB, now=t)
-        s.tick(now=t + timedelta(seconds=10), monotonic=attempt * 1000)
+        s.tick(now=t + timedelta(seconds=10), monotonic=clock(attempt * 1000))
     row = Job.objects.get(id=job.id)
     assert (row.status, row.failed_times, row.rescues) == ("failed", 3, 3)
 
@@ -101,7 +114,7 @@ def test_a_long_queued_job_is_neither_a_zombie_nor_pushed_again(redis, key_prefi
                                          due_at=timezone.now() - timedelta(days=2))
     s = sweeper("record")
     for i in range(5):
-        s.tick(now=timezone.now() + timedelta(hours=1), monotonic=1000 * (i + 1))
+        s.tick(now=timezone.now() + timedelta(hours=1), monotonic=clock(1000 * (i + 1)))
     assert queued_refs(redis, key_prefix, "record") == [f"{job.id}:1".encode()]
     assert Job.objects.get(id=job.id).status == "todo"
 
@@ -111,7 +124,7 @@ def test_a_backlog_waiting_in_redis_is_not_pushed_again(redis, key_prefix) -> No
     assert queue_length(redis, key_prefix, "record") == 500
     s = sweeper("record")
     for i in range(6):  # the first tick is a full scan; later ones are period scans
-        report = s.tick(now=timezone.now() + timedelta(seconds=30 * (i + 1)), monotonic=1000 * (i + 1))
+        report = s.tick(now=timezone.now() + timedelta(seconds=30 * (i + 1)), monotonic=clock(1000 * (i + 1)))
         assert report.redispatched == 0
     assert queue_length(redis, key_prefix, "record") == 500
 
@@ -122,7 +135,7 @@ def test_what_redis_lost_is_dispatched_again(redis, key_prefix) -> None:  # type
     s.tick()
     for key in redis.scan_iter(match=f"{key_prefix}:*"):
         redis.delete(key)  # what a FLUSHALL does to this test's keys (the epoch key included)
-    report = s.tick(monotonic=10_000)
+    report = s.tick(monotonic=clock(10_000))
     assert report.full_scan and report.redispatched == 50
     assert sorted(queued_refs(redis, key_prefix, "record")) == sorted(f"{j.id}:1".encode() for j in jobs)
 
@@ -132,19 +145,20 @@ def test_a_dispatch_that_never_happened_is_found_by_the_period_scan(redis, key_p
     s.tick()  # first tick: the full scan
     job = Job.objects.push("record", b"{}")
     redis.delete(*queue_keys(key_prefix, "record"), f"{key_prefix}:record:dispatched")  # the dispatch was lost
-    assert s.tick(monotonic=10_000).redispatched == 0, "rows changed in the last seconds may still be in flight"
-    report = s.tick(now=timezone.now() + timedelta(seconds=5), monotonic=20_000)
+    assert s.tick(monotonic=clock(10_000)).redispatched == 0, "rows changed in the last seconds may still be in flight"
+    report = s.tick(now=timezone.now() + timedelta(seconds=5), monotonic=clock(20_000))
     assert report.redispatched == 1
     assert queued_refs(redis, key_prefix, "record") == [f"{job.id}:1".encode()]
 
 
 def test_delayed_jobs_are_dispatched_within_a_tick_of_their_due_time(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
     s = sweeper("record")
-    s.tick()
+    t0 = clock(0)
+    s.tick(monotonic=t0)
     job = Job.objects.push("record", b"{}", delay=2)
-    s.tick(monotonic=1)  # not a period tick; not due yet
+    s.tick(monotonic=t0 + 0.1)  # not a period tick; not due yet
     assert queue_length(redis, key_prefix, "record") == 0
-    s.tick(now=timezone.now() + timedelta(seconds=2.5), monotonic=1.5)  # still not a period tick (period 1 s)
+    s.tick(now=timezone.now() + timedelta(seconds=2.5), monotonic=t0 + 0.5)  # still not a period tick (period 1 s)
     assert queued_refs(redis, key_prefix, "record") == [f"{job.id}:1".encode()]
 
 
@@ -183,9 +197,9 @@ def test_session_time_zone_changes_nothing(redis, key_prefix) -> None:  # type: 
     try:
         job, _ = claim_with_lease("zombie_todo", lease=30)
         s = sweeper("zombie_todo")
-        s.tick(monotonic=10_000)
+        s.tick(monotonic=clock(10_000))
         assert Job.objects.get(id=job.id).status == "doing", "a fresh lease must not look expired"
-        s.tick(now=timezone.now() + timedelta(seconds=31), monotonic=20_000)
+        s.tick(now=timezone.now() + timedelta(seconds=31), monotonic=clock(20_000))
         assert Job.objects.get(id=job.id).status == "todo"
     finally:
         with connection.cursor() as cursor:
@@ -200,6 +214,6 @@ def test_a_sweep_loops_until_nothing_is_left(redis, key_prefix) -> None:  # type
     with override_settings(MEEPO=meepo):
         jobs = Job.objects.push_many("zombie_zombie", [b"{}"] * 25)
         sm.claim("zombie_zombie", [sm.Ref(j.id, 1) for j in jobs], worker="dead", lease_seconds=1, using=DB)
-        report = sweeper("zombie_zombie").tick(now=timezone.now() + timedelta(seconds=5), monotonic=10_000)
+        report = sweeper("zombie_zombie").tick(now=timezone.now() + timedelta(seconds=5), monotonic=clock(10_000))
     assert report.expired == 25
     assert Job.objects.filter(status="zombie").count() == 25
