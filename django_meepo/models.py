@@ -106,7 +106,7 @@ class Job(models.Model):
                 for a in self.attempt_set.order_by("number", "id")]
         recorded = {r.number for r in rows}
         if self.attempts and self.attempts not in recorded and self.started_at is not None:
-            outcome = {Status.DONE: "done", Status.DOING: "running"}.get(self.status, self.status)
+            outcome = {Status.DONE.value: "done", Status.DOING.value: "running"}.get(self.status, self.status)
             rows.append(AttemptInfo(self.attempts, self.worker, self.started_at, self.finished_at, outcome, ""))
         return rows
 

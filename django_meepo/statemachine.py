@@ -187,7 +187,7 @@ def finish_done(task: str, refs: Sequence[Ref], *, using: str, now: datetime | N
     token = new_token()
     sql = _sql(using)
     cond, cond_params = id_cid_condition((r.id, r.cid) for r in refs)
-    result_sql, result_params = "", []
+    result_sql, result_params = "", list[object]()
     if results:
         cases = " ".join(["WHEN %s THEN %s"] * len(results))
         result_sql = f", result = CASE id {cases} ELSE result END"

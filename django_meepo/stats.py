@@ -179,7 +179,7 @@ def collect(*, using: str | None = None, now: datetime | None = None, redis: boo
     hour = _finished_since(alias, now - timedelta(hours=1))
     tasks = tuple(TaskStats(
         name=n, declared=n in declared, counts=dict(counts[n]),
-        oldest_due_seconds=(now - oldest[n]).total_seconds() if oldest[n] is not None else None,
+        oldest_due_seconds=_age(now, oldest[n]),
         queued_in_redis=lengths.get(n),
         done_last_minute=minute.get((n, Status.DONE), 0), failed_last_minute=minute.get((n, Status.FAILED), 0),
         done_last_hour=hour.get((n, Status.DONE), 0), failed_last_hour=hour.get((n, Status.FAILED), 0),
@@ -205,3 +205,7 @@ def format_age(seconds: float | None) -> str:
     if s < 86400:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def _age(now: datetime, then: datetime | None) -> float | None:
+    return None if then is None else (now - then).total_seconds()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the test suite: sets up everything it needs (MySQL headers, services, virtualenvs), then ruff and pytest,
+# Run the test suite: sets up everything it needs (MySQL headers, services, virtualenvs), then ruff, mypy and pytest,
 # for two Django versions: in .venv (Python 3.11, Django 5.2 with the django-tasks backport), then in .venv-dj6
 # (Python >= 3.12, the newest Django 6.x with django.tasks). MEEPO_DJANGO=5.2 or MEEPO_DJANGO=6 runs only one.
 #
@@ -48,12 +48,14 @@ run_suite() {
 }
 
 ruff() { say "ruff"; "$VENV/bin/ruff" check django_meepo testproject tests bench; }
+typecheck() { say "mypy"; "$VENV/bin/mypy"; }  # the files and strictness are in pyproject.toml
 
 which="${MEEPO_DJANGO:-both}"
 failed=()
 if [ "$which" != 6 ]; then
     ensure_venv test
     ruff
+    typecheck
     run_suite "$@" || failed+=("Django 5.2")
 fi
 if [ "$which" != 5.2 ]; then

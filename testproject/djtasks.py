@@ -64,14 +64,14 @@ def always_fails(context: TaskContext) -> None:
     raise ValueError("always fails")
 
 
-@task(takes_context=True, max_attempts=1, retry_backoff=0)
+@task(takes_context=True, max_attempts=1, retry_backoff=0)  # type: ignore[call-overload]  # MeepoTask's options (stubs: 6.0)
 def fails_once_only(context: TaskContext) -> None:
     """Its own max_attempts (1) is below its queue's MAX_ATTEMPTS (3): one run, then FAILED."""
     _record(context)
     raise ValueError("no second chance")
 
 
-@task(takes_context=True, max_attempts=4, retry_backoff=0.1)
+@task(takes_context=True, max_attempts=4, retry_backoff=0.1)  # type: ignore[call-overload]  # MeepoTask's options (stubs: 6.0)
 def persistent(context: TaskContext, succeed_on: int) -> int:
     """Its own max_attempts (4) is above its queue's (emails: 2)."""
     _record(context)

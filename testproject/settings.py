@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -24,7 +25,7 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 
 
-def database_from_url(url: str) -> dict[str, object]:
+def database_from_url(url: str) -> dict[str, Any]:
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         path = parsed.path[1:] if parsed.path.startswith("//") else parsed.path
@@ -37,7 +38,7 @@ def database_from_url(url: str) -> dict[str, object]:
               "postgres": "django.db.backends.postgresql", "postgresql": "django.db.backends.postgresql"}
     if parsed.scheme not in engine:
         raise ValueError(f"DATABASE_URL scheme {parsed.scheme!r} is not one of {', '.join(engine)} or sqlite")
-    db: dict[str, object] = {
+    db: dict[str, Any] = {
         "ENGINE": engine[parsed.scheme],
         "NAME": parsed.path.lstrip("/") or "meepo",
         "USER": unquote(parsed.username or ""),

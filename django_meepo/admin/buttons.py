@@ -166,7 +166,8 @@ class ButtonViews:
             return redirect("admin:django_meepo_job_changelist")
         change = f"{button.label} by {who}: cid {cid} → {result.cid}, now {result.status}"
         log.info("meepo: %s job %s: %s", job.task, job.pk, change, extra={"job_id": job.pk, "task": job.task})
-        self.log_change(request, job, change)  # type: ignore[attr-defined] - ModelAdmin's: the job's History
+        # ModelAdmin.log_change (this mixin is only used on a ModelAdmin): the job's History page.
+        self.log_change(request, job, change)  # type: ignore[attr-defined]
         messages.success(request, f"Job {job.pk}: {button.label.lower()} done; it is now {result.status} at cid "
                                   f"{result.cid}.")
         return redirect(next_url)

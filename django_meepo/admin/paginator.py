@@ -7,7 +7,10 @@ then says "more than 10,000 jobs" and pages up to the cap; filters narrow the li
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 COUNT_CAP = 10_000
@@ -18,7 +21,8 @@ class CappedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        return self.object_list.order_by().values("pk")[: self.cap + 1].count()
+        rows: QuerySet[Any] = self.object_list  # type: ignore[assignment]  # the changelist's queryset
+        return rows.order_by().values("pk")[: self.cap + 1].count()
 
     @property
     def capped(self) -> bool:

@@ -31,7 +31,9 @@ class WorkerAdmin(admin.ModelAdmin):
         """Only a stale row (a worker killed before it could remove it) may be deleted."""
         return super().has_delete_permission(request, obj) and (obj is None or not self.alive(obj))
 
-    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, object]:
+    def get_actions(  # type: ignore[override]
+        self, request: HttpRequest, action_location: Any = None,
+    ) -> dict[str, Any]:
         # Django 6.1 passes action_location (and warns about overrides without it); Django 5.2 does not know it.
         extra = {} if action_location is None else {"action_location": action_location}
         actions = super().get_actions(request, **extra)

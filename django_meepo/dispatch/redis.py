@@ -198,7 +198,7 @@ class RedisDispatcher(Dispatcher):
         self._recover = client.register_script(_RECOVER)
         self._pubsub: Any = None
         self._subscribed: tuple[str, ...] = ()
-        self._epoch: bytes | None = None
+        self._epoch: bytes | str | None = None
         # Entries popped whose claim did not complete (database down): claimed first on the next fetch.
         self._pending: dict[Source, list[Any]] = {}
         self._turn = 0
@@ -231,12 +231,12 @@ class RedisDispatcher(Dispatcher):
             groups[key].append(f"{item.id}:{item.cid}")
         try:
             if len(groups) == 1:
-                [(keys, entries)] = groups.items()
-                self._dispatch(keys=keys[:2], args=[keys[2], ",".join(entries)])
+                [(group, entries)] = groups.items()
+                self._dispatch(keys=list(group[:2]), args=[group[2], ",".join(entries)])
                 return
             pipe = self.client.pipeline(transaction=False)
-            for keys, entries in groups.items():
-                self._dispatch(keys=keys[:2], args=[keys[2], ",".join(entries)], client=pipe)
+            for group, entries in groups.items():
+                self._dispatch(keys=list(group[:2]), args=[group[2], ",".join(entries)], client=pipe)
             pipe.execute()
         except RedisError as exc:
             raise DispatchError(f"could not dispatch {len(items)} job(s) to Redis: {exc}") from exc

@@ -20,13 +20,13 @@ if FRAMEWORK == "django.tasks":
     from django.tasks.signals import task_enqueued, task_finished, task_started
     from django.utils.json import normalize_json
 elif FRAMEWORK == "django_tasks":
-    from django_tasks import TaskContext, TaskResult, TaskResultStatus, task, task_backends  # type: ignore[no-redef]
-    from django_tasks.backends.base import BaseTaskBackend  # type: ignore[no-redef]
-    from django_tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, Task, TaskError  # type: ignore[no-redef]
-    from django_tasks.exceptions import InvalidTaskError as InvalidTask  # type: ignore[no-redef]
-    from django_tasks.exceptions import TaskResultDoesNotExist  # type: ignore[no-redef]
-    from django_tasks.signals import task_enqueued, task_finished, task_started  # type: ignore[no-redef]
-    from django_tasks.utils import normalize_json  # type: ignore[no-redef]
+    from django_tasks import TaskContext, TaskResult, TaskResultStatus, task, task_backends  # type: ignore[no-redef,assignment]
+    from django_tasks.backends.base import BaseTaskBackend  # type: ignore[no-redef,assignment]
+    from django_tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, Task, TaskError  # type: ignore[no-redef,assignment]
+    from django_tasks.exceptions import InvalidTaskError as InvalidTask  # type: ignore[no-redef,assignment]
+    from django_tasks.exceptions import TaskResultDoesNotExist  # type: ignore[no-redef,assignment]
+    from django_tasks.signals import task_enqueued, task_finished, task_started  # type: ignore[no-redef,assignment]
+    from django_tasks.utils import normalize_json  # type: ignore[no-redef,assignment]
 else:
     raise ImportError("django_meepo.tasks needs Django's Tasks framework: Django >= 6.0, or on Django 5.2 the "
                       "backport (pip install 'django-meepo[tasks]', i.e. django-tasks >= 0.12)")

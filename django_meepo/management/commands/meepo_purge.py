@@ -30,8 +30,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         if opts["days"] is not None:
             days = positive_number(opts["days"], "--days")
-        elif get_settings().retention_days is not None:
-            days = float(get_settings().retention_days)
+        elif (retention := get_settings().retention_days) is not None:
+            days = float(retention)
         else:
             raise CommandError("give --days N (or set MEEPO['RETENTION_DAYS']); nothing was deleted")
         wanted = statuses(opts["status"], allowed=FINISHED_STATUSES) or list(FINISHED_STATUSES)

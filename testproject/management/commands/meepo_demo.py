@@ -36,7 +36,8 @@ def services() -> str:
     if conf.dispatch == "database":
         dispatch = "the database dispatcher (no Redis: workers claim jobs straight from the table)"
     else:
-        location = settings.CACHES.get(conf.redis, {}).get("LOCATION", conf.redis)
+        caches: dict[str, Any] = settings.CACHES
+        location = caches.get(conf.redis, {}).get("LOCATION", conf.redis)
         dispatch = f"Redis at {location} (key prefix {conf.key_prefix!r}; the database if Redis stops answering)"
     return f"database {vendor} ({where}), dispatch through {dispatch}"
 
