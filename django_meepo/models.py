@@ -79,6 +79,10 @@ class Job(models.Model):
             models.Index(fields=["task", "id"], name="meepo_job_task_id"),
             models.Index(fields=["finished_at", "task", "status"], name="meepo_job_finished"),
             models.Index(fields=["idempotency_key"], name="meepo_job_idem_key"),
+            # The admin's "has failed" and "created" filters: without these their capped count reads every row
+            # when few match. Both grow at their right edge on INSERT (failed_times 0, newest time), as id does.
+            models.Index(fields=["failed_times", "id"], name="meepo_job_failed_id"),
+            models.Index(fields=["created_at"], name="meepo_job_created"),
             # The database dispatcher's fetch: due todo rows of a task by priority (high first), due time, id.
             models.Index(fields=["task", "status", "-priority", "due_at", "id"], name="meepo_job_fetch_order"),
         ]
@@ -122,13 +126,16 @@ class AttemptInfo:
 
 
 class Attempt(models.Model):
-    """An attempt that ended without ``done``: a failure, an expired lease, a time limit or a hand-back."""
+    """A finished attempt the job row no longer describes: a failure, an expired lease, a time limit or a
+    hand-back when it happens; a ``done`` run, or a run cut short, when an operator repushes or commits the job."""
 
     class Outcome(models.TextChoices):
         FAILED = "failed", "failed"
         LEASE_EXPIRED = "lease_expired", "lease expired"
         TIME_LIMIT = "time_limit", "time limit exceeded"
         RELEASED = "released", "handed back"
+        DONE = "done", "done"
+        SUPERSEDED = "superseded", "stopped by an operator"
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE)
     number = models.PositiveIntegerField()

@@ -411,11 +411,47 @@ def _conflict(using: str, job_id: int, cid: int, what: str) -> CommitConflict:
         job_id=job_id, expected_cid=cid, actual_cid=row[0], actual_status=row[1])
 
 
-def _current(using: str, job_id: int) -> tuple[str, int, str, int]:
-    row = Job.objects.using(using).filter(id=job_id).values_list("task", "cid", "status", "priority").first()
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """What an operator's change reads first: the cid to condition on, and the attempt it may close."""
+
+    task: str
+    cid: int
+    status: str
+    priority: int
+    attempts: int
+    worker: str
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+_ROW_FIELDS = ("task", "cid", "status", "priority", "attempts", "worker", "started_at", "finished_at")
+
+
+def _current(using: str, job_id: int) -> _Row:
+    row = Job.objects.using(using).filter(id=job_id).values_list(*_ROW_FIELDS).first()
     if row is None:
         raise JobNotFound(f"no job with id {job_id}")
-    return row
+    return _Row(*row)
+
+
+def _closed_attempts(rows: dict[int, _Row], *, now: datetime, reason: str) -> list[Attempt]:
+    """The attempts an operator's change closes that no Attempt row records yet.
+
+    Failures, expired leases and hand-backs are recorded when they happen; a run that ended ``done`` and a run
+    still going (``doing``) are not. Without these rows a repush would erase that run's worker and times. Each
+    is written in the transaction of the conditional UPDATE, which only wins at the cid these rows were read at.
+    """
+    return [Attempt(job_id=i, number=r.attempts, worker=r.worker[:200], started_at=r.started_at,
+                    finished_at=(r.finished_at or now) if r.status == Status.DONE else now,
+                    outcome=Attempt.Outcome.DONE if r.status == Status.DONE else Attempt.Outcome.SUPERSEDED,
+                    error="" if r.status == Status.DONE else reason)
+            for i, r in rows.items()
+            if r.attempts and r.started_at is not None and r.status in (Status.DONE, Status.DOING)]
+
+
+def _recorder(using: str, attempts: list[Attempt]) -> Callable[[], object] | None:
+    return (lambda: Attempt.objects.using(using).bulk_create(attempts)) if attempts else None
 
 
 def repush(job_id: int, *, using: str, cid: int | None = None, now: datetime | None = None,
@@ -429,16 +465,18 @@ def repush(job_id: int, *, using: str, cid: int | None = None, now: datetime | N
     if cid is not None:
         cid = validate_id(cid, "cid")
     now = _now(now)
-    task, current_cid, _, priority = _current(using, job_id)
-    expected = current_cid if cid is None else cid
+    row = _current(using, job_id)
+    expected = row.cid if cid is None else cid
     token = new_token()
     sql = _sql(using)
     reset = ", failed_times = 0" if reset_failures else ""
     statement = (f"UPDATE {sql.table} SET status = %s, cid = cid + 1, token = %s, due_at = %s, lease_until = NULL, "
                  f"finished_at = NULL, updated_at = %s{reset} WHERE id = %s AND cid = %s")
     params = [Status.TODO, token, sql.dt(now), sql.dt(now), job_id, expected]
-    result = Transition(job_id, task, Status.TODO, expected + 1, now, priority)
-    return _one(using, job_id, expected, statement, params, token, result, f"repush job {job_id}")
+    result = Transition(job_id, row.task, Status.TODO, expected + 1, now, row.priority)
+    closed = _closed_attempts({job_id: row}, now=now, reason="repushed by an operator") if row.cid == expected else []
+    return _one(using, job_id, expected, statement, params, token, result, f"repush job {job_id}",
+                also=_recorder(using, closed))
 
 
 def operator_commit(job_id: int, status: str, *, using: str, cid: int | None = None,
@@ -453,10 +491,10 @@ def operator_commit(job_id: int, status: str, *, using: str, cid: int | None = N
     if status == Status.TODO:
         return repush(job_id, using=using, cid=cid, now=now)
     now = _now(now)
-    task, current_cid, current_status, priority = _current(using, job_id)
-    expected = current_cid if cid is None else cid
-    if current_status not in OPERATOR_COMMIT_SOURCES and expected == current_cid:
-        raise CommitNotAllowed(f"job {job_id} is {current_status!r}: an operator may commit {status!r} only from "
+    row = _current(using, job_id)
+    expected = row.cid if cid is None else cid
+    if row.status not in OPERATOR_COMMIT_SOURCES and expected == row.cid:
+        raise CommitNotAllowed(f"job {job_id} is {row.status!r}: an operator may commit {status!r} only from "
                                f"{', '.join(OPERATOR_COMMIT_SOURCES)}; repush it to run it again")
     token = new_token()
     sql = _sql(using)
@@ -468,8 +506,11 @@ def operator_commit(job_id: int, status: str, *, using: str, cid: int | None = N
     if status == Status.FAILED:
         params.append(note or "committed 'failed' by an operator")
     params += [job_id, expected, *OPERATOR_COMMIT_SOURCES]
-    result = Transition(job_id, task, status, expected + 1, None, priority)
-    return _one(using, job_id, expected, statement, params, token, result, f"commit job {job_id} {status!r}")
+    result = Transition(job_id, row.task, status, expected + 1, None, row.priority)
+    closed = (_closed_attempts({job_id: row}, now=now, reason=f"committed {status!r} by an operator while it ran")
+              if row.cid == expected else [])
+    return _one(using, job_id, expected, statement, params, token, result, f"commit job {job_id} {status!r}",
+                also=_recorder(using, closed))
 
 
 def repush_many(job_ids: Sequence[int], *, using: str, now: datetime | None = None,
@@ -482,16 +523,21 @@ def repush_many(job_ids: Sequence[int], *, using: str, now: datetime | None = No
     qs = Job.objects.using(using).filter(id__in=ids)
     if statuses is not None:
         qs = qs.filter(status__in=[validate_status(s) for s in statuses])
-    current = {i: (t, c, p) for i, t, c, p in qs.values_list("id", "task", "cid", "priority")}
+    current = {i: _Row(*rest) for i, *rest in qs.values_list("id", *_ROW_FIELDS)}
     if not current:
         return []
     token = new_token()
     sql = _sql(using)
-    cond, cond_params = id_cid_condition((i, v[1]) for i, v in current.items())
+    cond, cond_params = id_cid_condition((i, r.cid) for i, r in current.items())
     statement = (f"UPDATE {sql.table} SET status = %s, cid = cid + 1, token = %s, due_at = %s, lease_until = NULL, "
                  f"finished_at = NULL, updated_at = %s, failed_times = 0 WHERE {cond}")
     params = [Status.TODO, token, sql.dt(now), sql.dt(now), *cond_params]
+    closing = {a.job_id: a for a in _closed_attempts(current, now=now, reason="repushed by an operator")}
+
+    def record(won: Won) -> None:  # only the rows won: their UPDATE matched the cid they were read at
+        Attempt.objects.using(using).bulk_create([closing[i] for i, _, _ in won if i in closing])
 
     return _many(using, list(current), statement, params, token,
-                 lambda won: [Transition(i, current[i][0], Status.TODO, c, now, current[i][2]) for i, c, _ in won],
-                 f"repush of {len(current)} job(s)")
+                 lambda won: [Transition(i, current[i].task, Status.TODO, c, now, current[i].priority)
+                              for i, c, _ in won],
+                 f"repush of {len(current)} job(s)", also=record if closing else None)

@@ -19,6 +19,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from ..conf import get_settings
 from ..models import Job
 from ..purge import delete_jobs
 from ..states import FINISHED_STATUSES
@@ -115,7 +116,9 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
 
     # -- list
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
-        return super().get_queryset(request).defer(*HEAVY_FIELDS)
+        # MEEPO["DATABASE"]: the list, the detail page, the filters and the bulk actions read and change the
+        # database the workers use, as the buttons do.
+        return super().get_queryset(request).using(get_settings().database).defer(*HEAVY_FIELDS)
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Job],
                            search_term: str) -> tuple[QuerySet[Job], bool]:

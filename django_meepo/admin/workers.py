@@ -10,6 +10,7 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils import timezone
 
+from ..conf import get_settings
 from ..models import Job, Worker
 from ..states import Status
 from ..stats import worker_alive
@@ -41,9 +42,10 @@ class WorkerAdmin(admin.ModelAdmin):
         return actions
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Worker]:
-        held = (Job.objects.filter(status=Status.DOING, worker=OuterRef("id")).order_by().values("worker")
-                .annotate(n=Count("id")).values("n"))
-        return super().get_queryset(request).annotate(
+        alias = get_settings().database  # where the workers write their rows and their jobs live
+        held = (Job.objects.using(alias).filter(status=Status.DOING, worker=OuterRef("id")).order_by()
+                .values("worker").annotate(n=Count("id")).values("n"))
+        return super().get_queryset(request).using(alias).annotate(
             held=Coalesce(Subquery(held, output_field=IntegerField()), Value(0)))
 
     @admin.display(boolean=True)

@@ -37,7 +37,7 @@ class Command(BaseCommand):
         wanted = statuses(opts["status"], allowed=FINISHED_STATUSES) or list(FINISHED_STATUSES)
         batch = positive_int(opts["batch_size"], "--batch-size")
         for name in opts["task"]:
-            if not is_known(name) and not Job.objects.filter(task=name).exists():
+            if not is_known(name) and not Job.objects.using(get_settings().database).filter(task=name).exists():
                 raise CommandError(f"unknown task {name!r}: it is not declared and no job of it exists")
         cutoff = purge.cutoff_for(days)
         selection = purge.finished_before(cutoff, tasks=opts["task"], statuses=wanted)
