@@ -120,11 +120,15 @@ class Worker:
         self.processed = 0
         self.failed = 0
         self.recycle_reason: str | None = None
+        self.stop_requested = False  # by a signal or a caller: the process then exits, it is never replaced
         self._outage_logged = False
 
     # ---------------------------------------------------------------------------------------- control
     def request_stop(self) -> None:
-        """Stop taking jobs; let running ones finish within the grace period (thread-safe, signal-safe)."""
+        """Stop taking jobs; let running ones finish within the grace period (thread-safe, signal-safe).
+
+        Wins over a pending recycle: a worker asked to stop while it was being replaced exits instead."""
+        self.stop_requested = True
         self._stop.set()
 
     def _recycle(self, reason: str) -> None:
@@ -140,7 +144,7 @@ class Worker:
             self._loop()
         finally:
             self._drain()
-        return RECYCLE if self.recycle_reason else STOPPED
+        return RECYCLE if self.recycle_reason and not self.stop_requested else STOPPED
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=f"meepo-{name}", daemon=True)

@@ -68,9 +68,9 @@ class Command(BaseCommand):
 
     def _install_signals(self, worker: Worker) -> None:
         def handler(signum: int, frame: Any) -> None:
-            if worker._stop.is_set() and worker.recycle_reason is None:
+            if worker.stop_requested:
                 os._exit(1)  # second signal: leave now; running jobs come back through their leases
-            worker.request_stop()
+            worker.request_stop()  # also while the worker is being replaced: then it exits and is not replaced
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
