@@ -12,6 +12,7 @@
 | meepo.E008 | ``admin_actions`` is not installed (registered by ``django_meepo.admin.checks``) |
 | meepo.W001 | the Redis alias is also the default cache (``cache.clear()`` would FLUSHDB the queue) |
 | meepo.W002 | Redis ``maxmemory-policy`` is not ``noeviction`` (tag ``meepo_redis``, run by ``meepo_consume``) |
+| meepo.W003 | ``max_allowed_packet`` (MySQL, MariaDB) is too small for ``MAX_PAYLOAD_BYTES`` (database check) |
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import math
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import connections
 
 from .conf import DISPATCHERS, GLOBAL_KEYS, get_settings, raw_settings
@@ -65,6 +66,15 @@ def _global_errors(raw: Any) -> list[CheckMessage]:
         errors.append(Error(f"MEEPO['DISPATCH'] must be 'redis' or 'database', not {raw.get('DISPATCH')!r}",
                             id="meepo.E001", hint="'redis' dispatches through Redis and fails over to the database "
                                                   "while Redis is down; 'database' needs no Redis at all."))
+    ttl = raw.get("WORKER_ALIVE_TTL", 5)
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 2 <= ttl <= 3600:
+        errors.append(Error(f"MEEPO['WORKER_ALIVE_TTL'] must be a number of seconds from 2 to 3600, not {ttl!r}",
+                            id="meepo.E001", hint="A worker refreshes its alive key every second; when the key "
+                                                  "lapses, the ids it popped are given back to the queue."))
+    discover = raw.get("AUTODISCOVER", ["jobs"])
+    if not isinstance(discover, list | tuple) or not all(isinstance(m, str) and m for m in discover):
+        errors.append(Error(f"MEEPO['AUTODISCOVER'] must be a list of module names, not {discover!r}",
+                            id="meepo.E001", hint="E.g. ['jobs']: imports <app>.jobs of each installed app."))
     poll = raw.get("POLL_INTERVAL", 0.5)
     if isinstance(poll, bool) or not isinstance(poll, int | float) or not 0.01 <= poll <= 60:
         errors.append(Error(f"MEEPO['POLL_INTERVAL'] must be a number of seconds from 0.01 to 60, not {poll!r}",
@@ -126,4 +136,34 @@ def check_redis(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
         return [Warning(f"Redis maxmemory-policy is {policy!r}: under memory pressure Redis may evict "
                         f"django-meepo's queues", id="meepo.W002",
                         hint="Set maxmemory-policy noeviction on the Redis django-meepo uses.")]
+    return []
+
+
+PACKET_HEADROOM = 64 * 1024  # the rest of the INSERT: columns, idempotency key, SQL text
+
+
+@register(Tags.database, REDIS_TAG)
+def check_packet_size(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """A payload near MAX_PAYLOAD_BYTES must fit in one packet once escaped (binary escaping can double it);
+    otherwise the server drops the connection ("gone away") instead of django-meepo refusing the payload."""
+    conf = get_settings()
+    if not databases or conf.database not in databases or conf.database not in connections:
+        return []
+    connection = connections[conf.database]
+    if connection.vendor != "mysql":
+        return []
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@max_allowed_packet")
+            packet = int(cursor.fetchone()[0])
+    except Exception as exc:
+        return [Warning(f"could not read max_allowed_packet from database {conf.database!r}: {exc}",
+                        id="meepo.W003")]
+    need = 2 * conf.max_payload_bytes + PACKET_HEADROOM
+    if packet < need:
+        return [Warning(f"MEEPO['MAX_PAYLOAD_BYTES'] is {conf.max_payload_bytes}, but the server's "
+                        f"max_allowed_packet is {packet}: a payload near the limit may not fit in one packet once "
+                        f"escaped (needs {need})", id="meepo.W003",
+                        hint=f"Lower MAX_PAYLOAD_BYTES to {max(1, (packet - PACKET_HEADROOM) // 2)} or less, or "
+                             f"raise max_allowed_packet to {need} or more.")]
     return []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json as jsonlib
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -164,6 +164,7 @@ def push_many(task: str, payloads: Iterable[Any] | None = None, *, json: Iterabl
     if (payloads is None) == (json is None):
         raise InvalidPayload("give either payloads= (bytes values) or json= (JSON values)")
     limit = get_settings().max_payload_bytes
+    _check_batch("payloads" if payloads is not None else "json", payloads if payloads is not None else json)
     if payloads is not None:
         datas = [check_size(encode_payload(p), limit) for p in payloads]
     else:
@@ -224,6 +225,13 @@ def _flush(pending: _Pending) -> None:
     dispatch_now(items)
 
 
+def _check_batch(name: str, batch: object) -> None:
+    """A batch is a list (or any iterable) of payloads; a single payload given by mistake is refused."""
+    if isinstance(batch, str | bytes | bytearray | memoryview | Mapping) or not isinstance(batch, Iterable):
+        raise InvalidPayload(f"push_many: {name}= must be a list (or other iterable) of payloads, one per job, not "
+                             f"a single {type(batch).__name__}; use push() for one job")
+
+
 def dispatch_now(items: Sequence[Dispatchable]) -> bool:
     """Dispatch committed jobs; on failure log a warning (the sweeper dispatches them later). Never raises."""
     if not items:
@@ -233,8 +241,10 @@ def dispatch_now(items: Sequence[Dispatchable]) -> bool:
     try:
         producer_dispatcher().dispatch(items)
         return True
-    except (MeepoError, OSError) as exc:
+    except Exception as exc:  # the rows are committed: whatever went wrong, the caller must not retry
         ids = ", ".join(str(i.id) for i in items[:10]) + (" …" if len(items) > 10 else "")
-        log.warning("meepo: %d committed job(s) (%s) were not dispatched: %s; the sweeper will dispatch them",
-                    len(items), ids, exc, extra={"task": items[0].task, "job_id": items[0].id})
+        expected = isinstance(exc, MeepoError | OSError)  # an outage; anything else (a bad LOCATION) is a bug
+        log.warning("meepo: %d committed job(s) (%s) were not dispatched: %s: %s; the sweeper will dispatch them",
+                    len(items), ids, type(exc).__name__, exc, exc_info=not expected,
+                    extra={"task": items[0].task, "job_id": items[0].id})
         return False

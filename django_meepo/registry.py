@@ -228,9 +228,10 @@ def _resolve(decl: _Declaration) -> tuple[Task | None, list[Problem]]:
         else:
             try:
                 func = import_string(decl.path)
-            except ImportError as exc:
+            except Exception as exc:  # a module that fails to import is reported, not raised
                 problems.append(Problem("meepo.E004", decl.name, f"task {decl.name!r}: FUNCTION {decl.path!r} "
-                                        f"does not import ({exc})", "Fix the dotted path."))
+                                        f"does not import ({type(exc).__name__}: {exc})",
+                                        "Fix the dotted path, or the error in that module."))
             else:
                 if isinstance(func, Task):
                     func = func.function

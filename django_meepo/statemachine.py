@@ -266,7 +266,8 @@ def job_commit(task: str, job: ClaimedJob, status: str, options: TaskOptions, *,
                now: datetime | None = None) -> Transition:
     """A job function's own commit (manual mode): doing → done | failed | todo, with its claim's cid.
 
-    ``todo`` counts a failure and runs the job again at once; ``failed`` counts a failure and closes it.
+    ``todo`` counts a failure and runs the job again at once — unless that failure is the task's
+    ``MAX_FAILED_TIMES``-th, which ends it ``failed`` as any failure would; ``failed`` counts a failure and closes it.
     """
     status = validate_status(status)
     if options.auto_commit:
@@ -280,9 +281,13 @@ def job_commit(task: str, job: ClaimedJob, status: str, options: TaskOptions, *,
         if result.lost:
             raise _conflict(using, job.id, job.cid, f"commit done of {task} job {job.id}")
         return Transition(job.id, task, Status.DONE, job.cid + 1, None, job.priority)
+    error = f"committed {status!r} by the job function"
+    if status == Status.TODO and is_final_failure(job.failed_times + 1, options):
+        status = Status.FAILED
+        error += f"; that was its failure number {job.failed_times + 1} (MAX_FAILED_TIMES), so it failed"
     return _fail_one(task, job, status=status, due=now if status == Status.TODO else None, failed_increment=1,
-                     error=f"committed {status!r} by the job function", error_class="", worker=worker,
-                     using=using, outcome=Attempt.Outcome.FAILED, now=now, attempts=30)
+                     error=error, error_class="", worker=worker, using=using, outcome=Attempt.Outcome.FAILED,
+                     now=now, attempts=30)
 
 
 def release(task: str, jobs: Sequence[ClaimedJob], *, worker: str, using: str, reason: str,

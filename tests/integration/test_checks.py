@@ -34,6 +34,10 @@ def test_the_test_project_is_clean() -> None:
         ({"DATABASE": "elsewhere"}, "meepo.E005", "'elsewhere', which is not in DATABASES"),
         ({"REDIS": "nocache"}, "meepo.E007", "'nocache', which is not in CACHES"),
         ({"DEFAULTS": {"PARALLEL": 0}}, "meepo.E003", "PARALLEL must be an integer >= 1"),
+        ({"WORKER_ALIVE_TTL": 0.5}, "meepo.E001", "WORKER_ALIVE_TTL"),
+        ({"WORKER_ALIVE_TTL": "5"}, "meepo.E001", "WORKER_ALIVE_TTL"),
+        ({"AUTODISCOVER": "jobs"}, "meepo.E001", "AUTODISCOVER"),
+        ({"AUTODISCOVER": ["jobs", 3]}, "meepo.E001", "AUTODISCOVER"),
     ],
 )
 def test_global_problems(meepo, check_id, fragment) -> None:  # type: ignore[no-untyped-def]
@@ -50,6 +54,8 @@ def test_global_problems(meepo, check_id, fragment) -> None:  # type: ignore[no-
          "HEARTBEAT (10) must be shorter than LEASE_TIMEOUT (5)"),
         ({"FUNCTION": "testproject.jobs.demo", "SPEED": "max"}, "meepo.E003", "unknown option 'SPEED'"),
         ({"FUNCTION": "testproject.jobs.nope"}, "meepo.E004", "does not import"),
+        ({"FUNCTION": "tests.support.fails_on_import.job"}, "meepo.E004",
+         "does not import (RuntimeError: this module fails on import on purpose)"),
         ({"FUNCTION": "testproject.jobs.FAST"}, "meepo.E004", "is not callable"),
         ({"PARALLEL": 2}, "meepo.E004", "has no FUNCTION"),
     ],
@@ -111,3 +117,22 @@ def test_consume_refuses_bad_arguments(args, fragment) -> None:  # type: ignore[
 def test_sweep_refuses_an_unknown_task() -> None:
     with pytest.raises(CommandError, match="unknown task 'ghost'"):
         call_command("meepo_sweep", "ghost", "--once")
+
+
+@pytest.mark.django_db
+def test_a_payload_limit_the_server_packet_cannot_carry_is_reported() -> None:
+    from django.db import connection
+
+    from django_meepo.checks import check_packet_size
+
+    if connection.vendor != "mysql":
+        pytest.skip("max_allowed_packet is MySQL's and MariaDB's")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT @@max_allowed_packet")
+        packet = int(cursor.fetchone()[0])
+    assert check_packet_size(databases=["default"]) == [], "the test project's limit fits"
+    too_big = packet // 2  # escaped, it may need up to twice that, plus the rest of the INSERT
+    with override_settings(MEEPO={**settings.MEEPO, "MAX_PAYLOAD_BYTES": too_big}):
+        [warning] = check_packet_size(databases=["default"])
+        assert check_packet_size() == [], "a database check runs only when asked to (migrate, check --database)"
+    assert warning.id == "meepo.W003" and f"max_allowed_packet is {packet}" in warning.msg

@@ -11,6 +11,7 @@ from typing import Any
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from django_meepo.conf import get_settings
 from django_meepo.exceptions import MeepoError
 from django_meepo.registry import get_task
 from django_meepo.worker import RECYCLE, Worker
@@ -52,7 +53,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         if opts["grace"] < 0:
             raise CommandError(f"--grace must be >= 0, not {opts['grace']}")
-        call_command("check", tags=["meepo_redis"], deploy=True, fail_level="ERROR", stdout=self.stderr)
+        call_command("check", tags=["meepo_redis"], deploy=True, databases=[get_settings().database],
+                     fail_level="ERROR", stdout=self.stderr)
         worker = Worker(tasks, parallel=opts["parallel"], sweep=not opts["no_sweep"], max_jobs=opts["max_jobs"],
                         max_memory_mb=opts["max_memory"], grace=opts["grace"])
         self._install_signals(worker)
