@@ -26,7 +26,8 @@ def test_worker_processes_fail_over_to_the_database_and_back(workers, private_re
     wait_until(lambda: finished(during), timeout=90, message="jobs pushed while Redis is down, from the table")
     private_redis.start()
     for consumer in consumers:
-        wait_until(lambda c=consumer: "Redis answers again" in c.output(), timeout=60,
+        # The worker's own line: its sweeper's "Redis answers again; dispatching …" can come a probe earlier.
+        wait_until(lambda c=consumer: "Redis answers again; fetching through Redis again" in c.output(), timeout=60,
                    message="each worker to switch back to Redis")
     after = [j.id for j in Job.objects.push_many("record", json=[{} for _ in range(100)])]
     ids = before + during + after
