@@ -105,7 +105,7 @@ class Job(models.Model):
         return json.loads(self.payload_bytes)
 
     def attempt_history(self) -> list[AttemptInfo]:
-        """Every attempt in order: the recorded unsuccessful ones, then the latest if it is not among them."""
+        """Every attempt in order: the recorded ones (see Attempt), then the latest if it is not among them."""
         rows = [AttemptInfo(a.number, a.worker, a.started_at, a.finished_at, a.outcome, a.error)
                 for a in self.attempt_set.order_by("number", "id")]
         recorded = {r.number for r in rows}

@@ -440,19 +440,25 @@ def _current(using: str, job_id: int) -> _Row:
     return _Row(*row)
 
 
-def _closed_attempts(rows: dict[int, _Row], *, now: datetime, reason: str) -> list[Attempt]:
+def _closed_attempts(rows: dict[int, _Row], *, using: str, now: datetime, reason: str) -> list[Attempt]:
     """The attempts an operator's change closes that no Attempt row records yet.
 
     Failures, expired leases and hand-backs are recorded when they happen; a run that ended ``done`` and a run
     still going (``doing``) are not. Without these rows a repush would erase that run's worker and times. Each
     is written in the transaction of the conditional UPDATE, which only wins at the cid these rows were read at.
+    (A job an operator committed ``done`` while it ran is ``done`` with its run recorded already: not again.)
     """
+    open_runs = {i: r for i, r in rows.items()
+                 if r.attempts and r.started_at is not None and r.status in (Status.DONE, Status.DOING)}
+    if not open_runs:
+        return []
+    recorded = set(Attempt.objects.using(using).filter(job_id__in=list(open_runs))
+                   .values_list("job_id", "number"))
     return [Attempt(job_id=i, number=r.attempts, worker=r.worker[:200], started_at=r.started_at,
                     finished_at=(r.finished_at or now) if r.status == Status.DONE else now,
                     outcome=Attempt.Outcome.DONE if r.status == Status.DONE else Attempt.Outcome.SUPERSEDED,
                     error="" if r.status == Status.DONE else reason)
-            for i, r in rows.items()
-            if r.attempts and r.started_at is not None and r.status in (Status.DONE, Status.DOING)]
+            for i, r in open_runs.items() if (i, r.attempts) not in recorded]
 
 
 def _recorder(using: str, attempts: list[Attempt]) -> Callable[[], object] | None:
@@ -479,7 +485,8 @@ def repush(job_id: int, *, using: str, cid: int | None = None, now: datetime | N
                  f"finished_at = NULL, updated_at = %s{reset} WHERE id = %s AND cid = %s")
     params = [Status.TODO, token, sql.dt(now), sql.dt(now), job_id, expected]
     result = Transition(job_id, row.task, Status.TODO, expected + 1, now, row.priority)
-    closed = _closed_attempts({job_id: row}, now=now, reason="repushed by an operator") if row.cid == expected else []
+    closed = (_closed_attempts({job_id: row}, using=using, now=now, reason="repushed by an operator")
+              if row.cid == expected else [])
     return _one(using, job_id, expected, statement, params, token, result, f"repush job {job_id}",
                 also=_recorder(using, closed))
 
@@ -512,7 +519,8 @@ def operator_commit(job_id: int, status: str, *, using: str, cid: int | None = N
         params.append(note or "committed 'failed' by an operator")
     params += [job_id, expected, *OPERATOR_COMMIT_SOURCES]
     result = Transition(job_id, row.task, status, expected + 1, None, row.priority)
-    closed = (_closed_attempts({job_id: row}, now=now, reason=f"committed {status!r} by an operator while it ran")
+    closed = (_closed_attempts({job_id: row}, using=using, now=now,
+                               reason=f"committed {status!r} by an operator while it ran")
               if row.cid == expected else [])
     return _one(using, job_id, expected, statement, params, token, result, f"commit job {job_id} {status!r}",
                 also=_recorder(using, closed))
@@ -537,7 +545,8 @@ def repush_many(job_ids: Sequence[int], *, using: str, now: datetime | None = No
     statement = (f"UPDATE {sql.table} SET status = %s, cid = cid + 1, token = %s, due_at = %s, lease_until = NULL, "
                  f"finished_at = NULL, updated_at = %s, failed_times = 0 WHERE {cond}")
     params = [Status.TODO, token, sql.dt(now), sql.dt(now), *cond_params]
-    closing = {a.job_id: a for a in _closed_attempts(current, now=now, reason="repushed by an operator")}
+    closing = {a.job_id: a for a in _closed_attempts(current, using=using, now=now,
+                                                     reason="repushed by an operator")}
 
     def record(won: Won) -> None:  # only the rows won: their UPDATE matched the cid they were read at
         Attempt.objects.using(using).bulk_create([closing[i] for i, _, _ in won if i in closing])

@@ -65,16 +65,17 @@ def test_commit_failed_records_who_and_why(operator_client, make_job) -> None:  
     assert row.last_error == "committed 'failed' by operator in the admin: customer cancelled"
 
 
-def test_stale_cid_shows_the_conflict_and_changes_nothing(operator_client, make_job) -> None:  # type: ignore[no-untyped-def]
-    job = make_job("failed", cid=5)
-    page = operator_client.get(url("meepo_job_repush", job))
+@pytest.mark.parametrize(("view", "source", "target"), CASES)
+def test_stale_cid_shows_the_conflict_and_changes_nothing(view, source, target, operator_client, make_job) -> None:  # type: ignore[no-untyped-def]
+    job = make_job(source, cid=5)
+    page = operator_client.get(url(view, job))
     assert 'name="cid" value="5"' in page.content.decode()
     Job.objects.filter(pk=job.pk).update(cid=6)  # someone else acted meanwhile
-    response = operator_client.post(url("meepo_job_repush", job), {"cid": "5"}, follow=True)
+    response = operator_client.post(url(view, job), {"cid": "5"}, follow=True)
     assert response.status_code == 200
-    assert state(job)[:2] == ("failed", 6)
+    assert state(job)[:2] == (source, 6)
     [message] = messages_of(response)
-    assert "Repush refused" in message and "not at cid 5" in message
+    assert "refused" in message and "not at cid 5" in message
 
 
 def test_commit_done_on_a_finished_job_is_refused_with_a_message(operator_client, make_job) -> None:  # type: ignore[no-untyped-def]
