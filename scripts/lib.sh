@@ -80,6 +80,17 @@ find_python_for_django6() {
     say "no Python >= 3.12 available for the Django 6 run"; return 1
 }
 
+make_venv() {
+    # $PYTHON -m venv $VENV; Debian and Ubuntu ship venv (ensurepip) apart from the interpreter.
+    "$PYTHON" -m venv "$VENV" 2>/dev/null && return
+    rm -rf "$VENV"
+    local version
+    version="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+    say "installing python3-venv (python$version-venv)"
+    apt_install "python$version-venv" || apt_install python3-venv
+    "$PYTHON" -m venv "$VENV"
+}
+
 ensure_venv() {
     # ensure_venv EXTRAS [DJANGO_SPEC]
     local extras="$1" django_spec="${2:-}"
@@ -88,7 +99,7 @@ ensure_venv() {
     want="$(cat "$ROOT/pyproject.toml" | sha1sum | cut -c1-12)-$extras-$django_spec"
     if [ ! -x "$VENV/bin/python" ]; then
         say "creating the virtualenv $VENV ($("$PYTHON" --version))"
-        "$PYTHON" -m venv "$VENV"
+        make_venv
     fi
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         say "installing django-meepo[$extras] ${django_spec}"
@@ -108,7 +119,7 @@ ensure_venv_without_mysql() {
     local extras="$1" stamp="$VENV/.meepo-installed"
     local want
     want="$(sha1sum < "$ROOT/pyproject.toml" | cut -c1-12)-nomysql-$extras"
-    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+    [ -x "$VENV/bin/python" ] || make_venv
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         say "installing django-meepo[$extras] without mysqlclient"
         "$VENV/bin/python" -m pip install -q --upgrade pip
