@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from .models import Job
 
 JobFunction = Callable[..., Any]
+# A provider's per-job options: the task's options as one job's payload overrides them (a Django Task's own
+# max_attempts). The worker's runner applies them to failures; the sweeper to expired leases.
+JobOptions = Callable[[bytes, TaskOptions], TaskOptions]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +46,11 @@ class Task:
     function: JobFunction
     options: TaskOptions
     path: str
+    job_options: JobOptions | None = None
+
+    def options_for(self, payload: bytes) -> TaskOptions:
+        """The options that govern one job of this task (the task's, unless its provider overrides them)."""
+        return self.job_options(payload, self.options) if self.job_options else self.options
 
     def push(self, payload: bytes | None = None, **kwargs: Any) -> Job:
         """Shortcut for ``Job.objects.push(self.name, payload, **kwargs)``."""
@@ -61,6 +69,7 @@ class _Declaration:
     path: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     origin: str = ""
+    job_options: JobOptions | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +80,7 @@ class ProvidedTask:
     function: JobFunction
     options: dict[str, Any] = field(default_factory=dict)
     origin: str = "a provider"
+    job_options: JobOptions | None = None
 
 
 Provider = Callable[[], "Iterable[ProvidedTask]"]
@@ -158,7 +168,8 @@ def _provided(found: dict[str, _Declaration], problems: list[Problem]) -> None:
                                         "Give each task a unique name."))
                 continue
             found[item.name] = _Declaration(name=item.name, function=item.function, path=_path_of(item.function),
-                                            options=normalise_keys(item.options), origin=item.origin)
+                                            options=normalise_keys(item.options), origin=item.origin,
+                                            job_options=item.job_options)
 
 
 def autodiscover() -> None:
@@ -241,7 +252,8 @@ def _resolve(decl: _Declaration) -> tuple[Task | None, list[Problem]]:
     if problems or func is None:
         return None, problems
     options = build_options(conf.defaults, decl.options)
-    return Task(name=decl.name, function=func, options=options, path=decl.path or _path_of(func)), []
+    return Task(name=decl.name, function=func, options=options, path=decl.path or _path_of(func),
+                job_options=decl.job_options), []
 
 
 def problems() -> list[Problem]:

@@ -347,31 +347,41 @@ class ExpiryOutcome:
 
 
 def expire_leases(task: str, options: TaskOptions, *, using: str, now: datetime | None = None,
-                  limit: int | None = None) -> ExpiryOutcome:
+                  limit: int | None = None,
+                  job_options: Callable[[bytes, TaskOptions], TaskOptions] | None = None) -> ExpiryOutcome:
     """Jobs of ``task`` whose lease expired go to the task's zombie destination (one query's worth).
 
     Each counts a failure and a rescue. With destination ``todo`` a job whose failure is its n-th goes to
     ``failed`` instead, so a poison job that keeps killing its worker ends. Every change is conditioned on
     the cid read and on the lease still being expired, so a job that finished meanwhile is left alone.
+    ``job_options`` (a provider's, see registry.JobOptions) gives each job its own retry limit and backoff
+    from its payload, which is then read too.
     """
     now = _now(now)
     limit = limit or options.sweep_limit
-    rows = list(Job.objects.using(using)
-                .filter(task=task, status=Status.DOING, lease_until__lt=now)
-                .order_by("lease_until")
-                .values_list("id", "cid", "failed_times", "attempts", "worker", "started_at", "priority")[:limit])
-    groups: dict[tuple[str, int], list[tuple]] = defaultdict(list)
-    for row in rows:
+    fields = ["id", "cid", "failed_times", "attempts", "worker", "started_at", "priority"]
+    found = list(Job.objects.using(using)
+                 .filter(task=task, status=Status.DOING, lease_until__lt=now)
+                 .order_by("lease_until")
+                 .values_list(*fields, *(["payload"] if job_options else []))[:limit])
+    groups: dict[tuple[str, int, float], list[tuple]] = defaultdict(list)
+    backoffs: dict[tuple[str, int, float], TaskOptions] = {}
+    for row in found:
+        own = job_options(bytes(row[7]), options) if job_options else options
         failed_after = row[2] + 1
-        dst = options.zombie_status
-        if dst == Status.TODO and is_final_failure(failed_after, options):
+        dst = own.zombie_status
+        if dst == Status.TODO and is_final_failure(failed_after, own):
             dst = Status.FAILED
-        groups[(dst, failed_after if dst == Status.TODO else 0)].append(row)
+        key = (dst, failed_after, own.retry_backoff) if dst == Status.TODO else (dst, 0, 0.0)
+        groups[key].append(row[:7])
+        backoffs[key] = own
     changed: list[Transition] = []
-    for (dst, failed_after), group in groups.items():
-        due = now + timedelta(seconds=backoff_seconds(failed_after, options)) if dst == Status.TODO else None
+    for key, group in groups.items():
+        dst, failed_after, _ = key
+        delay = backoff_seconds(failed_after, backoffs[key]) if dst == Status.TODO else None
+        due = now + timedelta(seconds=delay) if delay is not None else None
         changed += _expire_group(task, group, dst, due, using=using, now=now, options=options)
-    return ExpiryOutcome(found=len(rows), changed=changed)
+    return ExpiryOutcome(found=len(found), changed=changed)
 
 
 def _expire_group(task: str, group: list[tuple], dst: str, due: datetime | None, *, using: str,

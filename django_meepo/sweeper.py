@@ -139,7 +139,8 @@ class Sweeper:
     def expire(self, task: Task, now: datetime) -> int:
         total = 0
         while True:
-            outcome = sm.expire_leases(task.name, task.options, using=self.using, now=now)
+            outcome = sm.expire_leases(task.name, task.options, using=self.using, now=now,
+                                       job_options=task.job_options)
             total += len(outcome.changed)
             due = [d for t in outcome.changed if (d := t.dispatchable(now)) is not None]
             if due:

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from importlib import import_module
 from importlib.util import find_spec
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..registry import ProvidedTask, clear_cache, register_provider
 from .queues import meepo_backends, queue_names, queue_options
+
+if TYPE_CHECKING:
+    from ..options import TaskOptions
 
 
 def framework_name() -> str | None:
@@ -31,8 +34,17 @@ def provide() -> list[ProvidedTask]:
     from .runner import run_django_task
 
     return [ProvidedTask(name=queue, function=run_django_task, options=queue_options(params, queue),
-                         origin=f"TASKS[{alias!r}] (queue {queue!r})")
+                         origin=f"TASKS[{alias!r}] (queue {queue!r})", job_options=job_options)
             for alias, params in meepo_backends() for queue in queue_names(params)]
+
+
+def job_options(payload: bytes, options: TaskOptions) -> TaskOptions:
+    """A Task's own max_attempts and retry_backoff over its queue's, for the sweeper's expired leases too."""
+    from .payload import TaskSpec
+    from .runner import retry_options
+
+    spec = TaskSpec.parse(payload)
+    return retry_options(spec, options) if spec is not None else options
 
 
 def _on_setting_changed(setting: str, **_: Any) -> None:
