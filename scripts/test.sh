@@ -42,7 +42,9 @@ run_suite() {
             *) say "MEEPO_TEST_DATABASES: unknown database $db (mariadb, postgres, sqlite)"; exit 2 ;;
         esac
         say "pytest on $db ($versions)"
+        local started=$SECONDS
         DATABASE_URL="$url" "$VENV/bin/python" -m pytest "${paths[@]}" || status=1
+        say "pytest on $db ($versions) took $((SECONDS - started)) s; $SECONDS s since the start"
     done
     return $status
 }
@@ -66,6 +68,7 @@ if [ "$which" != 5.2 ]; then
     run_suite "$@" || failed+=("Django 6")
 fi
 if [ ${#failed[@]} -gt 0 ]; then
-    say "the test suite failed on: ${failed[*]}"
+    say "the test suite failed on: ${failed[*]} ($SECONDS s)"
     exit 1
 fi
+say "the test suite passed in $SECONDS s"
