@@ -88,6 +88,16 @@ def test_higher_priority_is_claimed_first(dispatcher: Dispatcher) -> None:
     assert order == [80, 10, 0, -60]
 
 
+def test_one_fetch_returns_its_batch_highest_priority_first(dispatcher: Dispatcher) -> None:
+    # Pushed out of priority order, one priority per Redis band, so that both dispatchers promise the same order:
+    # priority high first, then in the order the jobs became due (here: push order).
+    pushed = [(Job.objects.push("record", json={}, priority=p).id, p) for p in (0, -60, 80, 10, 80, 0, -60, 10)]
+    expected = sorted(pushed, key=lambda item: (-item[1], item[0]))
+    claimed = fetch(dispatcher, 8)
+    assert [(c.id, c.priority) for c in claimed] == expected
+    assert fetch(dispatcher, 8) == []
+
+
 def test_within_a_priority_jobs_are_claimed_in_the_order_they_became_due(dispatcher: Dispatcher) -> None:
     ids = [Job.objects.push("record", json={}).id for _ in range(5)]
     assert [fetch(dispatcher, 1)[0].id for _ in range(5)] == ids

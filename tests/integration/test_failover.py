@@ -1,4 +1,4 @@
-"""Failover in a worker thread: Redis (a test-owned redis-server) stops while jobs flow, then starts again empty."""
+"""Failover: Redis (a test-owned redis-server) stops while jobs flow, then starts again empty, or with its data."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ import pytest
 from django.db.models import Count
 
 from django_meepo import Job
+from django_meepo import statemachine as sm
+from django_meepo.dispatch import new_dispatcher, redis_dispatcher
 from django_meepo.dispatch.failover import FailoverDispatcher
+from django_meepo.registry import get_task
+from django_meepo.sweeper import Sweeper, SweepReport
 from testproject.models import Run
 from tests.support.inprocess import running_worker
 from tests.support.services import wait_until
@@ -52,3 +56,49 @@ def test_a_worker_fails_over_to_the_database_and_back(private_redis, caplog) -> 
     runs = dict(Run.objects.filter(job_id__in=ids).values_list("job_id").annotate(n=Count("id")).order_by())
     assert runs == {i: 1 for i in ids}, "no job was lost or run twice by the switches"
     assert (said(caplog, DOWN), said(caplog, BACK)) == (1, 1), "each switch is logged once, not once per job"
+
+
+def test_redis_back_with_its_data_still_gets_the_jobs_pushed_while_it_was_down(private_redis, key_prefix,  # type: ignore[no-untyped-def]
+                                                                               caplog) -> None:
+    """Redis restarts with what it held (its epoch too), so nothing triggers a full re-dispatch: the jobs pushed
+    during the outage reach it only because the sweeper asks Redis what it lacks (``missing``) and sends those."""
+    record = get_task("record")
+    sweeper = Sweeper([record], dispatcher=new_dispatcher(), using="default", holder="test-sweeper")
+    redis = redis_dispatcher()
+    held = [j.id for j in Job.objects.push_many("record", json=[{} for _ in range(20)])]  # in Redis
+    first = sweeper.tick()
+    assert (first.leading, first.full_scan, first.redispatched) == (1, True, 0), "Redis holds them all"
+
+    private_redis.stop(keep_data=True)
+    with caplog.at_level(logging.WARNING, logger="django_meepo"):
+        during = [Job.objects.push("record", json={}).id for _ in range(15)]  # every push succeeds
+    assert said(caplog, "not dispatched") >= 1
+    assert sweeper.tick().redispatched == 0, "nothing can be dispatched while Redis is down"
+    private_redis.start()  # from its dump: the entries it held, their record and its epoch
+
+    assert redis.length("record", key_prefix) == len(held), "Redis came back with its entries"
+    assert redis.missing("record", key_prefix, [sm.Ref(i, 1) for i in held]) == []
+    assert set(Job.objects.filter(id__in=during).values_list("status", flat=True)) == {"todo"}
+    reports: list[SweepReport] = []
+
+    def swept_what_redis_lacks() -> bool:
+        reports.append(sweeper.tick())
+        return sum(r.redispatched for r in reports) >= len(during)
+
+    wait_until(swept_what_redis_lacks, timeout=30, interval=0.2, message="the sweeper to dispatch what Redis lacks")
+    assert not any(r.full_scan for r in reports), "Redis kept its data: no full re-dispatch"
+    assert sum(r.redispatched for r in reports) == len(during), "only what Redis lacked, each once"
+    assert redis.missing("record", key_prefix, [sm.Ref(i, 1) for i in held + during]) == []
+    assert redis.length("record", key_prefix) == len(held) + len(during)
+
+    # A worker that fetches through Redis alone (no sweeper of its own, Redis up all along: no table polling)
+    # runs every job, so the ones pushed during the outage did reach Redis.
+    with running_worker("record", parallel=4, sweep=False) as worker:
+        assert isinstance(worker.dispatcher, FailoverDispatcher)
+        wait_until(lambda: finished(held + during), timeout=60, message="every job")
+        assert not worker.dispatcher.using_fallback
+    ids = held + during
+    assert set(Job.objects.filter(id__in=ids).values_list("status", flat=True)) == {"done"}
+    runs = dict(Run.objects.filter(job_id__in=ids).values_list("job_id").annotate(n=Count("id")).order_by())
+    assert runs == {i: 1 for i in ids}, "no job was lost or run twice"
+    redis.close()

@@ -36,7 +36,7 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, message
 
 @dataclass
 class RedisServer:
-    """A redis-server owned by one test: it may be flushed, stopped and started again."""
+    """A redis-server owned by one test: it may be flushed, stopped and started again (empty, or with its data)."""
 
     port: int = field(default_factory=free_port)
     dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="meepo-redis-")))
@@ -64,10 +64,17 @@ class RedisServer:
         except redis.RedisError:
             return False
 
-    def stop(self) -> None:
+    def stop(self, *, keep_data: bool = False) -> None:
+        """Kill the server (it starts again empty), or with ``keep_data`` shut it down saving its data to
+        ``dir``, so that ``start`` brings it back with everything it held (a restart, not a loss)."""
         if self.process and self.process.poll() is None:
-            self.process.kill()
+            if keep_data:
+                self.client().shutdown(save=True)  # the server writes dump.rdb, then exits
+            else:
+                self.process.kill()
             self.process.wait(timeout=10)
+        if not keep_data:
+            (self.dir / "dump.rdb").unlink(missing_ok=True)  # from an earlier stop that kept the data
         self.process = None
 
     def cleanup(self) -> None:
