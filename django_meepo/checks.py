@@ -13,6 +13,7 @@
 | meepo.W001 | the Redis alias is also the default cache (``cache.clear()`` would FLUSHDB the queue) |
 | meepo.W002 | Redis ``maxmemory-policy`` is not ``noeviction`` (tag ``meepo_redis``, run by ``meepo_consume``) |
 | meepo.W003 | ``max_allowed_packet`` (MySQL, MariaDB) is too small for ``MAX_PAYLOAD_BYTES`` (database check) |
+| meepo.W004 | the Redis cache sets no ``SOCKET_TIMEOUT`` or ``SOCKET_CONNECT_TIMEOUT`` (a hung Redis blocks) |
 """
 
 from __future__ import annotations
@@ -114,10 +115,20 @@ def _redis_alias_errors(alias: Any) -> list[CheckMessage]:
     elif "django_redis" not in str(entry.get("BACKEND", "")):
         errors.append(Error(f"CACHES[{alias!r}] must use django_redis.cache.RedisCache, not "
                             f"{entry.get('BACKEND')!r}", id="meepo.E007"))
-    elif alias == "default":
-        errors.append(Warning("django-meepo dispatches through the 'default' cache: cache.clear() there would "
-                              "FLUSHDB and drop the queue (the sweeper would recover it, slowly)",
-                              id="meepo.W001", hint="Give django-meepo a cache alias (and Redis db) of its own."))
+    else:
+        if alias == "default":
+            errors.append(Warning("django-meepo dispatches through the 'default' cache: cache.clear() there would "
+                                  "FLUSHDB and drop the queue (the sweeper would recover it, slowly)",
+                                  id="meepo.W001", hint="Give django-meepo a cache alias (and Redis db) of its own."))
+        options = entry.get("OPTIONS") or {}
+        missing = [k for k in ("SOCKET_CONNECT_TIMEOUT", "SOCKET_TIMEOUT") if not options.get(k)]
+        if missing:
+            errors.append(Warning(
+                f"CACHES[{alias!r}]['OPTIONS'] has no {' or '.join(missing)}: redis-py then waits for ever, so a "
+                f"Redis that hangs (rather than refuses) blocks pushes and workers instead of failing over to the "
+                f"database", id="meepo.W004",
+                hint="Set e.g. 'OPTIONS': {'SOCKET_CONNECT_TIMEOUT': 2, 'SOCKET_TIMEOUT': 5} "
+                     "(see docs/dispatch.md, Redis client timeouts)."))
     return errors
 
 

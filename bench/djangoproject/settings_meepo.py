@@ -16,6 +16,7 @@ INSTALLED_APPS = ["django_meepo", "bench.djangoproject"]
 DATABASES = {"default": database()}
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    "meepo": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": os.environ["REDIS_URL"]},
+    "meepo": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": os.environ["REDIS_URL"],
+              "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 5}},
 }
 MEEPO = {"DATABASE": "default", "REDIS": "meepo", "KEY_PREFIX": os.environ["MEEPO_KEY_PREFIX"]}

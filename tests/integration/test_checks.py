@@ -136,3 +136,10 @@ def test_a_payload_limit_the_server_packet_cannot_carry_is_reported() -> None:
         [warning] = check_packet_size(databases=["default"])
         assert check_packet_size() == [], "a database check runs only when asked to (migrate, check --database)"
     assert warning.id == "meepo.W003" and f"max_allowed_packet is {packet}" in warning.msg
+
+
+def test_a_redis_cache_without_socket_timeouts_is_warned_about() -> None:
+    caches = {**settings.CACHES, "meepo": {**settings.CACHES["meepo"], "OPTIONS": {"SOCKET_TIMEOUT": 5}}}
+    found = ids_for(settings.MEEPO, CACHES=caches)
+    assert "meepo.W004" in found and "no SOCKET_CONNECT_TIMEOUT" in found["meepo.W004"], found
+    assert "meepo.W004" not in ids_for({**settings.MEEPO, "DISPATCH": "database"}, CACHES=caches), "no Redis, no W004"
