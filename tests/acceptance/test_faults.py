@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -12,7 +15,9 @@ from django.db.models import Count
 from django_meepo import Job
 from django_meepo.models import Attempt
 from testproject.models import Run
+from tests.support.redis_only import REDIS_ONLY_BANNER
 from tests.support.services import kill_connections, wait_until
+from tests.support.workers import ROOT, subprocess_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -120,20 +125,64 @@ def test_killed_database_connections_of_a_worker_process(workers, redis, key_pre
     assert worker.process is not None and worker.process.poll() is None, worker.output()
 
 
-def test_a_database_session_time_zone_other_than_utc_changes_nothing(workers, redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+def session_time_zone_env(offset: str) -> dict[str, str]:
+    """The environment that makes a worker process's database sessions run at ``offset`` (checked here)."""
     if connection.vendor != "mysql":
         pytest.skip("MEEPO_DB_INIT_COMMAND is the testproject's MySQL init_command")
+    env = {"MEEPO_DB_INIT_COMMAND": f"SET time_zone = '{offset}'"}
+    probe = ("from django.db import connection\n"
+             "with connection.cursor() as c:\n"
+             "    c.execute('SELECT @@session.time_zone')\n"
+             "    print(c.fetchone()[0])")
+    seen = subprocess.run([sys.executable, str(ROOT / "manage.py"), "shell", "-c", probe], cwd=ROOT, timeout=60,
+                          env=subprocess_env(**env), capture_output=True, text=True, check=True).stdout.split()
+    assert seen[-1:] == [offset], f"a worker's session would not be at {offset}: {seen}"
+    return env
+
+
+@pytest.mark.parametrize("offset", ["+05:00", "-05:00"])
+def test_a_database_session_time_zone_other_than_utc_changes_nothing(offset, workers, redis,
+                                                                     key_prefix) -> None:  # type: ignore[no-untyped-def]
+    # East of UTC a comparison with the session's NOW() would expire leases and make jobs due hours early;
+    # west of it, hours late (the waits below would time out).
+    env = session_time_zone_env(offset)
     jobs = Job.objects.push_many("record", json=[{"sleep": 1.5}] * 4 + [{}] * 20)
-    ids = [j.id for j in jobs]
-    workers.consume("record", MEEPO_DB_INIT_COMMAND="SET time_zone = '+05:00'")
-    wait_until(lambda: finished(ids), timeout=60, message="every job")
+    delayed = Job.objects.push("record", json={}, delay=3)
+    ids = [j.id for j in jobs] + [delayed.id]
+    workers.consume("record", **env)
+    wait_until(lambda: finished(ids), timeout=60, message="every job, the delayed one included")
     assert runs(ids) == {i: 1 for i in ids}
-    assert not Job.objects.filter(id__in=ids, rescues__gt=0).exists()
+    assert not Job.objects.filter(id__in=ids, rescues__gt=0).exists(), "no lease looked expired while renewed"
+    row = Job.objects.get(id=delayed.id)
+    assert row.status == "done" and row.started_at >= row.due_at, "the delayed job was not claimed early"
+    assert Run.objects.get(job_id=delayed.id).created_at >= row.due_at
+
+
+@pytest.mark.parametrize("offset", ["+05:00", "-05:00"])
+def test_a_lease_expires_on_time_whatever_the_session_time_zone(offset, workers, redis,
+                                                               key_prefix) -> None:  # type: ignore[no-untyped-def]
+    env = session_time_zone_env(offset)
+    job = Job.objects.push("record", json={"sleep": 30})
+    worker = workers.consume("record", **env)
+    wait_until(lambda: Run.objects.filter(job_id=job.id).exists(), timeout=30, message="the job to start")
+    worker.kill()
+    lease_until = Job.objects.get(id=job.id).lease_until  # nobody renews it any more
+    Job.objects.filter(id=job.id).update(payload=b'{"sleep": 0}')
+    workers.consume("record", **env)
+    wait_until(lambda: finished([job.id]), timeout=40, message="the lease to expire and the job to run again")
+    row = Job.objects.get(id=job.id)
+    assert (row.status, row.rescues, row.failed_times, row.attempts) == ("done", 1, 1, 2)
+    expiry = Attempt.objects.get(job_id=job.id)
+    assert expiry.outcome == "lease_expired"
+    assert expiry.finished_at > lease_until, "the lease was not taken before it ran out"
 
 
 def test_redis_stopped_during_pushes_then_started_again(workers, private_redis) -> None:  # type: ignore[no-untyped-def]
-    workers.consume("record")
+    # The default configuration: the worker fails over to the table while Redis is down (and polls it for a
+    # while after), so this shows that the jobs run, not that Redis gets them back: the next test does.
+    worker = workers.consume("record")
     first = Job.objects.push_many("record", json=[{} for _ in range(10)])
+    wait_until(lambda: finished([j.id for j in first]), timeout=60, message="the worker to consume")
     private_redis.stop()
     during = [Job.objects.push("record", json={}) for _ in range(20)]  # every push succeeds
     time.sleep(2)
@@ -141,6 +190,35 @@ def test_redis_stopped_during_pushes_then_started_again(workers, private_redis) 
     ids = [j.id for j in first + during]
     wait_until(lambda: finished(ids), timeout=60, message="jobs pushed while Redis was down")
     assert runs(ids) == {i: 1 for i in ids}
+    assert "claiming jobs straight from the database" in worker.output(), worker.output()
+
+
+def redispatched(log: str, task: str) -> int:
+    """How many jobs the sweeper reports it dispatched because Redis did not hold them."""
+    pattern = rf"dispatched (\d+) due {re.escape(task)} job\(s\) that Redis did not hold"
+    return sum(int(n) for n in re.findall(pattern, log))
+
+
+def test_redis_stopped_during_pushes_the_sweeper_dispatches_what_it_missed(workers, private_redis) -> None:  # type: ignore[no-untyped-def]
+    # A worker process on the Redis dispatcher alone: the jobs pushed while Redis was down can only reach it
+    # through Redis, after its sweeper found them in the table and dispatched them again.
+    worker = workers.consume("record", redis_only=True)
+    first = [j.id for j in Job.objects.push_many("record", json=[{} for _ in range(10)])]
+    wait_until(lambda: finished(first), timeout=60, message="jobs pushed while Redis is up")
+    assert REDIS_ONLY_BANNER in worker.output(), worker.output()
+    private_redis.stop()
+    during = [Job.objects.push("record", json={}).id for _ in range(20)]  # every push succeeds
+    wait_until(lambda: "dispatcher unavailable" in worker.output(), timeout=30, message="the worker to see it")
+    time.sleep(1)
+    assert not Run.objects.filter(job_id__in=during).exists(), "without failover nothing runs while Redis is down"
+    before_restart = len(worker.output())
+    private_redis.start()
+    wait_until(lambda: finished(during), timeout=60, message="jobs pushed while Redis was down, via Redis")
+    assert runs(during) == {i: 1 for i in during}
+    log = worker.output()
+    assert redispatched(log[before_restart:], "record") >= len(during), log
+    assert "claiming jobs straight from the database" not in log, log
+    assert worker.process is not None and worker.process.poll() is None, log
 
 
 def test_redis_flushed_mid_run_with_two_worker_processes(workers, private_redis) -> None:  # type: ignore[no-untyped-def]

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import re
+from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
+from django.test import override_settings
 from django.utils import timezone
 
-from django_meepo import ConfigurationError, InvalidPayload, Job, UnknownTask
+from django_meepo import ConfigurationError, InvalidPayload, Job, MeepoError, UnknownTask, inserts, registry
+from django_meepo import task as meepo_task
 from django_meepo.dispatch import producer_dispatcher
 from django_meepo.dispatch.redis import dispatched_key, queue_keys
+from django_meepo.inserts import NewJob
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -144,3 +152,170 @@ def test_naive_due_at_is_refused(redis, key_prefix) -> None:  # type: ignore[no-
     with pytest.raises(ValueError, match="timezone-aware"):
         Job.objects.push("record", b"x", due_at=datetime.datetime(2030, 1, 1))
     assert Job.objects.count() == 0
+
+
+# ------------------------------------------------------------------------------------------- a misconfigured task
+
+def _pushes(task: str) -> list:  # type: ignore[type-arg]
+    """Every way to push: one job, many jobs, with an idempotency key, delayed, inside a transaction."""
+    def in_transaction() -> None:
+        with transaction.atomic():
+            Job.objects.push(task, json={})
+
+    return [lambda: Job.objects.push(task, json={}), lambda: Job.objects.push_many(task, json=[{}, {}, {}]),
+            lambda: Job.objects.push(task, json={}, idempotency_key="once"),
+            lambda: Job.objects.push(task, json={}, delay=5), in_transaction]
+
+
+@pytest.mark.parametrize(
+    ("entry", "fragment"),
+    [
+        ({"PARALLEL": 0}, "PARALLEL must be an integer >= 1, not 0"),
+        ({"ZOMBIE_STATUS": "doing"}, "ZOMBIE_STATUS must be one of"),
+        ({"LEASE_TIMEOUT": "30"}, "LEASE_TIMEOUT must be a number of seconds > 0, not '30'"),
+        ({"LEASE_TIMEOUT": 3, "HEARTBEAT": 5}, "HEARTBEAT (5) must be shorter than LEASE_TIMEOUT (3)"),
+        ({"RETRIES": 3}, "unknown option 'RETRIES'"),
+    ],
+)
+def test_pushing_to_a_task_declared_with_a_bad_option_is_named_and_writes_nothing(redis, key_prefix, entry,
+                                                                                  fragment) -> None:  # type: ignore[no-untyped-def]
+    tasks = {**settings.MEEPO["TASKS"], "misconfigured": {"FUNCTION": "testproject.jobs.demo", **entry}}
+    with override_settings(MEEPO={**settings.MEEPO, "TASKS": tasks}):
+        for push in _pushes("misconfigured"):
+            with pytest.raises(ConfigurationError, match=re.escape(f"task 'misconfigured': {fragment}")):
+                push()
+    assert Job.objects.count() == 0
+    assert queued(redis, key_prefix, "misconfigured") == []
+
+
+def test_a_bad_option_in_settings_for_a_decorated_task_makes_its_pushes_fail(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+    # MEEPO["TASKS"]["record"] only tunes the @task("record") declaration; a bad value there must not be
+    # silently replaced by the decorator's or the default value.
+    tasks = {**settings.MEEPO["TASKS"], "record": {"SWEEP_LIMIT": -1}}
+    with override_settings(MEEPO={**settings.MEEPO, "TASKS": tasks}):
+        for push in _pushes("record"):
+            with pytest.raises(ConfigurationError, match=re.escape("task 'record': SWEEP_LIMIT must be an integer")):
+                push()
+    assert Job.objects.count() == 0
+    assert queued(redis, key_prefix) == []
+
+
+def test_a_bad_default_option_makes_every_push_fail(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+    with override_settings(MEEPO={**settings.MEEPO, "DEFAULTS": {"MAX_FAILED_TIMES": -2}}):
+        for task in ("record", "demo"):
+            for push in _pushes(task):
+                with pytest.raises(ConfigurationError, match=re.escape("MAX_FAILED_TIMES must be an integer >= 0")):
+                    push()
+    assert Job.objects.count() == 0
+    assert queued(redis, key_prefix) == [] and queued(redis, key_prefix, "demo") == []
+
+
+@pytest.fixture
+def decorated_with_a_bad_option() -> Iterator[str]:
+    """A task declared by ``@task`` with a bad option (the decorator itself only records it, for the checks)."""
+    name = "decorated-misconfigured"
+    meepo_task(name, parallel=0, lease_timeout=3, heartbeat=1)(lambda job: None)
+    try:
+        yield name
+    finally:
+        registry._decorated.pop(name, None)
+        registry.clear_cache()
+
+
+def test_pushing_to_a_task_decorated_with_a_bad_option_is_named_and_writes_nothing(
+        redis, key_prefix, decorated_with_a_bad_option) -> None:  # type: ignore[no-untyped-def]
+    name = decorated_with_a_bad_option
+    for push in _pushes(name):
+        with pytest.raises(ConfigurationError, match=re.escape(f"task {name!r}: PARALLEL must be an integer >= 1")):
+            push()
+    assert Job.objects.count() == 0
+    assert queued(redis, key_prefix, name) == []
+
+
+# ------------------------------------------------------------------------------------------- ids of a bulk INSERT
+
+def _can_return_rows() -> bool:
+    return bool(connection.features.can_return_rows_from_bulk_insert)
+
+
+@pytest.fixture(params=["returning", "read-back"])
+def id_path(request, monkeypatch) -> str:  # type: ignore[no-untyped-def]
+    """Both ways ``inserts.insert`` learns the ids of a multi-row INSERT.
+
+    ``returning``: ``INSERT … RETURNING id`` (MariaDB 10.5+, PostgreSQL, SQLite 3.35+). ``read-back``: the
+    statement's first id (``lastrowid``), then the rows carrying the statement's token from that id upwards —
+    the path of a backend that cannot return rows from a bulk insert (MySQL), forced here by turning the
+    feature flag off (it is a class-level property on MySQL and SQLite, so the class is patched).
+    """
+    if request.param == "returning":
+        if not _can_return_rows():
+            pytest.skip(f"this {connection.vendor} server cannot return rows from a bulk insert")
+        return "returning"
+    if connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL always returns rows from a bulk insert (the read-back path is for MySQL)")
+    monkeypatch.setattr(type(connection.features), "can_return_rows_from_bulk_insert", False)
+    assert not _can_return_rows()
+    return "read-back"
+
+
+def xfail_multi_row_read_back_on_sqlite(request: pytest.FixtureRequest, id_path: str) -> None:
+    if id_path == "read-back" and connection.vendor == "sqlite":
+        request.applymarker(pytest.mark.xfail(strict=True, raises=MeepoError, reason=(
+            "product bug: inserts.insert reads a multi-row INSERT's ids back from cursor.lastrowid upwards, but "
+            "SQLite's lastrowid is the LAST row's id (MySQL's is the first), so on SQLite < 3.35 (no RETURNING; "
+            "Django 5.2 supports 3.31+) push_many of 2+ jobs raises 'inserted N job(s) but read back 1 id(s)'")))
+
+
+@pytest.fixture
+def spaced_ids() -> Iterator[int]:
+    """Ids 7 apart on this session (MySQL/MariaDB), so that code assuming consecutive ids would pair them wrongly."""
+    if connection.vendor != "mysql":
+        yield 1
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION auto_increment_increment = 7")
+    try:
+        yield 7
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET SESSION auto_increment_increment = 1")
+
+
+def test_push_many_pairs_every_id_with_its_payload(request, id_path, spaced_ids, redis, key_prefix,  # type: ignore[no-untyped-def]
+                                                   monkeypatch) -> None:
+    xfail_multi_row_read_back_on_sqlite(request, id_path)
+    before = Job.objects.push("record", json={"before": True})  # ids of the batch do not start at 1
+    monkeypatch.setattr("django_meepo.push.BULK_ROWS", 40)  # several INSERTs in the batch's transaction
+    jobs = Job.objects.push_many("record", json=[{"i": i} for i in range(100)])
+    ids = [j.id for j in jobs]
+    assert len(set(ids)) == 100
+    rows = dict(Job.objects.filter(id__in=ids).values_list("id", "payload"))
+    assert [json.loads(bytes(rows[i])) for i in ids] == [{"i": i} for i in range(100)], "each id is its own row"
+    assert [json.loads(bytes(j.payload)) for j in jobs] == [{"i": i} for i in range(100)]
+    assert ids == sorted(ids) and {b - a for a, b in itertools.pairwise(ids)} == {spaced_ids}
+    assert queued(redis, key_prefix) == [f"{i}:1".encode() for i in [before.id, *ids]], "the right ids dispatched"
+
+
+def test_a_bulk_insert_of_rows_that_differ_reads_back_every_id(request, id_path, spaced_ids, redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+    xfail_multi_row_read_back_on_sqlite(request, id_path)
+    # push_many's rows share everything but the payload (MySQL's fast path); inserts.insert also takes rows of
+    # different tasks, priorities and due times in one statement.
+    now = timezone.now()
+    news = [NewJob(task=("record", "other")[i % 2], payload=b"%d" % i, priority=i - 3, idempotency_key=f"k{i}",
+                   created_at=now, due_at=now + timedelta(seconds=i)) for i in range(7)]
+    ids = inserts.insert("default", news)
+    assert len(set(ids)) == 7
+    rows = {r[0]: r[1:] for r in Job.objects.filter(id__in=ids).values_list(
+        "id", "task", "payload", "priority", "idempotency_key", "due_at", "status", "cid", "token")}
+    for job_id, new in zip(ids, news, strict=True):
+        task, payload, priority, key, due, status, cid, _token = rows[job_id]
+        assert (task, bytes(payload), priority, key, due, status, cid) == (
+            new.task, new.payload, new.priority, new.idempotency_key, new.due_at, "todo", 1)
+    assert len({r[-1] for r in rows.values()}) == 1, "one statement, one token"
+
+
+def test_a_single_row_insert_returns_its_id(id_path, spaced_ids, redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+    first = Job.objects.push("record", b"a")
+    second = Job.objects.push("record", b"b")
+    assert second.id - first.id == spaced_ids
+    assert bytes(Job.objects.get(id=second.id).payload) == b"b"

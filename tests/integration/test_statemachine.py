@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connections
 from django.utils import timezone
 
 from django_meepo import (
@@ -227,3 +227,153 @@ def test_release_hands_back_without_counting_a_failure() -> None:
     row = Job.objects.get(id=job.id)
     assert (row.status, row.failed_times, row.cid, t.cid) == ("todo", 0, 3, 3)
     assert Attempt.objects.get(job_id=job.id).outcome == "released"
+
+
+class LoseCommitAnswer:
+    """Fault injection: the transaction COMMITs on the server, then the answer is lost on the way back.
+
+    ``LoseAnswer`` raises inside ``transaction.atomic``, so the UPDATE is rolled back and only the "it did not
+    happen" half of a lost answer is tested. Here the real COMMIT runs first; what follows is what a client sees
+    when the connection dies after the server committed (KILL, network cut): error 2013, the change in place.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, using: str = DB) -> None:
+        self.lost = 0
+        conn = connections[using]
+        commit = conn.commit
+
+        def commit_then_lose_the_answer() -> None:
+            commit()
+            if not self.lost:
+                self.lost += 1
+                raise OperationalError(2013, "Lost connection to MySQL server during query")
+
+        monkeypatch.setattr(conn, "commit", commit_then_lose_the_answer)
+
+
+def attempts_of(*ids: int) -> list[tuple[int, int, str]]:
+    return list(Attempt.objects.filter(job_id__in=ids).order_by("job_id", "number")
+                .values_list("job_id", "number", "outcome"))
+
+
+@pytest.mark.parametrize(("failed_before", "status"), [(0, "todo"), (2, "failed")])
+def test_a_failure_committed_before_its_answer_was_lost_is_recorded_once(monkeypatch, failed_before,
+                                                                         status) -> None:  # type: ignore[no-untyped-def]
+    job = Job.objects.push("record", b"x")  # max_failed_times 3: the 3rd failure is final
+    Job.objects.filter(id=job.id).update(failed_times=failed_before)
+    [claimed] = claim_one(job)
+    fault = LoseCommitAnswer(monkeypatch)
+    result = sm.finish_failed("record", claimed, get_task("record").options, error="Traceback: boom",
+                              error_class="x.Boom", worker="w", using=DB)  # no CommitConflict
+    assert fault.lost == 1, "the failure was committed in a transaction, and its answer lost"
+    assert (result.status, result.cid) == (status, 3)
+    row = Job.objects.get(id=job.id)
+    assert (row.status, row.cid, row.failed_times, row.last_error) == (status, 3, failed_before + 1, "Traceback: boom")
+    assert attempts_of(job.id) == [(job.id, 1, "failed")]
+
+
+def test_a_manual_commit_committed_before_its_answer_was_lost_is_not_a_conflict(monkeypatch, redis,
+                                                                                key_prefix) -> None:  # type: ignore[no-untyped-def]
+    # Meepo's Commit(id, cid, status) from outside the job: todo counts a failure and runs the job again.
+    job = Job.objects.push("manual", json={})
+    [claimed] = claim_one(job)
+    fault = LoseCommitAnswer(monkeypatch)
+    result = api.commit(job.id, claimed.cid, "todo")
+    assert fault.lost == 1
+    assert (result.status, result.cid) == ("todo", 3)
+    row = Job.objects.get(id=job.id)
+    assert (row.status, row.cid, row.failed_times) == ("todo", 3, 1)
+    assert attempts_of(job.id) == [(job.id, 1, "failed")]
+
+
+def test_a_hand_back_committed_before_its_answer_was_lost_is_recorded_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    jobs = [Job.objects.push("record", b"%d" % i) for i in range(2)]
+    claimed = sm.claim("record", [sm.Ref(j.id, 1) for j in jobs], worker="w", lease_seconds=30, using=DB)
+    fault = LoseCommitAnswer(monkeypatch)
+    changed = sm.release("record", claimed, worker="w", using=DB, reason="shutdown")
+    assert fault.lost == 1
+    ids = sorted(j.id for j in jobs)
+    assert sorted((t.id, t.status, t.cid) for t in changed) == [(i, "todo", 3) for i in ids], \
+        "the jobs handed back are reported, not lost"
+    rows = list(Job.objects.filter(id__in=ids).order_by("id").values_list("status", "cid", "failed_times"))
+    assert rows == [("todo", 3, 0)] * 2
+    assert attempts_of(*ids) == [(i, 1, "released") for i in ids]
+
+
+@pytest.mark.parametrize(("task", "status"), [("zombie_todo", "todo"), ("zombie_failed", "failed")])
+def test_a_lease_expiry_committed_before_its_answer_was_lost_is_recorded_once(monkeypatch, task,
+                                                                              status) -> None:  # type: ignore[no-untyped-def]
+    jobs = [Job.objects.push(task, b"{}") for _ in range(2)]
+    sm.claim(task, [sm.Ref(j.id, 1) for j in jobs], worker="dead", lease_seconds=1, using=DB)
+    fault = LoseCommitAnswer(monkeypatch)
+    outcome = sm.expire_leases(task, get_task(task).options, using=DB, now=timezone.now() + timedelta(seconds=5))
+    assert fault.lost == 1
+    ids = sorted(j.id for j in jobs)
+    assert outcome.found == 2
+    assert sorted((t.id, t.status, t.cid) for t in outcome.changed) == [(i, status, 3) for i in ids], \
+        "the rescued jobs are reported (so that they are dispatched), not lost"
+    rows = list(Job.objects.filter(id__in=ids).order_by("id").values_list("status", "cid", "failed_times", "rescues"))
+    assert rows == [(status, 3, 1, 1)] * 2
+    assert attempts_of(*ids) == [(i, 1, "lease_expired") for i in ids]
+
+
+def test_a_repush_committed_before_its_answer_was_lost_records_the_closed_run_once(monkeypatch, redis,
+                                                                                  key_prefix) -> None:  # type: ignore[no-untyped-def]
+    job = Job.objects.push("record", b"x")
+    [claimed] = claim_one(job)
+    sm.finish_done("record", [claimed.ref], using=DB)
+    fault = LoseCommitAnswer(monkeypatch)  # the repush writes the done run's Attempt in its transaction
+    result = api.repush(job.id)
+    assert fault.lost == 1
+    assert result.cid == 4
+    assert (Job.objects.get(id=job.id).status, Job.objects.get(id=job.id).cid) == ("todo", 4)
+    assert attempts_of(job.id) == [(job.id, 1, "done")]
+
+
+# ------------------------------------------------------------------------------------------- api.commit: bad cid
+
+@pytest.mark.parametrize(
+    ("bad_cid", "error", "fragment"),
+    [
+        (lambda cid: -1, InvalidJob, "cid must be a positive integer, not -1"),
+        (lambda cid: 0, InvalidJob, "cid must be a positive integer, not 0"),
+        (lambda cid: "abc", InvalidJob, "cid must be a positive integer, not 'abc'"),
+        (lambda cid: "-2", InvalidJob, "cid must be a positive integer, not '-2'"),
+        (lambda cid: float(cid), InvalidJob, "cid must be a positive integer, not 2.0"),
+        (lambda cid: None, InvalidJob, "cid must be a positive integer, not None"),
+        (lambda cid: True, InvalidJob, "cid must be a positive integer, not True"),
+        (lambda cid: cid - 1, CommitConflict,
+         r"cannot commit job \d+ 'done' at cid 1: it is 'doing' at cid 2; nothing was written"),
+        (lambda cid: cid + 1, CommitConflict,
+         r"cannot commit job \d+ 'done' at cid 3: it is 'doing' at cid 2; nothing was written"),
+    ],
+    ids=["negative", "zero", "text", "negative-text", "float", "none", "bool", "stale", "ahead"],
+)
+def test_api_commit_with_a_bad_cid_is_named_and_writes_nothing(bad_cid, error, fragment, redis,
+                                                               key_prefix) -> None:  # type: ignore[no-untyped-def]
+    job = Job.objects.push("manual", json={})
+    [claimed] = claim_one(job)  # doing at cid 2
+    state = ("id", "status", "cid", "failed_times", "attempts", "token", "updated_at", "last_error", "due_at")
+    before = list(Job.objects.values_list(*state))
+    queue_before = {k: redis.lrange(k, 0, -1) for k in redis.scan_iter(match=f"{key_prefix}:*:q:*")}
+    with pytest.raises(error, match=fragment):
+        api.commit(job.id, bad_cid(claimed.cid), "done")
+    assert list(Job.objects.values_list(*state)) == before
+    assert not Attempt.objects.exists()
+    assert {k: redis.lrange(k, 0, -1) for k in redis.scan_iter(match=f"{key_prefix}:*:q:*")} == queue_before
+    api.commit(job.id, claimed.cid, "done")  # the run itself can still commit
+    assert Job.objects.get(id=job.id).status == "done"
+
+
+def test_api_commit_with_the_cid_of_an_earlier_run_is_a_conflict_and_writes_nothing(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+    job = Job.objects.push("manual", json={})
+    [first_run] = claim_one(job)
+    api.repush(job.id)  # cid 3, todo
+    [second_run] = claim_one(job, cid=3)  # cid 4, doing
+    before = list(Job.objects.values_list("id", "status", "cid", "failed_times", "token", "updated_at"))
+    for status in ("done", "failed", "todo"):
+        with pytest.raises(CommitConflict, match=r"at cid 2: it is 'doing' at cid 4; nothing was written") as caught:
+            api.commit(job.id, first_run.cid, status)
+        assert (caught.value.expected_cid, caught.value.actual_cid, caught.value.actual_status) == (2, 4, "doing")
+    assert list(Job.objects.values_list("id", "status", "cid", "failed_times", "token", "updated_at")) == before
+    assert second_run.cid == 4

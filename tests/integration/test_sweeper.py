@@ -191,19 +191,51 @@ def test_one_sweeper_leads_a_task_at_a_time(redis, key_prefix) -> None:  # type:
     assert b.tick(now=timezone.now() + timedelta(seconds=30)).leading == 1, "a lapsed leader is replaced"
 
 
-def test_session_time_zone_changes_nothing(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture(params=[9, -5], ids=["UTC+9", "UTC-5"])
+def session_time_zone(request):  # type: ignore[no-untyped-def]
+    """This test's database session runs in a time zone east (+9) or west (-5) of UTC.
+
+    Times are naive UTC in the table (Django on MySQL); code comparing them with the session's NOW() would see
+    leases and due times hours off: expired or due early east of UTC, late west of it.
+    """
     with connection.cursor() as cursor:
-        cursor.execute(session_time_zone_sql(9))
+        cursor.execute(session_time_zone_sql(request.param))
     try:
-        job, _ = claim_with_lease("zombie_todo", lease=30)
-        s = sweeper("zombie_todo")
-        s.tick(monotonic=clock(10_000))
-        assert Job.objects.get(id=job.id).status == "doing", "a fresh lease must not look expired"
-        s.tick(now=timezone.now() + timedelta(seconds=31), monotonic=clock(20_000))
-        assert Job.objects.get(id=job.id).status == "todo"
+        yield request.param
     finally:
         with connection.cursor() as cursor:
             cursor.execute(session_time_zone_sql(0))
+
+
+def test_session_time_zone_changes_nothing(session_time_zone, redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+    job, _ = claim_with_lease("zombie_todo", lease=30)
+    lease_until = Job.objects.get(id=job.id).lease_until
+    s = sweeper("zombie_todo")
+    s.tick(monotonic=clock(10_000))
+    assert Job.objects.get(id=job.id).status == "doing", "a fresh lease must not look expired"
+    assert s.tick(now=lease_until, monotonic=clock(20_000)).expired == 0
+    assert Job.objects.get(id=job.id).status == "doing", "a lease is not expired at its last instant"
+    assert s.tick(now=lease_until + timedelta(milliseconds=1), monotonic=clock(30_000)).expired == 1
+    assert Job.objects.get(id=job.id).status == "todo", "a lease expires as soon as it has passed, not hours later"
+
+
+def test_a_delayed_job_is_due_on_time_whatever_the_session_time_zone(session_time_zone, redis,
+                                                                    key_prefix) -> None:  # type: ignore[no-untyped-def]
+    s = sweeper("record")
+    t0 = clock(0)
+    s.tick(monotonic=t0)
+    job = Job.objects.push("record", b"{}", delay=2)
+    due = Job.objects.get(id=job.id).due_at
+    assert due == job.due_at, "the due time is stored as computed, not shifted by the session's zone"
+    early = due - timedelta(milliseconds=1)
+    assert sm.claim("record", [sm.Ref(job.id, 1)], worker="w", lease_seconds=30, using=DB, now=early) == [], \
+        "not claimed before it is due"
+    s.tick(now=early, monotonic=t0 + 0.1)  # not a period tick: the due scan alone
+    assert queue_length(redis, key_prefix, "record") == 0, "not dispatched before it is due"
+    s.tick(now=due, monotonic=t0 + 0.2)
+    assert queued_refs(redis, key_prefix, "record") == [f"{job.id}:1".encode()], "dispatched once it is due"
+    [claimed] = sm.claim("record", [sm.Ref(job.id, 1)], worker="w", lease_seconds=30, using=DB, now=due)
+    assert claimed.id == job.id and Job.objects.get(id=job.id).status == "doing"
 
 
 def test_a_sweep_loops_until_nothing_is_left(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count
+from django.test import override_settings
+from django.utils import timezone
 
-from django_meepo import Job
+from django_meepo import Job, inserts
+from django_meepo import statemachine as sm
+from django_meepo.dispatch import redis_dispatcher
+from django_meepo.dispatch.redis import RedisDispatcher, dispatched_key, queue_keys
 from django_meepo.models import Attempt
+from django_meepo.sweeper import Sweeper, SweepReport
 from testproject.models import Run
 from tests.support.inprocess import running_worker
 from tests.support.services import kill_connections, wait_until
@@ -133,6 +143,8 @@ def test_redis_flushed_mid_run_loses_nothing(private_redis) -> None:  # type: ig
 
 def test_redis_down_at_push_time_then_back(private_redis) -> None:  # type: ignore[no-untyped-def]
     # Meepo asked the producer to resend when the Redis push failed (weakness 3). Here the push succeeds.
+    # The default configuration: the worker's failover dispatcher may claim these jobs from the table, so this
+    # does not show that Redis gets them back; test_redis_stopped_during_pushes_the_sweeper_dispatches_... does.
     private_redis.stop()
     jobs = [Job.objects.push("record", json={}) for _ in range(20)]
     ids = [j.id for j in jobs]
@@ -168,13 +180,123 @@ def test_a_transaction_left_open_by_a_job_is_rolled_back_between_jobs(redis, key
     assert Run.objects.filter(job_id__in=ids).count() == 0, "what the jobs left uncommitted was rolled back"
 
 
-def test_jobs_of_a_task_this_deploy_does_not_know_are_left_alone(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
-    from django.utils import timezone
+# ------------------------------------------------------------------------------------------- Redis back, no failover
 
+def recording_redis_dispatchers(sent: list[int]):  # type: ignore[no-untyped-def]
+    """A dispatcher factory for a Worker: the Redis dispatcher alone (no failover to the table), recording the
+    ids each of its dispatchers dispatched. A worker's fetching dispatcher never dispatches; its sweeper's does."""
+    def factory() -> RedisDispatcher:
+        dispatcher = redis_dispatcher()
+        dispatch = dispatcher.dispatch
+
+        def recorded(items, **kwargs):  # type: ignore[no-untyped-def]
+            dispatch(items, **kwargs)
+            sent.extend(item.id for item in items)
+
+        dispatcher.dispatch = recorded  # type: ignore[method-assign]
+        return dispatcher
+
+    return factory
+
+
+@pytest.fixture
+def sweep_reports(monkeypatch) -> list[SweepReport]:  # type: ignore[no-untyped-def]
+    """Every report of the sweepers that workers start in this test."""
+    reports: list[SweepReport] = []
+
+    class RecordingSweeper(Sweeper):
+        def tick(self, *args, **kwargs) -> SweepReport:  # type: ignore[no-untyped-def]
+            report = super().tick(*args, **kwargs)
+            reports.append(report)
+            return report
+
+    monkeypatch.setattr("django_meepo.worker.Sweeper", RecordingSweeper)
+    return reports
+
+
+@pytest.mark.parametrize("keeps_data", [False, True], ids=["restarted-empty", "restarted-with-its-data"])
+def test_redis_stopped_during_pushes_the_sweeper_dispatches_what_it_missed(private_redis, sweep_reports,
+                                                                           keeps_data) -> None:  # type: ignore[no-untyped-def]
+    # Without failover nothing reaches this worker but Redis entries: the jobs pushed while Redis was down can
+    # only run if the sweeper finds them in the table and dispatches them once Redis answers again — all of
+    # them when Redis came back empty (its epoch key is gone), or those its record lacks when it kept its data.
+    sent: list[int] = []
+    with running_worker("record", dispatcher_factory=recording_redis_dispatchers(sent)) as worker:
+        assert type(worker.dispatcher) is RedisDispatcher
+        first = [j.id for j in Job.objects.push_many("record", json=[{} for _ in range(10)])]
+        wait_until(lambda: all_finished(first), timeout=30, message="jobs pushed while Redis is up")
+        wait_until(lambda: any(r.full_scan for r in sweep_reports), timeout=30,
+                   message="the sweeper's first sweep while Redis is up (it writes Redis's epoch key)")
+        epoch_key = redis_dispatcher().epoch_key
+        epoch = private_redis.client().get(epoch_key)
+        assert epoch is not None
+        if keeps_data:
+            private_redis.client().save()  # the restart below loads this dump: the epoch key and records survive
+        private_redis.stop()
+        during = [Job.objects.push("record", json={}).id for _ in range(20)]  # every push succeeds
+        assert Job.objects.filter(id__in=during, status="todo").count() == 20
+        time.sleep(1.5)
+        assert not Run.objects.filter(job_id__in=during).exists(), "without failover nothing runs while Redis is down"
+        since_outage = len(sweep_reports)
+        private_redis.start()
+        # Restarted empty, the epoch key is gone (or already written anew by the sweeper); kept, it is the same.
+        assert (private_redis.client().get(epoch_key) == epoch) is keeps_data
+        wait_until(lambda: all_finished(during), timeout=60, message="jobs pushed while Redis was down, via Redis")
+    assert set(Job.objects.filter(id__in=during).values_list("status", flat=True)) == {"done"}
+    assert runs_per_job(during) == {i: 1 for i in during}
+    assert set(during) <= set(sent), "the worker's sweeper dispatched every job Redis had missed"
+    after = sweep_reports[since_outage:]
+    assert sum(r.redispatched for r in after) >= len(during)
+    assert any(r.full_scan for r in after) is not keeps_data, \
+        "a full scan when Redis lost everything; the record's scan alone when it kept its data"
+    assert not Job.objects.filter(status="doing").exists()
+
+
+# ------------------------------------------------------------------------------------------- a task from another deploy
+
+GHOST = "from-a-newer-deploy"
+
+
+def test_an_entry_of_a_task_this_deploy_does_not_know_reaches_the_worker_and_is_left_alone(  # type: ignore[no-untyped-def]
+        redis, key_prefix, monkeypatch, caplog) -> None:
+    # A newer deploy pushed a job of a task this deploy does not know: the row, its entry in its own queue and
+    # the record of it, as push does. A worker that does not know the task never pops that queue, so an entry
+    # for it is also put in the queue this worker pops (what a bad route or a key collision would do).
     now = timezone.now()
-    ghost = Job.objects.create(task="from-a-newer-deploy", payload=b"{}", created_at=now, updated_at=now, due_at=now)
-    with running_worker("record"):
-        job = Job.objects.push("record", json={})
-        wait_until(lambda: all_finished([job.id]), timeout=30, message="a known job")
-    row = Job.objects.get(id=ghost.id)
-    assert (row.status, row.cid, row.attempts) == ("todo", 1, 0)
+    [ghost] = inserts.insert("default", [inserts.NewJob(GHOST, b"{}", 0, None, now, now)])
+    dispatcher = redis_dispatcher()
+    dispatcher.dispatch([sm.Dispatchable(GHOST, ghost, 1, 0)])
+    dispatcher.dispatch([sm.Dispatchable("record", ghost, 1, 0)])
+    known = [j.id for j in Job.objects.push_many("record", json=[{} for _ in range(3)])]  # queued behind the ghost
+    claims: list[tuple[str, list[sm.Ref]]] = []
+    claim = sm.claim
+
+    def spy(task, refs, **kwargs):  # type: ignore[no-untyped-def]
+        claims.append((task, list(refs)))
+        return claim(task, refs, **kwargs)
+
+    monkeypatch.setattr("django_meepo.dispatch.redis.claim", spy)
+    with caplog.at_level(logging.WARNING, logger="django_meepo"), running_worker("record", parallel=2):
+        wait_until(lambda: all_finished(known), timeout=30, message="the known jobs queued behind the ghost")
+        assert any(sm.Ref(ghost, 1) in refs for _, refs in claims), "the ghost's entry reached the worker"
+        later = Job.objects.push("record", json={}).id
+        wait_until(lambda: all_finished([later]), timeout=30, message="a job pushed after the ghost was popped")
+    assert set(Job.objects.filter(id__in=[*known, later]).values_list("status", flat=True)) == {"done"}
+    row = Job.objects.get(id=ghost)
+    assert (row.status, row.cid, row.attempts, row.failed_times, row.worker, row.started_at, row.last_error) == \
+        ("todo", 1, 0, 0, "", None, ""), "left alone: not claimed, not failed"
+    assert not Attempt.objects.filter(job_id=ghost).exists() and not Run.objects.filter(job_id=ghost).exists()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "the worker's loop never failed"
+    assert sum(redis.llen(k) for k in queue_keys(key_prefix, "record")) == 0
+    assert redis.hget(dispatched_key(key_prefix, "record"), str(ghost)) is None, "its stray entry was dropped"
+    own_queue = [e for k in queue_keys(key_prefix, GHOST) for e in redis.lrange(k, 0, -1)]
+    assert own_queue == [f"{ghost}:1".encode()], "its own entry waits for a worker that knows the task"
+    assert redis.hget(dispatched_key(key_prefix, GHOST), str(ghost)) == b"1"
+
+    # The newer deploy's worker runs it, once.
+    newer = {**settings.MEEPO["TASKS"], GHOST: {"FUNCTION": "testproject.jobs.record", "LEASE_TIMEOUT": 3,
+                                                "HEARTBEAT": 1, "SWEEP_PERIOD": 1}}
+    with override_settings(MEEPO={**settings.MEEPO, "TASKS": newer}), running_worker(GHOST):
+        wait_until(lambda: all_finished([ghost]), timeout=30, message="the newer deploy's worker to run the ghost")
+    assert Job.objects.get(id=ghost).status == "done"
+    assert runs_per_job([ghost]) == {ghost: 1}

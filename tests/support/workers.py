@@ -14,6 +14,9 @@ from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
+MANAGE = [str(ROOT / "manage.py")]
+# manage.py with every worker on the Redis dispatcher alone (no failover to the table): see redis_only.py.
+REDIS_ONLY = ["-m", "tests.support.redis_only"]
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
@@ -32,12 +35,13 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 class WorkerProcess:
     args: list[str]
     env: dict[str, str]
+    launcher: list[str] = field(default_factory=lambda: list(MANAGE))
     log: Path = field(default_factory=lambda: Path(tempfile.mkstemp(prefix="meepo-worker-", suffix=".log")[1]))
     process: subprocess.Popen | None = None
 
     def start(self) -> WorkerProcess:
         with open(self.log, "ab") as out:
-            self.process = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), *self.args], cwd=ROOT,
+            self.process = subprocess.Popen([sys.executable, *self.launcher, *self.args], cwd=ROOT,
                                             env=self.env, stdout=out, stderr=subprocess.STDOUT)
         return self
 
@@ -67,13 +71,14 @@ class WorkerPool:
     def __init__(self) -> None:
         self.started: list[WorkerProcess] = []
 
-    def start(self, *args: str, **env: str) -> WorkerProcess:
-        worker = WorkerProcess(list(args), subprocess_env(**env)).start()
+    def start(self, *args: str, launcher: list[str] | None = None, **env: str) -> WorkerProcess:
+        worker = WorkerProcess(list(args), subprocess_env(**env), launcher or list(MANAGE)).start()
         self.started.append(worker)
         return worker
 
-    def consume(self, *tasks: str, extra: tuple[str, ...] = (), **env: str) -> WorkerProcess:
-        return self.start("meepo_consume", *tasks, *extra, **env)
+    def consume(self, *tasks: str, extra: tuple[str, ...] = (), redis_only: bool = False, **env: str) -> WorkerProcess:
+        """``meepo_consume`` on ``tasks``; ``redis_only``: on the Redis dispatcher alone, without failover."""
+        return self.start("meepo_consume", *tasks, *extra, launcher=REDIS_ONLY if redis_only else None, **env)
 
     def stop_all(self) -> None:
         for worker in self.started:
