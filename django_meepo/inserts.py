@@ -97,10 +97,13 @@ def insert(alias: str, jobs: Sequence[NewJob]) -> list[int]:
             ids = [row[0] for row in cursor.fetchall()]
         elif len(jobs) == 1:
             ids = [cursor.lastrowid]
-        else:
-            first = cursor.lastrowid
+        elif conn.vendor == "sqlite":  # SQLite < 3.35 (no RETURNING): lastrowid is the batch's *last* id
+            cursor.execute(f"SELECT id FROM {conn.ops.quote_name(TABLE)} WHERE id <= %s AND token = %s "
+                           f"ORDER BY id DESC LIMIT %s", [cursor.lastrowid, token, len(jobs)])
+            ids = sorted(row[0] for row in cursor.fetchall())
+        else:  # MySQL: LAST_INSERT_ID() is the batch's *first* id; the token tells this batch's rows apart
             cursor.execute(f"SELECT id FROM {conn.ops.quote_name(TABLE)} WHERE id >= %s AND token = %s ORDER BY id "
-                           f"LIMIT %s", [first, token, len(jobs)])
+                           f"LIMIT %s", [cursor.lastrowid, token, len(jobs)])
             ids = [row[0] for row in cursor.fetchall()]
     if len(ids) != len(jobs):
         raise MeepoError(f"inserted {len(jobs)} job(s) but read back {len(ids)} id(s)")

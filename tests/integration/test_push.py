@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from django_meepo import ConfigurationError, InvalidPayload, Job, MeepoError, UnknownTask, inserts, registry
+from django_meepo import ConfigurationError, InvalidPayload, Job, UnknownTask, inserts, registry
 from django_meepo import task as meepo_task
 from django_meepo.dispatch import producer_dispatcher
 from django_meepo.dispatch.redis import dispatched_key, queue_keys
@@ -243,9 +243,9 @@ def id_path(request, monkeypatch) -> str:  # type: ignore[no-untyped-def]
     """Both ways ``inserts.insert`` learns the ids of a multi-row INSERT.
 
     ``returning``: ``INSERT … RETURNING id`` (MariaDB 10.5+, PostgreSQL, SQLite 3.35+). ``read-back``: the
-    statement's first id (``lastrowid``), then the rows carrying the statement's token from that id upwards —
-    the path of a backend that cannot return rows from a bulk insert (MySQL), forced here by turning the
-    feature flag off (it is a class-level property on MySQL and SQLite, so the class is patched).
+    statement's ``lastrowid`` (the first id on MySQL, the last on SQLite), then the rows carrying the statement's
+    token from there — the path of a backend that cannot return rows from a bulk insert (MySQL, SQLite < 3.35),
+    forced here by turning the feature flag off (a class-level property on MySQL and SQLite: the class is patched).
     """
     if request.param == "returning":
         if not _can_return_rows():
@@ -256,14 +256,6 @@ def id_path(request, monkeypatch) -> str:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(type(connection.features), "can_return_rows_from_bulk_insert", False)
     assert not _can_return_rows()
     return "read-back"
-
-
-def xfail_multi_row_read_back_on_sqlite(request: pytest.FixtureRequest, id_path: str) -> None:
-    if id_path == "read-back" and connection.vendor == "sqlite":
-        request.applymarker(pytest.mark.xfail(strict=True, raises=MeepoError, reason=(
-            "product bug: inserts.insert reads a multi-row INSERT's ids back from cursor.lastrowid upwards, but "
-            "SQLite's lastrowid is the LAST row's id (MySQL's is the first), so on SQLite < 3.35 (no RETURNING; "
-            "Django 5.2 supports 3.31+) push_many of 2+ jobs raises 'inserted N job(s) but read back 1 id(s)'")))
 
 
 @pytest.fixture
@@ -281,9 +273,8 @@ def spaced_ids() -> Iterator[int]:
             cursor.execute("SET SESSION auto_increment_increment = 1")
 
 
-def test_push_many_pairs_every_id_with_its_payload(request, id_path, spaced_ids, redis, key_prefix,  # type: ignore[no-untyped-def]
+def test_push_many_pairs_every_id_with_its_payload(id_path, spaced_ids, redis, key_prefix,  # type: ignore[no-untyped-def]
                                                    monkeypatch) -> None:
-    xfail_multi_row_read_back_on_sqlite(request, id_path)
     before = Job.objects.push("record", json={"before": True})  # ids of the batch do not start at 1
     monkeypatch.setattr("django_meepo.push.BULK_ROWS", 40)  # several INSERTs in the batch's transaction
     jobs = Job.objects.push_many("record", json=[{"i": i} for i in range(100)])
@@ -296,8 +287,7 @@ def test_push_many_pairs_every_id_with_its_payload(request, id_path, spaced_ids,
     assert queued(redis, key_prefix) == [f"{i}:1".encode() for i in [before.id, *ids]], "the right ids dispatched"
 
 
-def test_a_bulk_insert_of_rows_that_differ_reads_back_every_id(request, id_path, spaced_ids, redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
-    xfail_multi_row_read_back_on_sqlite(request, id_path)
+def test_a_bulk_insert_of_rows_that_differ_reads_back_every_id(id_path, spaced_ids, redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
     # push_many's rows share everything but the payload (MySQL's fast path); inserts.insert also takes rows of
     # different tasks, priorities and due times in one statement.
     now = timezone.now()
