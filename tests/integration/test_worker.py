@@ -230,9 +230,7 @@ def test_redis_stopped_during_pushes_the_sweeper_dispatches_what_it_missed(priva
         epoch_key = redis_dispatcher().epoch_key
         epoch = private_redis.client().get(epoch_key)
         assert epoch is not None
-        if keeps_data:
-            private_redis.client().save()  # the restart below loads this dump: the epoch key and records survive
-        private_redis.stop()
+        private_redis.stop(keep_data=keeps_data)  # kept: the restart loads its dump (epoch key and records)
         during = [Job.objects.push("record", json={}).id for _ in range(20)]  # every push succeeds
         assert Job.objects.filter(id__in=during, status="todo").count() == 20
         time.sleep(1.5)
