@@ -120,3 +120,15 @@ def not_a_task(*args: Any, **kwargs: Any) -> None:
     """A plain function: a job naming it must never call it."""
     Run.objects.create(job_id=0, task="not_a_task", cid=0, attempt=0, pid=os.getpid())
 
+
+@task(takes_context=True)
+def repushed_on_first_run(context: TaskContext) -> int:
+    """Its first run is repushed by an operator while it runs (cid + 1), so that run's commit loses."""
+    from django_meepo import api
+    from django_meepo.models import Job
+
+    _record(context)
+    if context.attempt == 1:
+        job_id = int(context.task_result.id)
+        api.repush(job_id, cid=Job.objects.filter(id=job_id).values_list("cid", flat=True).get())
+    return context.attempt

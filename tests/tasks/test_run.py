@@ -30,8 +30,9 @@ def test_a_task_runs_and_its_result_is_readable(backend, run_worker, signal_log)
     assert (done.attempts, done.worker_ids, done.errors) == (1, [worker.id], [])
     assert done.enqueued_at <= done.started_at == done.last_attempted_at <= done.finished_at
     assert Job.objects.get(id=int(result.id)).result == '"Welcome, user 42!"'
-    assert signal_log.of(result.id) == [("enqueued", MeepoBackend, "READY"), ("started", MeepoBackend, "RUNNING"),
-                                        ("finished", MeepoBackend, "SUCCESSFUL")]
+    assert signal_log.finished(result.id) == [("enqueued", MeepoBackend, "READY"),
+                                              ("started", MeepoBackend, "RUNNING"),
+                                              ("finished", MeepoBackend, "SUCCESSFUL")]
     result.refresh()
     assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == "Welcome, user 42!"
 
@@ -64,7 +65,7 @@ def test_a_retry_that_ends_successful(backend, run_worker, signal_log) -> None: 
     assert done.errors[1].exception_class is ValueError
     assert sorted(Run.objects.filter(job_id=int(result.id)).values_list("attempt", flat=True)) == [1, 2, 3]
     assert done.started_at < done.last_attempted_at, "started_at is the first attempt's start"
-    names = [name for name, _, _ in signal_log.of(result.id)]
+    names = [name for name, _, _ in signal_log.finished(result.id)]
     assert names == ["enqueued", "started", "started", "started", "finished"], "finished only once, at the end"
 
 
@@ -78,7 +79,7 @@ def test_exhausted_attempts_end_failed(backend, run_worker, signal_log) -> None:
     assert done.finished_at is not None
     with pytest.raises(ValueError, match="Task failed"):
         _ = done.return_value
-    assert signal_log.of(result.id)[-1] == ("finished", MeepoBackend, "FAILED")
+    assert signal_log.finished(result.id)[-1] == ("finished", MeepoBackend, "FAILED")
     assert [n for n, _, _ in signal_log.of(result.id)].count("finished") == 1
 
 
