@@ -104,6 +104,22 @@ def test_per_task_max_attempts_above_the_queues(backend, run_worker) -> None:  #
     assert (done.status, done.return_value, done.attempts) == (TaskResultStatus.SUCCESSFUL, 4, 4)
 
 
+def test_per_task_retry_backoff_sets_the_next_due_time(backend, run_worker) -> None:  # type: ignore[no-untyped-def]
+    """A Task's own retry_backoff (30 s) replaces its queue's RETRY_BACKOFF (0.2 s, no jitter) for the retry."""
+    from dataclasses import replace
+
+    from tests.support.services import wait_until
+
+    run_worker("default")
+    result = replace(djtasks.always_fails, retry_backoff=30).enqueue()
+    job = wait_until(lambda: Job.objects.filter(id=int(result.id), status="todo", failed_times=1).first(),
+                     timeout=30, message="the first failure to be recorded")
+    failed_at = job.attempt_set.get().finished_at  # the failure's time: the same `now` as the retry's due time
+    assert job.due_at - failed_at == timedelta(seconds=30), (job.due_at, failed_at)
+    assert backend.get_result(result.id).status == TaskResultStatus.READY
+    assert Run.objects.filter(job_id=job.id).count() == 1, "not retried after the queue's 0.2 s"
+
+
 def test_priority_orders_waiting_tasks(backend, run_worker) -> None:  # type: ignore[no-untyped-def]
     labels = [("low", -80), ("normal", 0), ("high", 90), ("urgent", 100), ("lower", -1)]
     results = [djtasks.record_order.using(priority=p).enqueue(label) for label, p in labels]
