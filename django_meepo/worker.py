@@ -43,6 +43,7 @@ from .models import Attempt
 from .models import Worker as WorkerRow
 from .push import dispatch_now
 from .registry import Task, all_tasks
+from .states import Status
 from .sweeper import Sweeper, source_of
 
 log = logging.getLogger(__name__)
@@ -321,28 +322,38 @@ class Worker:
         now = timezone.now()
         done: dict[str, list[tuple[_Held, RunOutcome]]] = defaultdict(list)
         settled: list[_Held] = []
-        for held, outcome in batch:
-            if held.ctx.timed_out or held.ctx.lease_lost or held.state == RELEASED:
-                settled.append(held)  # failed by the monitor, taken over, or handed back: nothing to record
-            elif outcome.kind == DONE:
-                done[held.task.name].append((held, outcome))
-            elif outcome.kind == FAILED:
-                self._record_failure(held, outcome, Attempt.Outcome.FAILED, now)
-                settled.append(held)
-            else:
-                settled.append(held)
-        for task, items in done.items():
-            results = {h.ctx.id: o.result for h, o in items if o.result is not None}
-            sm.finish_done(task, [h.ctx.job.ref for h, _ in items], using=self.using, now=now,
-                           results=results or None)
-            settled += [h for h, _ in items]
-        with self._lock:
-            for held in settled:
-                if self._held.get(held.ctx.id) is held:
-                    del self._held[held.ctx.id]
-        self.processed += len(batch)
+        committed: list[tuple[_Held, str]] = []  # the commits this worker won, for the after-commit hooks
+        try:
+            for held, outcome in batch:
+                if held.ctx.timed_out or held.ctx.lease_lost or held.state == RELEASED:
+                    settled.append(held)  # failed by the monitor, taken over, or handed back: nothing to record
+                elif outcome.kind == DONE:
+                    done[held.task.name].append((held, outcome))
+                elif outcome.kind == FAILED:
+                    status = self._record_failure(held, outcome, Attempt.Outcome.FAILED, now)
+                    if status is not None:
+                        committed.append((held, status))
+                    settled.append(held)
+                else:
+                    settled.append(held)
+            for task, items in done.items():
+                results = {h.ctx.id: o.result for h, o in items if o.result is not None}
+                written = sm.finish_done(task, [h.ctx.job.ref for h, _ in items], using=self.using, now=now,
+                                         results=results or None)
+                won = {ref.id for ref in written.won}
+                committed += [(h, Status.DONE) for h, _ in items if h.ctx.id in won]
+                settled += [h for h, _ in items]
+            with self._lock:
+                for held in settled:
+                    if self._held.get(held.ctx.id) is held:
+                        del self._held[held.ctx.id]
+            self.processed += len(batch)
+        finally:  # also when a later statement of the batch raised: a retry of the batch would not win these again
+            for held, status in committed:
+                self._after_commit(held, status)
 
-    def _record_failure(self, held: _Held, outcome: RunOutcome, kind: str, now: object) -> None:
+    def _record_failure(self, held: _Held, outcome: RunOutcome, kind: str, now: object) -> str | None:
+        """Commit a failed run (retry or final); its new status, or None when the commit lost (stale cid)."""
         self.failed += 1
         options = held.ctx.retry_options or held.task.options
         try:
@@ -351,10 +362,25 @@ class Worker:
                                       outcome=kind)
         except CommitConflict as exc:
             log.warning("meepo: %s", exc, extra={"job_id": held.ctx.id, "task": held.task.name})
-            return
+            return None
         item = result.dispatchable(timezone.now())
         if item:
             dispatch_now([item])
+        return result.status
+
+    def _after_commit(self, held: _Held, status: str) -> None:
+        """Call the job function's ``meepo_after_commit(ctx, status)`` hook, if it has one, once this worker's
+        commit of the run's outcome is durable and won: ``done``, ``failed`` (final) or ``todo`` (to be retried).
+        It runs on the thread that committed (the committer; the monitor for a time limit), after the job left
+        this worker's hands; its exceptions are logged. The Django Tasks backend sends ``task_finished`` there."""
+        hook = getattr(held.task.function, "meepo_after_commit", None)
+        if hook is None:
+            return
+        try:
+            hook(held.ctx, status)
+        except Exception:
+            log.exception("meepo: %s job %s: the after-commit hook of its job function raised", held.task.name,
+                          held.ctx.id, extra={"job_id": held.ctx.id, "task": held.task.name})
 
     # ---------------------------------------------------------------------------------------- monitoring
     def _monitor_loop(self) -> None:
@@ -410,10 +436,12 @@ class Worker:
             message = f"job exceeded its hard time limit of {limit:g} s; its lease was given up"
             log.error("meepo: %s job %s: %s", h.task.name, h.ctx.id, message,
                       extra={"job_id": h.ctx.id, "task": h.task.name})
-            self._record_failure(h, RunOutcome(FAILED, error=message, error_class="TimeLimitExceeded"),
-                                 Attempt.Outcome.TIME_LIMIT, timezone.now())
+            status = self._record_failure(h, RunOutcome(FAILED, error=message, error_class="TimeLimitExceeded"),
+                                          Attempt.Outcome.TIME_LIMIT, timezone.now())
             with self._lock:
                 self._held.pop(h.ctx.id, None)
+            if status is not None:
+                self._after_commit(h, status)
             self._recycle(f"{h.task.name} job {h.ctx.id} overran its time limit and its thread cannot be killed")
 
     def _register(self) -> None:

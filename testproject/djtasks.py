@@ -6,13 +6,28 @@ Each records its runs in ``testproject_run`` (job id = the TaskResult id), so te
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
-from django_meepo.tasks.compat import TaskContext, task
+from django_meepo.tasks.compat import Task, TaskContext, task
 
 from .models import Run
+
+
+def retry_policy(**policy: Any) -> Callable[[Task], Task]:
+    """A Task's own ``max_attempts`` / ``retry_backoff`` (MeepoTask fields) on every supported Django.
+
+    ``@task(max_attempts=...)`` needs Django >= 6.1 or the backport; Django 6.0's ``@task`` takes no extra
+    arguments, so the Task is copied with them (``dataclasses.replace`` validates it again). The function keeps
+    its name, so the Task's ``module_path`` still names this module attribute.
+    """
+    def apply(made: Task) -> Task:
+        return dataclasses.replace(made, **policy)
+
+    return apply
 
 
 def _record(context: TaskContext) -> Run:
@@ -64,14 +79,16 @@ def always_fails(context: TaskContext) -> None:
     raise ValueError("always fails")
 
 
-@task(takes_context=True, max_attempts=1, retry_backoff=0)  # type: ignore[call-overload]  # MeepoTask's options (stubs: 6.0)
+@retry_policy(max_attempts=1, retry_backoff=0)
+@task(takes_context=True)
 def fails_once_only(context: TaskContext) -> None:
     """Its own max_attempts (1) is below its queue's MAX_ATTEMPTS (3): one run, then FAILED."""
     _record(context)
     raise ValueError("no second chance")
 
 
-@task(takes_context=True, max_attempts=4, retry_backoff=0.1)  # type: ignore[call-overload]  # MeepoTask's options (stubs: 6.0)
+@retry_policy(max_attempts=4, retry_backoff=0.1)
+@task(takes_context=True)
 def persistent(context: TaskContext, succeed_on: int) -> int:
     """Its own max_attempts (4) is above its queue's (emails: 2)."""
     _record(context)
@@ -102,3 +119,16 @@ def unserialisable() -> object:
 def not_a_task(*args: Any, **kwargs: Any) -> None:
     """A plain function: a job naming it must never call it."""
     Run.objects.create(job_id=0, task="not_a_task", cid=0, attempt=0, pid=os.getpid())
+
+
+@task(takes_context=True)
+def repushed_on_first_run(context: TaskContext) -> int:
+    """Its first run is repushed by an operator while it runs (cid + 1), so that run's commit loses."""
+    from django_meepo import api
+    from django_meepo.models import Job
+
+    _record(context)
+    if context.attempt == 1:
+        job_id = int(context.task_result.id)
+        api.repush(job_id, cid=Job.objects.filter(id=job_id).values_list("cid", flat=True).get())
+    return context.attempt

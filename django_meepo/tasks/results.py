@@ -27,7 +27,7 @@ from .errors import TimeLimitExceeded, WorkerLost
 from .payload import TaskSpec
 
 if TYPE_CHECKING:
-    from .compat import Task, TaskError, TaskResult
+    from .compat import Task, TaskResult
 
 STATUS_NAMES: dict[str, str] = {Status.TODO: "READY", Status.DOING: "RUNNING", Status.DONE: "SUCCESSFUL",
                 Status.FAILED: "FAILED", Status.ZOMBIE: "FAILED"}
@@ -100,20 +100,6 @@ def build(job: Job, spec: TaskSpec, task: Task, *, using: str | None = None,
         worker_ids=list(past.worker_ids))
     object.__setattr__(result, "_return_value", return_value(job))
     return result
-
-
-def finished(result: TaskResult, *, status: str, at: datetime, value: Any = None,
-             error: TaskError | None = None) -> TaskResult:
-    """A copy of a RUNNING result as it ends (for ``task_finished``): SUCCESSFUL with ``value`` or FAILED."""
-    from .compat import TaskResult, TaskResultStatus
-
-    copy: TaskResult = TaskResult(task=result.task, id=result.id, status=TaskResultStatus[status],
-                      enqueued_at=result.enqueued_at, started_at=result.started_at,
-                      last_attempted_at=result.last_attempted_at, finished_at=at, args=result.args,
-                      kwargs=result.kwargs, backend=result.backend,
-                      errors=[*result.errors, *([error] if error else [])], worker_ids=list(result.worker_ids))
-    object.__setattr__(copy, "_return_value", value)
-    return copy
 
 
 def describe(job: Job) -> dict[str, Any] | None:

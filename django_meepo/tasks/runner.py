@@ -3,20 +3,24 @@
 For each job: parse the payload strictly, import the Task by its path and check that it *is* a Task (an
 arbitrary callable is never called), apply the Task's own retry policy, send ``task_started``, call it (with a
 ``TaskContext`` if it takes one; async functions run in an event loop of their own), and return its value as
-JSON text — the worker stores it in ``Job.result`` when it commits ``done``. ``task_finished`` is sent when the
-Task succeeds and when its failure is final; a failure that will be retried sends nothing more (the result is
-READY again, with the error recorded).
+JSON text — the worker stores it in ``Job.result`` when it commits ``done``.
+
+``task_finished`` is sent by :func:`after_commit`, the job function's after-commit hook, which the worker calls
+once its commit of the run's outcome is durable and won: for ``done`` (SUCCESSFUL) and a final ``failed``
+(FAILED, including a final failure by time limit). The result sent is read back from the database, so a
+receiver sees what ``get_result()`` sees. A failure that will be retried sends nothing more (the result is
+READY again, with the error recorded), and neither does a run whose commit lost (its lease was taken over: the
+job runs again).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import traceback
 from dataclasses import replace
 from typing import Any
 
-from django.utils import timezone
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from ..conf import get_settings
@@ -24,10 +28,10 @@ from ..context import JobContext
 from ..models import Job
 from ..options import TaskOptions
 from ..registry import get_task
-from ..retry import is_final_failure
+from ..states import Status
 from . import results
-from .compat import Task, TaskContext, TaskError, TaskResult, backend_class, task_finished, task_started
-from .errors import MalformedTaskJob, NotATask, TaskNotFound
+from .compat import Task, TaskContext, TaskResult, backend_class, task_finished, task_started
+from .errors import MalformedTaskJob, NotATask, TaskJobError, TaskNotFound
 from .payload import TaskSpec, json_round_trip
 
 log = logging.getLogger(__name__)
@@ -78,17 +82,36 @@ def run_django_task(job: JobContext) -> str:
         raise
     row = Job.objects.using(get_settings().database).get(id=job.id)
     result = results.build(row, spec, task)
-    sender = backend_class(spec.backend)
-    _send(task_started, sender, result, job)
-    try:
-        args = [TaskContext(task_result=result), *result.args] if task.takes_context else result.args
-        value = json_round_trip(task.call(*args, **result.kwargs), "a Task's return value")
-    except BaseException as exc:
-        if is_final_failure(job.failed_times + 1, job.retry_options):
-            error = TaskError(exception_class_path=f"{type(exc).__module__}.{type(exc).__qualname__}",
-                              traceback="".join(traceback.format_exception(exc)))
-            _send(task_finished, sender, results.finished(result, status="FAILED", at=timezone.now(),
-                                                          error=error), job)
-        raise
-    _send(task_finished, sender, results.finished(result, status="SUCCESSFUL", at=timezone.now(), value=value), job)
+    _send(task_started, backend_class(spec.backend), result, job)
+    args = [TaskContext(task_result=result), *result.args] if task.takes_context else result.args
+    value = json_round_trip(task.call(*args, **result.kwargs), "a Task's return value")
     return json.dumps(value, allow_nan=False, ensure_ascii=False)
+
+
+def after_commit(job: JobContext, status: str) -> None:
+    """Send ``task_finished`` once the worker committed ``done`` or a final ``failed`` of this run, and won.
+
+    Called by the worker (:meth:`Worker._after_commit`) on its committer thread (its monitor thread for a time
+    limit); the result sent is read back from the row as committed (two queries). Jobs that ran no Task (a
+    malformed payload, a path that is not a Task or does not import) send nothing, as they sent no
+    ``task_started``. Sent outside any exception handler: a failure's traceback is in ``errors[-1]``.
+    """
+    if status not in (Status.DONE, Status.FAILED):
+        return  # todo: the failure will be retried
+    spec = TaskSpec.parse(job.payload)
+    if spec is None:
+        return
+    try:
+        sender = backend_class(spec.backend)
+        task = load_task(spec)
+    except (TaskJobError, ImproperlyConfigured) as exc:  # ImproperlyConfigured: no such backend now
+        log.debug("meepo: %s job %s: no task_finished (%s)", job.task, job.id, exc,
+                  extra={"job_id": job.id, "task": job.task})
+        return
+    row = Job.objects.using(get_settings().database).filter(id=job.id).first()
+    if row is None or row.status != status:
+        return  # deleted or repushed since the commit: it is not finished any more
+    _send(task_finished, sender, results.build(row, spec, task), job)
+
+
+run_django_task.meepo_after_commit = after_commit  # type: ignore[attr-defined]  # see Worker._after_commit

@@ -54,6 +54,13 @@ class SignalLog:
     def of(self, result_id: str) -> list[tuple[str, Any, str]]:
         return [(name, sender, status) for name, sender, rid, status in list(self.events) if rid == result_id]
 
+    def finished(self, result_id: str, timeout: float = 30.0) -> list[tuple[str, Any, str]]:
+        """The signals of ``result_id`` once its task_finished arrived: the worker sends it after its commit, so
+        a result read as finished may not have been announced yet."""
+        wait_until(lambda: any(name == "finished" for name, _, _ in self.of(result_id)), timeout=timeout,
+                   interval=0.05, message=f"task_finished of {result_id}")
+        return self.of(result_id)
+
 
 @pytest.fixture
 def signal_log() -> Iterator[SignalLog]:

@@ -98,6 +98,20 @@ def test_the_backend_reports_itself_through_check() -> None:
         assert [m.id for m in task_backends["default"].check()] == ["meepo.E013"]
 
 
+def test_a_backend_without_django_meepo_installed_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.apps import apps
+
+    backend = task_backends["default"]
+    assert "meepo.E010" not in [m.id for m in backend.check()]
+    installed = apps.is_installed
+    monkeypatch.setattr(apps, "is_installed", lambda name: name != "django_meepo" and installed(name))
+    found = [m for m in backend.check() if m.id == "meepo.E010"]
+    assert len(found) == 1, backend.check()
+    assert found[0].level == checks.ERROR
+    assert "'default'" in found[0].msg and "INSTALLED_APPS" in found[0].msg
+    assert found[0].hint == "Add 'django_meepo' to INSTALLED_APPS."
+
+
 def test_meepo_consume_refuses_an_unknown_queue() -> None:
     with pytest.raises(CommandError, match="unknown task 'nope'"):
         call_command("meepo_consume", "nope")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from datetime import datetime, timedelta
 
 import pytest
@@ -185,6 +187,29 @@ def test_the_admin_shows_a_task_job_readably(redis, key_prefix) -> None:  # type
     page = client.get(reverse("admin:django_meepo_job_change", args=(int(result.id),))).content.decode()
     assert "Django Task" in page and "testproject.djtasks.send_welcome" in page
     assert "&quot;greeting&quot;: &quot;Hi&quot;" in page and "READY" in page
+    assert re.search(r"<th>return value</th><td><pre>null</pre></td>", page), "READY: no return value yet"
     native = Job.objects.push("record", json={})
     other = client.get(reverse("admin:django_meepo_job_change", args=(native.id,))).content.decode()
     assert "Django Task" not in other
+
+
+@pytest.mark.slow
+def test_the_admin_shows_a_finished_task_jobs_return_value(backend, run_worker) -> None:  # type: ignore[no-untyped-def]
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from django.urls import reverse
+
+    from .conftest import finished
+
+    run_worker("default")
+    result = djtasks.echo.enqueue("<b>bold</b>", n=3)
+    assert finished(backend, result.id).status == TaskResultStatus.SUCCESSFUL
+    client = Client()
+    client.force_login(User.objects.create_superuser("admin", password="pw"))
+    page = client.get(reverse("admin:django_meepo_job_change", args=(int(result.id),))).content.decode()
+    row = re.search(r"<th>return value</th><td><pre>(.*?)</pre></td>", page, re.DOTALL)
+    assert row is not None, "the Django Task section has a return value row"
+    shown = html.unescape(row.group(1))
+    assert "<b>" not in row.group(1), "the return value is escaped"
+    assert json.loads(shown) == {"args": ["<b>bold</b>"], "kwargs": {"n": 3}}
+    assert re.search(r"<th>status</th><td><pre>SUCCESSFUL</pre></td>", page)

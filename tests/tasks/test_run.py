@@ -30,8 +30,9 @@ def test_a_task_runs_and_its_result_is_readable(backend, run_worker, signal_log)
     assert (done.attempts, done.worker_ids, done.errors) == (1, [worker.id], [])
     assert done.enqueued_at <= done.started_at == done.last_attempted_at <= done.finished_at
     assert Job.objects.get(id=int(result.id)).result == '"Welcome, user 42!"'
-    assert signal_log.of(result.id) == [("enqueued", MeepoBackend, "READY"), ("started", MeepoBackend, "RUNNING"),
-                                        ("finished", MeepoBackend, "SUCCESSFUL")]
+    assert signal_log.finished(result.id) == [("enqueued", MeepoBackend, "READY"),
+                                              ("started", MeepoBackend, "RUNNING"),
+                                              ("finished", MeepoBackend, "SUCCESSFUL")]
     result.refresh()
     assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == "Welcome, user 42!"
 
@@ -64,7 +65,7 @@ def test_a_retry_that_ends_successful(backend, run_worker, signal_log) -> None: 
     assert done.errors[1].exception_class is ValueError
     assert sorted(Run.objects.filter(job_id=int(result.id)).values_list("attempt", flat=True)) == [1, 2, 3]
     assert done.started_at < done.last_attempted_at, "started_at is the first attempt's start"
-    names = [name for name, _, _ in signal_log.of(result.id)]
+    names = [name for name, _, _ in signal_log.finished(result.id)]
     assert names == ["enqueued", "started", "started", "started", "finished"], "finished only once, at the end"
 
 
@@ -78,7 +79,7 @@ def test_exhausted_attempts_end_failed(backend, run_worker, signal_log) -> None:
     assert done.finished_at is not None
     with pytest.raises(ValueError, match="Task failed"):
         _ = done.return_value
-    assert signal_log.of(result.id)[-1] == ("finished", MeepoBackend, "FAILED")
+    assert signal_log.finished(result.id)[-1] == ("finished", MeepoBackend, "FAILED")
     assert [n for n, _, _ in signal_log.of(result.id)].count("finished") == 1
 
 
@@ -103,6 +104,22 @@ def test_per_task_max_attempts_above_the_queues(backend, run_worker) -> None:  #
     assert (done.status, done.return_value, done.attempts) == (TaskResultStatus.SUCCESSFUL, 4, 4)
 
 
+def test_per_task_retry_backoff_sets_the_next_due_time(backend, run_worker) -> None:  # type: ignore[no-untyped-def]
+    """A Task's own retry_backoff (30 s) replaces its queue's RETRY_BACKOFF (0.2 s, no jitter) for the retry."""
+    from dataclasses import replace
+
+    from tests.support.services import wait_until
+
+    run_worker("default")
+    result = replace(djtasks.always_fails, retry_backoff=30).enqueue()
+    job = wait_until(lambda: Job.objects.filter(id=int(result.id), status="todo", failed_times=1).first(),
+                     timeout=30, message="the first failure to be recorded")
+    failed_at = job.attempt_set.get().finished_at  # the failure's time: the same `now` as the retry's due time
+    assert job.due_at - failed_at == timedelta(seconds=30), (job.due_at, failed_at)
+    assert backend.get_result(result.id).status == TaskResultStatus.READY
+    assert Run.objects.filter(job_id=job.id).count() == 1, "not retried after the queue's 0.2 s"
+
+
 def test_priority_orders_waiting_tasks(backend, run_worker) -> None:  # type: ignore[no-untyped-def]
     labels = [("low", -80), ("normal", 0), ("high", 90), ("urgent", 100), ("lower", -1)]
     results = [djtasks.record_order.using(priority=p).enqueue(label) for label, p in labels]
@@ -113,6 +130,32 @@ def test_priority_orders_waiting_tasks(backend, run_worker) -> None:  # type: ig
     by_job = {int(r.id): label for r, (label, _) in zip(results, labels, strict=True)}
     assert [by_job[j] for j in order] == ["high", "urgent", "normal", "lower", "low"], (
         "bands: >= 50 first (first in, first out within a band), then 1..49, 0, -49..-1, <= -50")
+
+
+def test_the_database_dispatcher_orders_by_exact_priority_and_claims_deferred_tasks_when_due(  # type: ignore[no-untyped-def]
+        backend, run_worker) -> None:
+    from django.conf import settings
+    from django.test import override_settings
+
+    labels = [("ninety", 90), ("hundred", 100), ("ten", 10), ("forty-nine", 49), ("minus-sixty", -60),
+              ("minus-fifty", -50)]
+    # PREFETCH 0: one job per fetch (one slot), so the run order is the claim order. (Jobs claimed together run in
+    # id order with this dispatcher: see docs/tasks.md, Priority.)
+    tuned = {**settings.MEEPO.get("TASKS", {}), "default": {"PREFETCH": 0}}
+    with override_settings(MEEPO={**settings.MEEPO, "DISPATCH": "database", "TASKS": tuned}):
+        results = [djtasks.record_order.using(priority=p).enqueue(label) for label, p in labels]
+        when = timezone.now() + timedelta(seconds=2)
+        deferred = djtasks.whoami.using(run_after=when, priority=100).enqueue()
+        run_worker("default", parallel=1)
+        for r in results:
+            finished(backend, r.id)
+        done = finished(backend, deferred.id)
+    runs = list(Run.objects.order_by("id").values_list("job_id", flat=True))
+    by_job = {int(r.id): label for r, (label, _) in zip(results, labels, strict=True)}
+    assert [by_job[j] for j in runs if j in by_job] == [
+        "hundred", "ninety", "forty-nine", "ten", "minus-fifty", "minus-sixty"], "every priority counts"
+    assert done.status == TaskResultStatus.SUCCESSFUL
+    assert done.started_at >= when, "not claimed before run_after"
 
 
 def test_deferred_task_waits_for_run_after(backend, run_worker) -> None:  # type: ignore[no-untyped-def]
