@@ -28,6 +28,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import DatabaseError
 from django.utils import timezone
@@ -62,6 +63,7 @@ class _Held:
     task: Task
     state: str = QUEUED
     started: float = 0.0
+    recorded: bool = False  # its outcome's commit ran (won or lost): a retried batch does not commit it again
 
 
 def rss_mb() -> float:
@@ -325,7 +327,7 @@ class Worker:
         committed: list[tuple[_Held, str]] = []  # the commits this worker won, for the after-commit hooks
         try:
             for held, outcome in batch:
-                if held.ctx.timed_out or held.ctx.lease_lost or held.state == RELEASED:
+                if held.recorded or held.ctx.timed_out or held.ctx.lease_lost or held.state == RELEASED:
                     settled.append(held)  # failed by the monitor, taken over, or handed back: nothing to record
                 elif outcome.kind == DONE:
                     done[held.task.name].append((held, outcome))
@@ -342,6 +344,8 @@ class Worker:
                                          results=results or None)
                 won = {ref.id for ref in written.won}
                 committed += [(h, Status.DONE) for h, _ in items if h.ctx.id in won]
+                for h, _ in items:
+                    h.recorded = True
                 settled += [h for h, _ in items]
             with self._lock:
                 for held in settled:
@@ -352,17 +356,19 @@ class Worker:
             for held, status in committed:
                 self._after_commit(held, status)
 
-    def _record_failure(self, held: _Held, outcome: RunOutcome, kind: str, now: object) -> str | None:
+    def _record_failure(self, held: _Held, outcome: RunOutcome, kind: str, now: datetime) -> str | None:
         """Commit a failed run (retry or final); its new status, or None when the commit lost (stale cid)."""
-        self.failed += 1
         options = held.ctx.retry_options or held.task.options
         try:
             result = sm.finish_failed(held.task.name, held.ctx.job, options, error=outcome.error,
                                       error_class=outcome.error_class, worker=self.id, using=self.using,
-                                      outcome=kind)
+                                      outcome=kind, now=now)
         except CommitConflict as exc:
+            held.recorded = True
             log.warning("meepo: %s", exc, extra={"job_id": held.ctx.id, "task": held.task.name})
             return None
+        held.recorded = True
+        self.failed += 1
         item = result.dispatchable(timezone.now())
         if item:
             dispatch_now([item])
