@@ -13,11 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from django.db import transaction
 from django.utils import timezone
 
 from . import statemachine as sm
 from .conf import get_settings
 from .exceptions import CommitConflict, CommitNotAllowed, MeepoError
+from .hooks import finished_elsewhere
 from .models import Job
 from .push import dispatch_on_commit
 from .registry import get_task
@@ -56,6 +58,7 @@ def operator_commit(job_id: int, status: str, *, cid: int | None = None, using: 
     alias, now = _using(using), timezone.now()
     result = sm.operator_commit(job_id, status, using=alias, cid=cid, now=now, note=note)
     _dispatch([result], alias, now)
+    transaction.on_commit(lambda: finished_elsewhere([result], alias), using=alias)  # at once outside a transaction
     return result
 
 

@@ -36,6 +36,9 @@ JobFunction = Callable[..., Any]
 # A provider's per-job options: the task's options as one job's payload overrides them (a Django Task's own
 # max_attempts). The worker's runner applies them to failures; the sweeper to expired leases.
 JobOptions = Callable[[bytes, TaskOptions], TaskOptions]
+# A provider's hook for jobs ended outside a worker — by the sweeper (an expired lease to failed, done or zombie)
+# or by an operator's commit — called after the commit with their ids and the database alias (see hooks.py).
+OnFinished = Callable[[list[int], str], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +50,7 @@ class Task:
     options: TaskOptions
     path: str
     job_options: JobOptions | None = None
+    on_finished: OnFinished | None = None
 
     def options_for(self, payload: bytes) -> TaskOptions:
         """The options that govern one job of this task (the task's, unless its provider overrides them)."""
@@ -70,6 +74,7 @@ class _Declaration:
     options: dict[str, Any] = field(default_factory=dict)
     origin: str = ""
     job_options: JobOptions | None = None
+    on_finished: OnFinished | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,6 +86,7 @@ class ProvidedTask:
     options: dict[str, Any] = field(default_factory=dict)
     origin: str = "a provider"
     job_options: JobOptions | None = None
+    on_finished: OnFinished | None = None
 
 
 Provider = Callable[[], "Iterable[ProvidedTask]"]
@@ -169,7 +175,7 @@ def _provided(found: dict[str, _Declaration], problems: list[Problem]) -> None:
                 continue
             found[item.name] = _Declaration(name=item.name, function=item.function, path=_path_of(item.function),
                                             options=normalise_keys(item.options), origin=item.origin,
-                                            job_options=item.job_options)
+                                            job_options=item.job_options, on_finished=item.on_finished)
 
 
 def autodiscover() -> None:
@@ -253,7 +259,7 @@ def _resolve(decl: _Declaration) -> tuple[Task | None, list[Problem]]:
         return None, problems
     options = build_options(conf.defaults, decl.options)
     return Task(name=decl.name, function=func, options=options, path=decl.path or _path_of(func),
-                job_options=decl.job_options), []
+                job_options=decl.job_options, on_finished=decl.on_finished), []
 
 
 def problems() -> list[Problem]:

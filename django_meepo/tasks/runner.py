@@ -10,7 +10,8 @@ once its commit of the run's outcome is durable and won: for ``done`` (SUCCESSFU
 (FAILED, including a final failure by time limit). The result sent is read back from the database, so a
 receiver sees what ``get_result()`` sees. A failure that will be retried sends nothing more (the result is
 READY again, with the error recorded), and neither does a run whose commit lost (its lease was taken over: the
-job runs again).
+job runs again). Jobs ended without their worker — by the sweeper or an operator — send it through
+:func:`finished_elsewhere`, the queue's ``on_finished`` hook (``django_meepo.hooks``).
 """
 
 from __future__ import annotations
@@ -60,11 +61,11 @@ def retry_options(spec: TaskSpec, options: TaskOptions) -> TaskOptions:
     return replace(options, **changes) if changes else options
 
 
-def _send(signal: Any, sender: type, result: TaskResult, job: JobContext) -> None:
+def _send(signal: Any, sender: type, result: TaskResult, queue: str, job_id: int) -> None:
     for receiver, response in signal.send_robust(sender, task_result=result):
         if isinstance(response, Exception):
-            log.error("meepo: a %r receiver (%r) raised for %s job %s: %r", signal, receiver, job.task, job.id,
-                      response, extra={"job_id": job.id, "task": job.task})
+            log.error("meepo: a %r receiver (%r) raised for %s job %s: %r", signal, receiver, queue, job_id,
+                      response, extra={"job_id": job_id, "task": queue})
 
 
 def run_django_task(job: JobContext) -> str:
@@ -82,7 +83,7 @@ def run_django_task(job: JobContext) -> str:
         raise
     row = Job.objects.using(get_settings().database).get(id=job.id)
     result = results.build(row, spec, task)
-    _send(task_started, backend_class(spec.backend), result, job)
+    _send(task_started, backend_class(spec.backend), result, job.task, job.id)
     args = [TaskContext(task_result=result), *result.args] if task.takes_context else result.args
     value = json_round_trip(task.call(*args, **result.kwargs), "a Task's return value")
     return json.dumps(value, allow_nan=False, ensure_ascii=False)
@@ -98,20 +99,33 @@ def after_commit(job: JobContext, status: str) -> None:
     """
     if status not in (Status.DONE, Status.FAILED):
         return  # todo: the failure will be retried
-    spec = TaskSpec.parse(job.payload)
+    row = Job.objects.using(get_settings().database).filter(id=job.id).first()
+    if row is None or row.status != status:
+        return  # deleted or repushed since the commit: it is not finished any more
+    _send_finished(row)
+
+
+def finished_elsewhere(job_ids: list[int], using: str) -> None:
+    """Send ``task_finished`` for Tasks jobs ended outside a worker: by the sweeper (a worker lost on the last
+    allowed attempt, or ZOMBIE_STATUS) or by an operator's commit (the queue's ``on_finished`` hook, hooks.py).
+    Rows read now that are no longer finished (repushed meanwhile) send nothing."""
+    for row in Job.objects.using(using).filter(id__in=job_ids, status__in=FINISHED_OR_PARKED).order_by("id"):
+        _send_finished(row)
+
+
+def _send_finished(row: Job) -> None:
+    spec = TaskSpec.parse(row.payload)
     if spec is None:
-        return
+        return  # not a Task job: it ran no Task and sent no task_started
     try:
         sender = backend_class(spec.backend)
         task = load_task(spec)
     except (TaskJobError, ImproperlyConfigured) as exc:  # ImproperlyConfigured: no such backend now
-        log.debug("meepo: %s job %s: no task_finished (%s)", job.task, job.id, exc,
-                  extra={"job_id": job.id, "task": job.task})
+        log.debug("meepo: %s job %s: no task_finished (%s)", row.task, row.id, exc,
+                  extra={"job_id": row.id, "task": row.task})
         return
-    row = Job.objects.using(get_settings().database).filter(id=job.id).first()
-    if row is None or row.status != status:
-        return  # deleted or repushed since the commit: it is not finished any more
-    _send(task_finished, sender, results.build(row, spec, task), job)
+    _send(task_finished, sender, results.build(row, spec, task), row.task, row.id)
 
 
+FINISHED_OR_PARKED = (Status.DONE, Status.FAILED, Status.ZOMBIE)
 run_django_task.meepo_after_commit = after_commit  # type: ignore[attr-defined]  # see Worker._after_commit
