@@ -19,7 +19,7 @@ from django.utils import timezone
 from . import statemachine as sm
 from .conf import get_settings
 from .exceptions import CommitConflict, CommitNotAllowed, MeepoError
-from .hooks import finished_elsewhere
+from .hooks import transitions_ended
 from .models import Job
 from .push import dispatch_on_commit
 from .registry import get_task
@@ -58,7 +58,7 @@ def operator_commit(job_id: int, status: str, *, cid: int | None = None, using: 
     alias, now = _using(using), timezone.now()
     result = sm.operator_commit(job_id, status, using=alias, cid=cid, now=now, note=note)
     _dispatch([result], alias, now)
-    transaction.on_commit(lambda: finished_elsewhere([result], alias), using=alias)  # at once outside a transaction
+    transaction.on_commit(lambda: transitions_ended([result], alias), using=alias)  # at once outside a transaction
     return result
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from django.utils.module_loading import autodiscover_modules, import_string
@@ -36,8 +36,8 @@ JobFunction = Callable[..., Any]
 # A provider's per-job options: the task's options as one job's payload overrides them (a Django Task's own
 # max_attempts). The worker's runner applies them to failures; the sweeper to expired leases.
 JobOptions = Callable[[bytes, TaskOptions], TaskOptions]
-# A provider's hook for jobs ended outside a worker — by the sweeper (an expired lease to failed, done or zombie)
-# or by an operator's commit — called after the commit with their ids and the database alias (see hooks.py).
+# A provider's hook for jobs that ended (done, failed, zombie) — by their worker, the sweeper or an operator —
+# called after the commit that ended them with their ids and the database alias (see hooks.py).
 OnFinished = Callable[[list[int], str], None]
 
 
@@ -221,9 +221,8 @@ def _declarations() -> tuple[dict[str, _Declaration], list[Problem]]:
                                     "rename one of the tasks."))
             continue
         if name in found:
-            base = found[name]
-            found[name] = _Declaration(name=name, function=base.function, path=base.path,
-                                       options={**base.options, **opts}, origin=base.origin)
+            base = found[name]  # settings tune options; the function and a provider's hooks stay
+            found[name] = replace(base, options={**base.options, **opts})
         else:
             found[name] = _Declaration(name=name, path=path, options=opts, origin="MEEPO['TASKS']")
     return found, problems

@@ -38,7 +38,7 @@ from .conf import get_settings
 from .db import close_thread_connections, discard_connection
 from .dispatch.base import Dispatcher, Source
 from .exceptions import DispatchError
-from .hooks import finished_elsewhere
+from .hooks import transitions_ended
 from .models import Job
 from .purge import Retention
 from .registry import Task
@@ -143,7 +143,7 @@ class Sweeper:
             outcome = sm.expire_leases(task.name, task.options, using=self.using, now=now,
                                        job_options=task.job_options)
             total += len(outcome.changed)
-            finished_elsewhere(outcome.changed, self.using)
+            transitions_ended(outcome.changed, self.using)
             due = [d for t in outcome.changed if (d := t.dispatchable(now)) is not None]
             if due:
                 try:

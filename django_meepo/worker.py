@@ -40,6 +40,7 @@ from .db import clean_connections, close_thread_connections, discard_connection
 from .dispatch import Dispatcher, new_dispatcher
 from .exceptions import CommitConflict, DispatchError
 from .execution import DONE, FAILED, RunOutcome, run_job
+from .hooks import jobs_ended
 from .models import Attempt
 from .models import Worker as WorkerRow
 from .push import dispatch_now
@@ -324,7 +325,7 @@ class Worker:
         now = timezone.now()
         done: dict[str, list[tuple[_Held, RunOutcome]]] = defaultdict(list)
         settled: list[_Held] = []
-        committed: list[tuple[_Held, str]] = []  # the commits this worker won, for the after-commit hooks
+        ended: list[tuple[str, int, str]] = []  # the commits this worker won: (task, id, status), for hooks
         try:
             for held, outcome in batch:
                 if held.recorded or held.ctx.timed_out or held.ctx.lease_lost or held.state == RELEASED:
@@ -334,7 +335,7 @@ class Worker:
                 elif outcome.kind == FAILED:
                     status = self._record_failure(held, outcome, Attempt.Outcome.FAILED, now)
                     if status is not None:
-                        committed.append((held, status))
+                        ended.append((held.task.name, held.ctx.id, status))
                     settled.append(held)
                 else:
                     settled.append(held)
@@ -343,7 +344,7 @@ class Worker:
                 written = sm.finish_done(task, [h.ctx.job.ref for h, _ in items], using=self.using, now=now,
                                          results=results or None)
                 won = {ref.id for ref in written.won}
-                committed += [(h, Status.DONE) for h, _ in items if h.ctx.id in won]
+                ended += [(task, h.ctx.id, Status.DONE) for h, _ in items if h.ctx.id in won]
                 for h, _ in items:
                     h.recorded = True
                 settled += [h for h, _ in items]
@@ -353,8 +354,7 @@ class Worker:
                         del self._held[held.ctx.id]
             self.processed += len(batch)
         finally:  # also when a later statement of the batch raised: a retry of the batch would not win these again
-            for held, status in committed:
-                self._after_commit(held, status)
+            jobs_ended(ended, self.using)
 
     def _record_failure(self, held: _Held, outcome: RunOutcome, kind: str, now: datetime) -> str | None:
         """Commit a failed run (retry or final); its new status, or None when the commit lost (stale cid)."""
@@ -374,21 +374,6 @@ class Worker:
             dispatch_now([item])
         return result.status
 
-    def _after_commit(self, held: _Held, status: str) -> None:
-        """Call the job function's ``meepo_after_commit(ctx, status)`` hook, if it has one, once this worker's
-        commit of the run's outcome is durable and won: ``done``, ``failed`` (final) or ``todo`` (to be retried).
-        It runs on the thread that committed (the committer; the monitor for a time limit), after the job left
-        this worker's hands; its exceptions are logged. The Django Tasks backend sends ``task_finished`` there."""
-        hook = getattr(held.task.function, "meepo_after_commit", None)
-        if hook is None:
-            return
-        try:
-            hook(held.ctx, status)
-        except Exception:
-            log.exception("meepo: %s job %s: the after-commit hook of its job function raised", held.task.name,
-                          held.ctx.id, extra={"job_id": held.ctx.id, "task": held.task.name})
-
-    # ---------------------------------------------------------------------------------------- monitoring
     def _monitor_loop(self) -> None:
         beat_every = min(t.options.heartbeat for t in self.tasks.values())
         last_beat = time.monotonic()
@@ -447,7 +432,7 @@ class Worker:
             with self._lock:
                 self._held.pop(h.ctx.id, None)
             if status is not None:
-                self._after_commit(h, status)
+                jobs_ended([(h.task.name, h.ctx.id, status)], self.using)
             self._recycle(f"{h.task.name} job {h.ctx.id} overran its time limit and its thread cannot be killed")
 
     def _register(self) -> None:

@@ -5,13 +5,12 @@ arbitrary callable is never called), apply the Task's own retry policy, send ``t
 ``TaskContext`` if it takes one; async functions run in an event loop of their own), and return its value as
 JSON text — the worker stores it in ``Job.result`` when it commits ``done``.
 
-``task_finished`` is sent by :func:`after_commit`, the job function's after-commit hook, which the worker calls
-once its commit of the run's outcome is durable and won: for ``done`` (SUCCESSFUL) and a final ``failed``
-(FAILED, including a final failure by time limit). The result sent is read back from the database, so a
-receiver sees what ``get_result()`` sees. A failure that will be retried sends nothing more (the result is
-READY again, with the error recorded), and neither does a run whose commit lost (its lease was taken over: the
-job runs again). Jobs ended without their worker — by the sweeper or an operator — send it through
-:func:`finished_elsewhere`, the queue's ``on_finished`` hook (``django_meepo.hooks``).
+``task_finished`` is sent by :func:`finished`, the queue's ``on_finished`` hook (``django_meepo.hooks``), once the
+commit that ended the job is durable: the worker's (when it won) for ``done`` (SUCCESSFUL) and a final ``failed``
+(FAILED, including a final failure by time limit), the sweeper's or an operator's. The result sent is read back
+from the database, so a receiver sees what ``get_result()`` sees. A failure that will be retried sends nothing
+more (the result is READY again, with the error recorded), and neither does a run whose commit lost (its lease
+was taken over: the job runs again).
 """
 
 from __future__ import annotations
@@ -89,26 +88,15 @@ def run_django_task(job: JobContext) -> str:
     return json.dumps(value, allow_nan=False, ensure_ascii=False)
 
 
-def after_commit(job: JobContext, status: str) -> None:
-    """Send ``task_finished`` once the worker committed ``done`` or a final ``failed`` of this run, and won.
-
-    Called by the worker (:meth:`Worker._after_commit`) on its committer thread (its monitor thread for a time
-    limit); the result sent is read back from the row as committed (two queries). Jobs that ran no Task (a
-    malformed payload, a path that is not a Task or does not import) send nothing, as they sent no
-    ``task_started``. Sent outside any exception handler: a failure's traceback is in ``errors[-1]``.
+def finished(job_ids: list[int], using: str) -> None:
+    """Send ``task_finished`` for Tasks jobs that ended: the queue's ``on_finished`` hook (django_meepo.hooks),
+    called after the commit that ended them — a worker's (``done``, or a final ``failed``, time limits included),
+    the sweeper's (a worker lost on the last allowed attempt, or ZOMBIE_STATUS) or an operator's. The results
+    sent are read back from the rows as committed (one query for the batch, one per job for its attempts), so a
+    receiver sees what ``get_result()`` sees; rows no longer finished (repushed meanwhile) send nothing. Jobs that
+    ran no Task (a malformed payload, a path that is not a Task or does not import) send nothing, as they sent
+    no ``task_started``. Sent outside any exception handler: a failure's traceback is in ``errors[-1]``.
     """
-    if status not in (Status.DONE, Status.FAILED):
-        return  # todo: the failure will be retried
-    row = Job.objects.using(get_settings().database).filter(id=job.id).first()
-    if row is None or row.status != status:
-        return  # deleted or repushed since the commit: it is not finished any more
-    _send_finished(row)
-
-
-def finished_elsewhere(job_ids: list[int], using: str) -> None:
-    """Send ``task_finished`` for Tasks jobs ended outside a worker: by the sweeper (a worker lost on the last
-    allowed attempt, or ZOMBIE_STATUS) or by an operator's commit (the queue's ``on_finished`` hook, hooks.py).
-    Rows read now that are no longer finished (repushed meanwhile) send nothing."""
     for row in Job.objects.using(using).filter(id__in=job_ids, status__in=FINISHED_OR_PARKED).order_by("id"):
         _send_finished(row)
 
@@ -128,4 +116,3 @@ def _send_finished(row: Job) -> None:
 
 
 FINISHED_OR_PARKED = (Status.DONE, Status.FAILED, Status.ZOMBIE)
-run_django_task.meepo_after_commit = after_commit  # type: ignore[attr-defined]  # see Worker._after_commit

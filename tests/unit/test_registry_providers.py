@@ -56,3 +56,23 @@ def test_a_bad_name_is_reported(provider: list[ProvidedTask]) -> None:
     provider.append(ProvidedTask(name="bad name", function=job, origin="a test"))
     registry.clear_cache()
     assert any(p.id == "meepo.E002" and "a test" in p.message for p in problems())
+
+
+def test_settings_tuning_a_provided_task_keep_its_hooks(provider: list[ProvidedTask]) -> None:
+    from django.conf import settings
+    from django.test import override_settings
+
+    def own_options(payload: bytes, options):  # type: ignore[no-untyped-def]
+        return options
+
+    def ended(ids: list[int], using: str) -> None:
+        """A provider's on_finished hook."""
+
+    provider.append(ProvidedTask(name="provided_h", function=job, origin="a test", job_options=own_options,
+                                 on_finished=ended))
+    meepo = {**settings.MEEPO, "TASKS": {**settings.MEEPO["TASKS"], "provided_h": {"TIME_LIMIT": 0.5}}}
+    with override_settings(MEEPO=meepo):
+        registry.clear_cache()
+        task = get_task("provided_h")
+        assert task.options.time_limit == 0.5
+        assert (task.job_options, task.on_finished) == (own_options, ended), "tuning options dropped the hooks"
