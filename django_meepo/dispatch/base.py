@@ -69,3 +69,14 @@ class Dispatcher(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+
+def in_order_of(won: Sequence[ClaimedJob], refs: Sequence[Ref]) -> list[ClaimedJob]:
+    """``won`` in the order of the ``refs`` they were claimed from (a ref's first place when it is duplicated).
+
+    A claim reads its won rows back in whatever order the database returns them; a dispatcher hands them out in
+    the order it chose: Redis in the order popped (band order), the database dispatcher in priority order."""
+    position: dict[int, int] = {}
+    for i, ref in enumerate(refs):
+        position.setdefault(ref.id, i)
+    return sorted(won, key=lambda job: position.get(job.id, len(refs)))

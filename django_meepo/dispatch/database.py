@@ -30,7 +30,7 @@ from ..db import Sql, discard_connection, is_connection_lost
 from ..models import Job
 from ..statemachine import TABLE, ClaimedJob, Dispatchable, Ref, claim
 from ..states import Status
-from .base import Dispatcher, Source
+from .base import Dispatcher, Source, in_order_of
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class DatabaseDispatcher(Dispatcher):
             log.warning("meepo: %s: connection lost during a fetch (%s); re-checking its claims", source.task, exc)
             discard_connection(using)
             won = claimed_by(source.task, state["candidates"], worker=worker, using=using)
-        return state["candidates"], in_candidate_order(won, state["candidates"])
+        return state["candidates"], in_order_of(won, state["candidates"])
 
     @staticmethod
     def _claim(source: Source, refs: list[Ref], worker: str, using: str, now: datetime) -> list[ClaimedJob]:
@@ -173,14 +173,6 @@ def select_due(task: str, count: int, *, now: datetime, using: str, lock: bool) 
         statement += " FOR UPDATE SKIP LOCKED"
     rows = sql.fetchall(statement, [task, Status.TODO, sql.dt(now), int(count)])
     return [Ref(int(i), int(c)) for i, c in rows]
-
-
-def in_candidate_order(won: Sequence[ClaimedJob], candidates: Sequence[Ref]) -> list[ClaimedJob]:
-    """``won`` in the order ``select_due`` chose the candidates: priority high first, then due time, then id.
-
-    The claim (and ``claimed_by``) read the won rows back in whatever order the database returns them."""
-    position = {ref.id: i for i, ref in enumerate(candidates)}
-    return sorted(won, key=lambda job: position.get(job.id, len(position)))
 
 
 def claimed_by(task: str, refs: Sequence[Ref], *, worker: str, using: str) -> list[ClaimedJob]:

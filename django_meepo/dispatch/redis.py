@@ -34,7 +34,7 @@ from redis.exceptions import RedisError
 
 from ..exceptions import DispatchError
 from ..statemachine import ClaimedJob, Dispatchable, Ref, claim
-from .base import Dispatcher, Source
+from .base import Dispatcher, Source, in_order_of
 
 log = logging.getLogger(__name__)
 
@@ -300,11 +300,7 @@ class RedisDispatcher(Dispatcher):
                 else:
                     refs.append(ref)
             won = claim(source.task, refs, worker=worker, lease_seconds=source.lease_seconds, using=using)
-            # The claim reads rows back in the database's order; run them in the order popped (band order).
-            position: dict[int, int] = {}
-            for i, ref in enumerate(refs):
-                position.setdefault(ref.id, i)
-            claimed += sorted(won, key=lambda job: position.get(job.id, len(refs)))
+            claimed += in_order_of(won, refs)  # the order popped (band order), not the database's
             dropped = len(refs) - len(won)
             if dropped:
                 log.debug("meepo: %s: %d entr(y/ies) were stale or duplicated and were dropped", source.task,
