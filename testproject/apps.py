@@ -10,8 +10,13 @@ class TestprojectConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        if os.environ.get("MEEPO_TEST_FAULT") == "die_after_pop":
+        fault = os.environ.get("MEEPO_TEST_FAULT", "")
+        if fault == "die_after_pop":
             install_die_after_pop()
+        elif fault:
+            from . import faults
+
+            faults.install(fault)
 
 
 def install_die_after_pop() -> None:

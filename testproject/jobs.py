@@ -84,3 +84,7 @@ def leaky(job: JobContext) -> None:
 @task("noop", parallel=4)
 def noop(job: JobContext) -> None:
     """Does nothing: the benchmark's job."""
+
+
+# The test jobs of other suites live in modules of their own, imported here so that autodiscovery finds them.
+from . import jobs_clock, jobs_poison, jobs_windows  # noqa: E402, F401

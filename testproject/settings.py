@@ -68,7 +68,8 @@ CACHES = {
     "meepo": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 5},
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2,
+                    "SOCKET_TIMEOUT": float(os.environ.get("MEEPO_REDIS_SOCKET_TIMEOUT", "5"))},
     },
 }
 
