@@ -27,44 +27,30 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 
 from django.db import DatabaseError
 from django.utils import timezone
 
 from . import statemachine as sm
+from .committer import Committer
 from .conf import get_settings
 from .context import JobContext
 from .db import clean_connections, close_thread_connections, discard_connection
 from .dispatch import Dispatcher, new_dispatcher
-from .exceptions import CommitConflict, DispatchError
-from .execution import DONE, FAILED, RunOutcome, run_job
-from .hooks import jobs_ended
-from .models import Attempt
+from .exceptions import DispatchError
+from .execution import run_job
+from .holdings import FINISHED, QUEUED, RELEASED, RUNNING, Held, Holdings
 from .models import Worker as WorkerRow
+from .monitor import Monitor, lease_lost
 from .push import dispatch_now
 from .registry import Task, all_tasks
-from .states import Status
 from .sweeper import Sweeper, source_of
 
 log = logging.getLogger(__name__)
 
-QUEUED, RUNNING, FINISHED, RELEASED, TIMED_OUT = "queued", "running", "finished", "released", "timed_out"
 STOPPED, RECYCLE = "stopped", "recycle"
 MAX_PREFETCH = 1000
 MAX_WAIT = 1.0
-
-
-@dataclass(slots=True, eq=False)
-class _Held:
-    """A job this worker claimed and has not yet committed."""
-
-    ctx: JobContext
-    task: Task
-    state: str = QUEUED
-    started: float = 0.0
-    recorded: bool = False  # its outcome's commit ran (won or lost): a retried batch does not commit it again
 
 
 def rss_mb() -> float:
@@ -111,21 +97,28 @@ class Worker:
         self.grace = grace
         self.dispatcher_factory = dispatcher_factory
         self.dispatcher = dispatcher_factory()
-        self._lock = threading.Lock()
-        self._held: dict[int, _Held] = {}
-        self._run_q: queue.SimpleQueue[_Held | None] = queue.SimpleQueue()
-        self._commit_q: queue.SimpleQueue[tuple[_Held, RunOutcome] | None] = queue.SimpleQueue()
+        self.holdings = Holdings()
+        self._run_q: queue.SimpleQueue[Held | None] = queue.SimpleQueue()
+        self.committer = Committer(self.holdings, worker_id=self.id, using=self.using)
+        self.monitor = Monitor(self.holdings, self.tasks, using=self.using, committer=self.committer,
+                               recycle=self._recycle, report=self._report)
         self._stop = threading.Event()
         self._slot_free = threading.Event()
         self._monitor_stop = threading.Event()
         self._sweep_stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._fetched = 0
-        self.processed = 0
-        self.failed = 0
         self.recycle_reason: str | None = None
         self.stop_requested = False  # by a signal or a caller: the process then exits, it is never replaced
         self._outage_logged = False
+
+    @property
+    def processed(self) -> int:
+        return self.committer.processed
+
+    @property
+    def failed(self) -> int:
+        return self.committer.failed
 
     # ---------------------------------------------------------------------------------------- control
     def request_stop(self) -> None:
@@ -159,8 +152,8 @@ class Worker:
         self._register()
         for n in range(self.capacity):
             self._spawn(self._execute_loop, f"exec-{n}")
-        self._spawn(self._commit_loop, "commit")
-        self._spawn(self._monitor_loop, "monitor")
+        self._spawn(self.committer.run, "commit")
+        self._spawn(lambda: self.monitor.run(self._monitor_stop), "monitor")
         if self.sweep:
             sweeper = Sweeper(all_tasks() or list(self.tasks.values()), dispatcher=self.dispatcher_factory(),
                               using=self.using, holder=self.id)
@@ -168,8 +161,7 @@ class Worker:
 
     # ---------------------------------------------------------------------------------------- fetching
     def _in_hand(self) -> int:
-        with self._lock:
-            return sum(1 for h in self._held.values() if h.state in (QUEUED, RUNNING))
+        return self.holdings.count(QUEUED, RUNNING)
 
     def prefetch(self) -> int:
         """Jobs to claim beyond the free slots: PREFETCH if set, else as many as the slots finish within
@@ -236,9 +228,8 @@ class Worker:
     def _enqueue(self, jobs: Sequence[sm.ClaimedJob]) -> None:
         for job in interleave(jobs):
             ctx = JobContext(job=job, _commit=self._job_commit, _heartbeat=self._job_heartbeat)
-            held = _Held(ctx=ctx, task=self.tasks[job.task])
-            with self._lock:
-                self._held[job.id] = held
+            held = Held(ctx=ctx, task=self.tasks[job.task])
+            self.holdings.add(held)
             self._fetched += 1
             self._run_q.put(held)
 
@@ -253,7 +244,7 @@ class Worker:
                 held = self._run_q.get()
                 if held is None:
                     return
-                with self._lock:
+                with self.holdings.lock:
                     if held.state != QUEUED:
                         continue
                     held.state, held.started = RUNNING, time.monotonic()
@@ -261,17 +252,17 @@ class Worker:
                 elapsed = time.monotonic() - held.started
                 avg = self.avg_seconds
                 self.avg_seconds = elapsed if avg is None else avg * 0.9 + elapsed * 0.1
-                with self._lock:
+                with self.holdings.lock:
                     if held.state == RUNNING:
                         held.state = FINISHED
                 self._slot_free.set()
-                self._commit_q.put((held, outcome))
+                self.committer.put(held, outcome)
                 clean_connections()
         finally:
             close_thread_connections()
 
     def _job_commit(self, ctx: JobContext, status: str) -> sm.Transition:
-        held = self._held.get(ctx.id)
+        held = self.holdings.get(ctx.id)
         task = held.task if held else self.tasks[ctx.task]
         now = timezone.now()
         result = sm.job_commit(ctx.task, ctx.job, status, task.options, worker=self.id, using=self.using, now=now)
@@ -284,156 +275,7 @@ class Worker:
         task = self.tasks[ctx.task]
         lost = sm.extend_leases([ctx.job.ref], lease_seconds=task.options.lease_timeout, using=self.using)
         if lost:
-            self._lease_lost(ctx)
-
-    # ---------------------------------------------------------------------------------------- committing
-    def _commit_loop(self) -> None:
-        try:
-            while True:
-                first = self._commit_q.get()
-                batch = [] if first is None else [first]
-                done = first is None
-                while not done and len(batch) < 500:
-                    try:
-                        item = self._commit_q.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        done = True
-                    else:
-                        batch.append(item)
-                if batch:
-                    self._commit_batch(batch)
-                if done:
-                    return
-        finally:
-            close_thread_connections()
-
-    def _commit_batch(self, batch: list[tuple[_Held, RunOutcome]]) -> None:
-        delay = 0.2
-        while True:
-            try:
-                self._record(batch)
-                return
-            except DatabaseError as exc:
-                log.warning("meepo: could not record %d outcome(s) (%s); retrying", len(batch), exc)
-                discard_connection(self.using)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    def _record(self, batch: list[tuple[_Held, RunOutcome]]) -> None:
-        now = timezone.now()
-        done: dict[str, list[tuple[_Held, RunOutcome]]] = defaultdict(list)
-        settled: list[_Held] = []
-        ended: list[tuple[str, int, str]] = []  # the commits this worker won: (task, id, status), for hooks
-        try:
-            for held, outcome in batch:
-                if held.recorded or held.ctx.timed_out or held.ctx.lease_lost or held.state == RELEASED:
-                    settled.append(held)  # failed by the monitor, taken over, or handed back: nothing to record
-                elif outcome.kind == DONE:
-                    done[held.task.name].append((held, outcome))
-                elif outcome.kind == FAILED:
-                    status = self._record_failure(held, outcome, Attempt.Outcome.FAILED, now)
-                    if status is not None:
-                        ended.append((held.task.name, held.ctx.id, status))
-                    settled.append(held)
-                else:
-                    settled.append(held)
-            for task, items in done.items():
-                results = {h.ctx.id: o.result for h, o in items if o.result is not None}
-                written = sm.finish_done(task, [h.ctx.job.ref for h, _ in items], using=self.using, now=now,
-                                         results=results or None)
-                won = {ref.id for ref in written.won}
-                ended += [(task, h.ctx.id, Status.DONE) for h, _ in items if h.ctx.id in won]
-                for h, _ in items:
-                    h.recorded = True
-                settled += [h for h, _ in items]
-            with self._lock:
-                for held in settled:
-                    if self._held.get(held.ctx.id) is held:
-                        del self._held[held.ctx.id]
-            self.processed += len(batch)
-        finally:  # also when a later statement of the batch raised: a retry of the batch would not win these again
-            jobs_ended(ended, self.using)
-
-    def _record_failure(self, held: _Held, outcome: RunOutcome, kind: str, now: datetime) -> str | None:
-        """Commit a failed run (retry or final); its new status, or None when the commit lost (stale cid)."""
-        options = held.ctx.retry_options or held.task.options
-        try:
-            result = sm.finish_failed(held.task.name, held.ctx.job, options, error=outcome.error,
-                                      error_class=outcome.error_class, worker=self.id, using=self.using,
-                                      outcome=kind, now=now)
-        except CommitConflict as exc:
-            held.recorded = True
-            log.warning("meepo: %s", exc, extra={"job_id": held.ctx.id, "task": held.task.name})
-            return None
-        held.recorded = True
-        self.failed += 1
-        item = result.dispatchable(timezone.now())
-        if item:
-            dispatch_now([item])
-        return result.status
-
-    def _monitor_loop(self) -> None:
-        beat_every = min(t.options.heartbeat for t in self.tasks.values())
-        last_beat = time.monotonic()
-        try:
-            while not self._monitor_stop.wait(0.25):
-                try:
-                    self._enforce_time_limits()
-                    if time.monotonic() - last_beat >= beat_every:
-                        last_beat = time.monotonic()
-                        self._renew_leases()
-                        self._report()
-                except DatabaseError as exc:
-                    log.warning("meepo: monitor could not reach the database (%s); retrying", exc)
-                    discard_connection(self.using)
-        finally:
-            close_thread_connections()
-
-    def _renew_leases(self) -> None:
-        with self._lock:
-            held = [h for h in self._held.values()
-                    if h.state in (QUEUED, RUNNING, FINISHED) and h.ctx.committed is None]
-        by_task: dict[str, list[_Held]] = defaultdict(list)
-        for h in held:
-            by_task[h.task.name].append(h)
-        for name, items in by_task.items():
-            lost = sm.extend_leases([h.ctx.job.ref for h in items],
-                                    lease_seconds=self.tasks[name].options.lease_timeout, using=self.using)
-            for h in items:
-                if h.ctx.id in lost:
-                    self._lease_lost(h.ctx)
-
-    def _lease_lost(self, ctx: JobContext) -> None:
-        if not ctx.lease_lost:
-            ctx.lease_lost = True
-            ctx.stop_event.set()
-            log.warning("meepo: %s job %s: lease lost (the job was repushed, rescued or committed elsewhere); "
-                        "this run's outcome will not be recorded", ctx.task, ctx.id,
-                        extra={"job_id": ctx.id, "task": ctx.task})
-
-    def _enforce_time_limits(self) -> None:
-        now = time.monotonic()
-        with self._lock:
-            over = [h for h in self._held.values() if h.state == RUNNING and h.task.options.time_limit
-                    and h.ctx.committed is None and now - h.started > h.task.options.time_limit]
-            for h in over:
-                h.state = TIMED_OUT
-        for h in over:
-            limit = h.task.options.time_limit
-            h.ctx.timed_out = True
-            h.ctx.stop_event.set()
-            message = f"job exceeded its hard time limit of {limit:g} s; its lease was given up"
-            log.error("meepo: %s job %s: %s", h.task.name, h.ctx.id, message,
-                      extra={"job_id": h.ctx.id, "task": h.task.name})
-            status = self._record_failure(h, RunOutcome(FAILED, error=message, error_class="TimeLimitExceeded"),
-                                          Attempt.Outcome.TIME_LIMIT, timezone.now())
-            with self._lock:
-                self._held.pop(h.ctx.id, None)
-            if status is not None:
-                jobs_ended([(h.task.name, h.ctx.id, status)], self.using)
-            self._recycle(f"{h.task.name} job {h.ctx.id} overran its time limit and its thread cannot be killed")
+            lease_lost(ctx)
 
     def _register(self) -> None:
         now = timezone.now()
@@ -453,20 +295,18 @@ class Worker:
     def _drain(self) -> None:
         log.info("meepo: worker %s stopping: handing back jobs not started, waiting up to %g s for running ones",
                  self.id, self.grace)
-        with self._lock:
-            for h in self._held.values():
-                h.ctx.stop_event.set()
+        for h in self.holdings.in_state(QUEUED, RUNNING, FINISHED):
+            h.ctx.stop_event.set()
         self._hand_back(QUEUED, "the worker stopped before the job started")
         deadline = time.monotonic() + self.grace
         while time.monotonic() < deadline:
-            with self._lock:
-                if not any(h.state == RUNNING for h in self._held.values()):
-                    break
+            if not self.holdings.count(RUNNING):
+                break
             time.sleep(0.05)
         self._hand_back(RUNNING, f"the worker stopped and the job did not finish within {self.grace:g} s")
         for _ in range(self.capacity):
             self._run_q.put(None)
-        self._commit_q.put(None)
+        self.committer.stop()
         self._sweep_stop.set()
         for t in self._threads:
             if t.name in ("meepo-commit", "meepo-sweeper"):
@@ -480,11 +320,8 @@ class Worker:
         log.info("meepo: worker %s stopped after %d job(s)", self.id, self.processed)
 
     def _hand_back(self, state: str, reason: str) -> None:
-        with self._lock:
-            items = [h for h in self._held.values() if h.state == state]
-            for h in items:
-                h.state = RELEASED
-        by_task: dict[str, list[_Held]] = defaultdict(list)
+        items = self.holdings.take(state, RELEASED)
+        by_task: dict[str, list[Held]] = defaultdict(list)
         for h in items:
             by_task[h.task.name].append(h)
         now = timezone.now()
@@ -498,6 +335,4 @@ class Worker:
                 continue
             dispatch_now([d for t in changed if (d := t.dispatchable(now)) is not None])
             log.info("meepo: handed back %d %s job(s): %s", len(changed), name, reason)
-        with self._lock:
-            for h in items:
-                self._held.pop(h.ctx.id, None)
+        self.holdings.discard(items)

@@ -11,9 +11,10 @@ from django_meepo import Job
 from django_meepo import statemachine as sm
 from django_meepo.context import JobContext
 from django_meepo.execution import DONE, FAILED, RunOutcome
+from django_meepo.holdings import Held
 from django_meepo.models import Attempt
 from django_meepo.registry import get_task
-from django_meepo.worker import Worker, _Held
+from django_meepo.worker import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,7 +25,7 @@ def test_a_retried_batch_does_not_commit_its_failure_twice(monkeypatch, caplog, 
     claimed = sm.claim("record", [sm.Ref(j.id, 1) for j in jobs], worker=worker.id, lease_seconds=30,
                        using="default")
     by_id = {c.id: c for c in claimed}
-    failing, succeeding = (_Held(ctx=JobContext(job=by_id[j.id], _commit=worker._job_commit,
+    failing, succeeding = (Held(ctx=JobContext(job=by_id[j.id], _commit=worker._job_commit,
                                                 _heartbeat=worker._job_heartbeat), task=get_task("record"))
                            for j in jobs)
     real_finish_done = sm.finish_done
@@ -37,9 +38,9 @@ def test_a_retried_batch_does_not_commit_its_failure_twice(monkeypatch, caplog, 
         return real_finish_done(*args, **kwargs)
 
     monkeypatch.setattr(sm, "finish_done", finish_done_failing_once)
-    monkeypatch.setattr("django_meepo.worker.time.sleep", lambda _: None)
+    monkeypatch.setattr("django_meepo.committer.time.sleep", lambda _: None)
     with caplog.at_level(logging.WARNING, logger="django_meepo"):
-        worker._commit_batch([(failing, RunOutcome(FAILED, error="boom", error_class="builtins.ValueError")),
+        worker.committer.commit_batch([(failing, RunOutcome(FAILED, error="boom", error_class="builtins.ValueError")),
                               (succeeding, RunOutcome(DONE))])
     assert len(calls) == 2, "the batch was retried"
     assert Job.objects.get(id=failing.ctx.id).failed_times == 1
