@@ -14,17 +14,14 @@ from collections import defaultdict
 from datetime import datetime
 
 from django.db import DatabaseError
-from django.utils import timezone
 
 from . import statemachine as sm
+from .clock import db_now
 from .db import close_thread_connections, discard_connection
 from .exceptions import CommitConflict
 from .execution import DONE, FAILED, RunOutcome
 from .holdings import RELEASED, Held, Holdings
-from .hooks import jobs_ended
 from .models import Attempt
-from .push import dispatch_now
-from .states import Status
 
 log = logging.getLogger(__name__)
 
@@ -82,36 +79,28 @@ class Committer:
                 delay = min(delay * 2, 5.0)
 
     def _record(self, batch: list[tuple[Held, RunOutcome]]) -> None:
-        now = timezone.now()
+        now = db_now(self.using)
         done: dict[str, list[tuple[Held, RunOutcome]]] = defaultdict(list)
         settled: list[Held] = []
-        ended: list[tuple[str, int, str]] = []  # the commits this worker won: (task, id, status), for hooks
-        try:
-            for held, outcome in batch:
-                if held.recorded or held.ctx.timed_out or held.ctx.lease_lost or held.state == RELEASED:
-                    settled.append(held)  # failed by the monitor, taken over, or handed back: nothing to record
-                elif outcome.kind == DONE:
-                    done[held.task.name].append((held, outcome))
-                elif outcome.kind == FAILED:
-                    status = self.record_failure(held, outcome, Attempt.Outcome.FAILED, now)
-                    if status is not None:
-                        ended.append((held.task.name, held.ctx.id, status))
-                    settled.append(held)
-                else:
-                    settled.append(held)
-            for task, items in done.items():
-                results = {h.ctx.id: o.result for h, o in items if o.result is not None}
-                written = sm.finish_done(task, [h.ctx.job.ref for h, _ in items], using=self.using, now=now,
-                                         results=results or None)
-                won = {ref.id for ref in written.won}
-                ended += [(task, h.ctx.id, Status.DONE) for h, _ in items if h.ctx.id in won]
-                for h, _ in items:
-                    h.recorded = True
-                settled += [h for h, _ in items]
-            self.holdings.discard(settled)
-            self.processed += len(batch)
-        finally:  # also when a later statement of the batch raised: a retry of the batch would not win these again
-            jobs_ended(ended, self.using)
+        for held, outcome in batch:
+            if held.recorded or held.ctx.timed_out or held.ctx.lease_lost or held.state == RELEASED:
+                settled.append(held)  # failed by the monitor, taken over, or handed back: nothing to record
+            elif outcome.kind == DONE:
+                done[held.task.name].append((held, outcome))
+            elif outcome.kind == FAILED:
+                self.record_failure(held, outcome, Attempt.Outcome.FAILED, now)
+                settled.append(held)
+            else:
+                settled.append(held)
+        for task, items in done.items():  # the state machine calls on_finished for the commits it won
+            results = {h.ctx.id: o.result for h, o in items if o.result is not None}
+            sm.finish_done(task, [h.ctx.job.ref for h, _ in items], using=self.using, now=now,
+                           results=results or None)
+            for h, _ in items:
+                h.recorded = True
+            settled += [h for h, _ in items]
+        self.holdings.discard(settled)
+        self.processed += len(batch)
 
     def record_failure(self, held: Held, outcome: RunOutcome, kind: str, now: datetime) -> str | None:
         """Commit a failed run (retry or final); its new status, or None when the commit lost (stale cid)."""
@@ -126,7 +115,4 @@ class Committer:
             return None
         held.recorded = True
         self.failed += 1
-        item = result.dispatchable(timezone.now())
-        if item:
-            dispatch_now([item])
         return result.status

@@ -10,15 +10,14 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from django.db import DatabaseError
-from django.utils import timezone
 
 from . import statemachine as sm
+from .clock import db_now
 from .committer import Committer
 from .context import JobContext
 from .db import close_thread_connections, discard_connection
 from .execution import FAILED, RunOutcome
 from .holdings import FINISHED, QUEUED, RUNNING, TIMED_OUT, Held, Holdings
-from .hooks import jobs_ended
 from .models import Attempt
 from .registry import Task
 
@@ -78,12 +77,10 @@ class Monitor:
             message = f"job exceeded its hard time limit of {limit:g} s; its lease was given up"
             log.error("meepo: %s job %s: %s", h.task.name, h.ctx.id, message,
                       extra={"job_id": h.ctx.id, "task": h.task.name})
-            status = self.committer.record_failure(
+            self.committer.record_failure(
                 h, RunOutcome(FAILED, error=message, error_class="TimeLimitExceeded"), Attempt.Outcome.TIME_LIMIT,
-                timezone.now())
+                db_now(self.using))
             self.holdings.discard([h])
-            if status is not None:
-                jobs_ended([(h.task.name, h.ctx.id, status)], self.using)
             self.recycle(f"{h.task.name} job {h.ctx.id} overran its time limit and its thread cannot be killed")
 
 

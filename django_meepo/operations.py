@@ -3,8 +3,8 @@
 * :func:`select_jobs` builds the selection (ids, tasks, statuses, "not changed for") and validates every part of
   it before anything is written: bad input raises a :class:`~django_meepo.exceptions.MeepoError` naming it.
 * :func:`repush_selection` and :func:`commit_selection` walk a selection in primary-key pages and change each page
-  through the state machine (``api.repush_many`` / ``api.operator_commit_many``), each job at its cid as read just
-  before its page is written — so a job that changes meanwhile is left alone, never overwritten.
+  through the state machine (``operators.repush_many`` / ``operators.operator_commit_many``), each job at its
+  cid as read just before its page is written — so a job that changes meanwhile is left alone, never overwritten.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from . import api
+from . import operators
 from . import statemachine as sm
 from .conf import get_settings
 from .exceptions import CommitNotAllowed, JobNotFound, UnknownTask
@@ -97,7 +97,7 @@ def repush_selection(queryset: QuerySet[Job], *, statuses: Sequence[str] | None 
     """Repush every job of ``queryset``; with ``statuses``, only those still in one of them when repushed."""
     result = BulkResult()
     for page in _pages(queryset, page_size):
-        won = api.repush_many(page, using=queryset.db, statuses=statuses)
+        won = operators.repush_many(page, using=queryset.db, statuses=statuses)
         result.changed += len(won)
         result.skipped += len(page) - len(won)
         if on_progress is not None:
@@ -115,7 +115,7 @@ def commit_selection(queryset: QuerySet[Job], status: str, *, page_size: int = P
         raise CommitNotAllowed(f"a bulk commit is 'done' or 'failed', not {status!r} (repush to run jobs again)")
     result = BulkResult()
     for page in _pages(committable(queryset), page_size):
-        done, refused = api.operator_commit_many(page, status, using=queryset.db)
+        done, refused = operators.operator_commit_many(page, status, using=queryset.db)
         result.changed += len(done)
         result.skipped += len(refused)
         result.messages += refused

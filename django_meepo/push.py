@@ -1,9 +1,10 @@
 """Producing jobs: INSERT now, in the caller's transaction; dispatch the ids after it commits.
 
-A transaction that pushes many jobs dispatches them in one Redis round trip when it commits (one coalesced
-dispatch per transaction and database alias); a rollback dispatches nothing. A dispatch that fails never
-reaches the caller: the row *is* the job, a warning is logged, and the sweeper dispatches it later. So a
-caller never retries a push that succeeded.
+At the commit the ids go to the process's outbox (``outbox.py``), which dispatches them from a background
+thread, coalescing across transactions; a rollback dispatches nothing. A dispatch that fails never reaches the
+caller: the row *is* the job, a warning is logged, and the sweeper dispatches it later. So a caller never
+retries a push that succeeded. Times come from the database's clock, so a producer whose clock runs ahead
+does not delay its jobs.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json as jsonlib
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,13 +21,14 @@ from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
-from . import inserts
+from . import inserts, outbox
+from .clock import db_now
 from .conf import get_settings
-from .exceptions import ConfigurationError, InvalidPayload, MeepoError
+from .exceptions import ConfigurationError, InvalidPayload
 from .inserts import NewJob
 from .models import Job
 from .registry import get_task
-from .statemachine import Dispatchable
+from .states import Dispatchable
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +124,7 @@ def push(task: str, payload: Any = None, *, json: Any = _MISSING, delay: Any = N
     priority = check_priority(priority)
     key = check_idempotency_key(idempotency_key)
     alias = _alias(using)
-    now = timezone.now()
+    now = db_now(alias)
     when = schedule(now, delay, due_at)
     new = NewJob(task, data, priority, key, now, when.due_at)
     if key is None:
@@ -132,7 +134,7 @@ def push(task: str, payload: Any = None, *, json: Any = _MISSING, delay: Any = N
         if not job._meepo_created:  # type: ignore[attr-defined]
             return job
     if when.immediate:
-        dispatch_on_commit([Dispatchable(task, job.id, 1, priority)], using=alias)
+        outbox.on_commit([Dispatchable(task, job.id, 1, priority)], using=alias)
     return job
 
 
@@ -171,7 +173,7 @@ def push_many(task: str, payloads: Iterable[Any] | None = None, *, json: Iterabl
         datas = [check_size(encode_payload(json=v), limit) for v in json or ()]
     priority = check_priority(priority)
     alias = _alias(using)
-    now = timezone.now()
+    now = db_now(alias)
     when = schedule(now, delay, due_at)
     if not datas:
         return []
@@ -181,7 +183,7 @@ def push_many(task: str, payloads: Iterable[Any] | None = None, *, json: Iterabl
         for chunk in _chunks(news):
             ids += inserts.insert(alias, chunk)
     if when.immediate:
-        dispatch_on_commit([Dispatchable(task, i, 1, priority) for i in ids], using=alias)
+        outbox.on_commit([Dispatchable(task, i, 1, priority) for i in ids], using=alias)
     return [inserts.as_model(alias, i, n) for i, n in zip(ids, news, strict=True)]
 
 
@@ -196,35 +198,6 @@ def _chunks(news: Sequence[NewJob]) -> Iterable[Sequence[NewJob]]:
     yield news[start:]
 
 
-# --------------------------------------------------------------------------------------------- after commit
-
-@dataclass(slots=True)
-class _Pending:
-    items: list[Dispatchable] = field(default_factory=list)
-
-    def __call__(self) -> None:
-        _flush(self)
-
-
-def dispatch_on_commit(items: Sequence[Dispatchable], *, using: str) -> None:
-    """Dispatch ``items`` once the current transaction on ``using`` commits (at once in autocommit)."""
-    conn = connections[using]
-    if not conn.in_atomic_block:
-        dispatch_now(items)
-        return
-    pending: _Pending | None = getattr(conn, "_meepo_pending", None)
-    if pending is None or not any(entry[1] is pending for entry in conn.run_on_commit):
-        pending = _Pending()
-        conn._meepo_pending = pending  # type: ignore[attr-defined]
-        transaction.on_commit(pending, using=using)
-    pending.items.extend(items)
-
-
-def _flush(pending: _Pending) -> None:
-    items, pending.items = pending.items, []
-    dispatch_now(items)
-
-
 def _check_batch(name: str, batch: object) -> None:
     """A batch is a list (or any iterable) of payloads; a single payload given by mistake is refused."""
     if isinstance(batch, str | bytes | bytearray | memoryview | Mapping) or not isinstance(batch, Iterable):
@@ -232,19 +205,6 @@ def _check_batch(name: str, batch: object) -> None:
                              f"a single {type(batch).__name__}; use push() for one job")
 
 
-def dispatch_now(items: Sequence[Dispatchable]) -> bool:
-    """Dispatch committed jobs; on failure log a warning (the sweeper dispatches them later). Never raises."""
-    if not items:
-        return True
-    from .dispatch import producer_dispatcher
-
-    try:
-        producer_dispatcher().dispatch(items)
-        return True
-    except Exception as exc:  # the rows are committed: whatever went wrong, the caller must not retry
-        ids = ", ".join(str(i.id) for i in items[:10]) + (" …" if len(items) > 10 else "")
-        expected = isinstance(exc, MeepoError | OSError)  # an outage; anything else (a bad LOCATION) is a bug
-        log.warning("meepo: %d committed job(s) (%s) were not dispatched: %s: %s; the sweeper will dispatch them",
-                    len(items), ids, type(exc).__name__, exc, exc_info=not expected,
-                    extra={"task": items[0].task, "job_id": items[0].id})
-        return False
+def dispatch_now(items: Sequence[Dispatchable]) -> None:
+    """Hand committed, due jobs to the process's outbox (dispatched in the background; never raises)."""
+    outbox.put(items)

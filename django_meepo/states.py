@@ -8,6 +8,8 @@ from datetime import datetime
 
 from django.db import models
 
+from .exceptions import InvalidJob, InvalidStatus
+
 
 class Status(models.TextChoices):
     TODO = "todo", "todo"
@@ -18,6 +20,20 @@ class Status(models.TextChoices):
 
 
 ALL_STATUSES: tuple[str, ...] = tuple(Status.values)
+
+
+def validate_status(status: object) -> str:
+    if status not in ALL_STATUSES:
+        raise InvalidStatus(f"{status!r} is not a job status (expected one of {', '.join(ALL_STATUSES)})")
+    return str(status)
+
+
+def validate_id(value: object, what: str = "job id") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        if isinstance(value, str) and value.isdigit() and int(value) > 0:
+            return int(value)
+        raise InvalidJob(f"{what} must be a positive integer, not {value!r}")
+    return value
 FINISHED_STATUSES: tuple[str, ...] = (Status.DONE, Status.FAILED)
 # What the sweeper may do with a job whose lease expired (Meepo's SetHandleZombieJobsDstStatus).
 ZOMBIE_DESTINATIONS: tuple[str, ...] = (Status.TODO, Status.FAILED, Status.DONE, Status.ZOMBIE)

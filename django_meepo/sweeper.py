@@ -30,15 +30,14 @@ from datetime import datetime, timedelta
 
 from django.db import DatabaseError
 from django.db.models import F
-from django.utils import timezone
 
 from . import leader
 from . import statemachine as sm
+from .clock import db_now
 from .conf import get_settings
 from .db import close_thread_connections, discard_connection
 from .dispatch.base import Dispatcher, Source
 from .exceptions import DispatchError
-from .hooks import transitions_ended
 from .models import Job
 from .purge import Retention
 from .registry import Task
@@ -51,6 +50,8 @@ LEADER_TTL = 10.0
 IN_FLIGHT_GRACE = 2.0
 # The due scan looks this far behind the previous tick, for rows committed late with a due time already past.
 DUE_SLACK = 2.0
+# Pages of SWEEP_LIMIT rows a scan for lost jobs reads per tick before it goes on at the next tick.
+SCAN_PAGES_PER_TICK = 5
 
 
 @dataclass(slots=True)
@@ -85,6 +86,7 @@ class Sweeper:
         self.holder = holder
         self._last_period: dict[str, float] = {}
         self._watermark: dict[str, datetime] = {}
+        self._scans: dict[str, list[_Scan]] = {}  # per task: the scan in progress (a list of at most one)
         self.retention = Retention(using=using, holder=holder)
         self._unreachable = False
 
@@ -93,7 +95,7 @@ class Sweeper:
         return min([1.0, *(t.options.sweep_period for t in self.tasks)])
 
     def tick(self, now: datetime | None = None, monotonic: float | None = None) -> SweepReport:
-        now = now or timezone.now()
+        now = now or db_now(self.using)
         mono = time.monotonic() if monotonic is None else monotonic
         report = SweepReport(purged=self.retention.step(now, mono))
         leading = [t for t in self.tasks
@@ -124,12 +126,10 @@ class Sweeper:
             if not redis_ok:
                 continue
             try:
-                if report.full_scan:
-                    report.redispatched += self.redispatch_lost(task, now, grace=None)
-                else:
-                    report.redispatched += self.dispatch_newly_due(task, now)
-                    if period_due:
-                        report.redispatched += self.redispatch_lost(task, now, grace=IN_FLIGHT_GRACE)
+                report.redispatched += self.dispatch_newly_due(task, now)
+                if report.full_scan or task.name not in self._scans or (period_due and not self._scans[task.name]):
+                    self._scans[task.name] = [_Scan(None if report.full_scan else IN_FLIGHT_GRACE)]
+                report.redispatched += self.continue_scan(task, now)
                 self._watermark[task.name] = now
             except DispatchError as exc:
                 log.warning("meepo: sweeper could not dispatch %s jobs: %s", task.name, exc,
@@ -138,18 +138,13 @@ class Sweeper:
 
     # -- leases
     def expire(self, task: Task, now: datetime) -> int:
+        """Move every job of ``task`` whose lease expired to its zombie destination (the state machine
+        dispatches those it made due and calls ``on_finished`` for those it ended)."""
         total = 0
         while True:
             outcome = sm.expire_leases(task.name, task.options, using=self.using, now=now,
                                        job_options=task.job_options)
             total += len(outcome.changed)
-            transitions_ended(outcome.changed, self.using)
-            due = [d for t in outcome.changed if (d := t.dispatchable(now)) is not None]
-            if due:
-                try:
-                    self.dispatcher.dispatch(due)
-                except DispatchError as exc:
-                    log.warning("meepo: rescued jobs not dispatched (%s); the next sweep will", exc)
             if outcome.found < task.options.sweep_limit:
                 return total
 
@@ -158,34 +153,70 @@ class Sweeper:
         """Delayed jobs and retries that became due since the previous tick (nobody dispatched them)."""
         since = self._watermark.get(task.name)
         if since is None:
-            return self.redispatch_lost(task, now, grace=None)
+            return 0  # the first tick's scan covers them
         qs = (Job.objects.using(self.using)
               .filter(task=task.name, status=Status.TODO, due_at__lte=now,
                       due_at__gt=since - timedelta(seconds=DUE_SLACK))
               .filter(due_at__gt=F("updated_at")))
         return self._dispatch_missing(task, qs, limit=task.options.sweep_limit)
 
+    def continue_scan(self, task: Task, now: datetime) -> int:
+        """The next pages of the scan for due todo jobs that the dispatcher does not hold.
+
+        A scan walks the due ``todo`` rows in (due_at, id) order, at most :data:`SCAN_PAGES_PER_TICK` pages of
+        ``SWEEP_LIMIT`` rows a tick, and goes on from where it stopped at the next tick — so a backlog of a
+        million rows never makes one tick outlast the leader lease (which another sweeper would take to start the
+        same scan), and the lease is renewed between ticks. A new scan starts every ``SWEEP_PERIOD`` (rows
+        changed in the last ``IN_FLIGHT_GRACE`` seconds are left to their committer), and at once, without the
+        grace, when the dispatcher lost everything.
+        """
+        scans = self._scans.get(task.name)
+        if not scans:
+            return 0
+        scan = scans[0]
+        qs = Job.objects.using(self.using).filter(task=task.name, status=Status.TODO, due_at__lte=now)
+        if scan.grace:
+            qs = qs.filter(updated_at__lt=now - timedelta(seconds=scan.grace))
+        sent = 0
+        for pages, page in enumerate(_pages(qs, task.options.sweep_limit, after=scan.cursor), start=1):
+            sent += self._dispatch_page(task, page)
+            scan.cursor = (page[-1][3], page[-1][0])
+            if len(page) < task.options.sweep_limit:
+                scans.clear()
+                break
+            if pages >= SCAN_PAGES_PER_TICK:
+                break
+        else:
+            scans.clear()
+        if sent:
+            log.info("meepo: dispatched %d due %s job(s) that Redis did not hold", sent, task.name,
+                     extra={"task": task.name})
+        return sent
+
     def redispatch_lost(self, task: Task, now: datetime, *, grace: float | None) -> int:
-        """Every due todo job of ``task`` that the dispatcher does not hold (older than ``grace`` seconds)."""
+        """Every due todo job of ``task`` that the dispatcher does not hold (older than ``grace`` seconds), in one
+        go (the commands' and tests' way; the sweeper's ticks walk the same rows with :meth:`continue_scan`)."""
         qs = Job.objects.using(self.using).filter(task=task.name, status=Status.TODO, due_at__lte=now)
         if grace:
             qs = qs.filter(updated_at__lt=now - timedelta(seconds=grace))
         return self._dispatch_missing(task, qs, limit=task.options.sweep_limit)
 
     def _dispatch_missing(self, task: Task, qs: object, *, limit: int) -> int:
-        source = source_of(task)
-        sent = 0
-        for page in _pages(qs, limit):
-            refs = [sm.Ref(i, c) for i, c, _, _ in page]
-            priorities = {i: p for i, _, p, _ in page}
-            lost = self.dispatcher.missing(task.name, source.key_prefix, refs)
-            if lost:
-                self.dispatcher.dispatch([sm.Dispatchable(task.name, r.id, r.cid, priorities[r.id]) for r in lost])
-                sent += len(lost)
+        sent = sum(self._dispatch_page(task, page) for page in _pages(qs, limit))
         if sent:
             log.info("meepo: dispatched %d due %s job(s) that Redis did not hold", sent, task.name,
                      extra={"task": task.name})
         return sent
+
+    def _dispatch_page(self, task: Task, page: list[tuple[int, int, int, datetime]]) -> int:
+        source = source_of(task)
+        refs = [sm.Ref(i, c) for i, c, _, _ in page]
+        priorities = {i: p for i, _, p, _ in page}
+        lost = self.dispatcher.missing(task.name, source.key_prefix, refs)
+        if lost:
+            self.dispatcher.dispatch([sm.Dispatchable(task.name, r.id, r.cid, priorities[r.id]) for r in lost],
+                                     prefixes={task.name: source.key_prefix})
+        return len(lost)
 
     # -- loop
     def run(self, stop: threading.Event) -> None:
@@ -208,10 +239,19 @@ class Sweeper:
             close_thread_connections()
 
 
-def _pages(qs: object, limit: int) -> Iterator[list[tuple[int, int, int, datetime]]]:
-    """Rows (id, cid, priority, due_at) in (due_at, id) order, a page at a time, by keyset (index-friendly)."""
+@dataclass(slots=True)
+class _Scan:
+    """A scan for lost due jobs in progress: its grace, and the last (due_at, id) it covered."""
+
+    grace: float | None
+    cursor: tuple[datetime, int] | None = None
+
+
+def _pages(qs: object, limit: int, *,
+           after: tuple[datetime, int] | None = None) -> Iterator[list[tuple[int, int, int, datetime]]]:
+    """Rows (id, cid, priority, due_at) in (due_at, id) order after ``after``, a page at a time, by keyset."""
     fields = ("id", "cid", "priority", "due_at")
-    last: tuple[datetime, int] | None = None
+    last = after
     while True:
         if last is None:
             page = list(qs.order_by("due_at", "id").values_list(*fields)[:limit])  # type: ignore[attr-defined]

@@ -37,12 +37,12 @@ from .conf import get_settings
 from .context import JobContext
 from .db import clean_connections, close_thread_connections, discard_connection
 from .dispatch import Dispatcher, new_dispatcher
+from .dispatch.base import Source
 from .exceptions import DispatchError
 from .execution import run_job
 from .holdings import FINISHED, QUEUED, RELEASED, RUNNING, Held, Holdings
 from .models import Worker as WorkerRow
 from .monitor import Monitor, lease_lost
-from .push import dispatch_now
 from .registry import Task, all_tasks
 from .sweeper import Sweeper, source_of
 
@@ -200,8 +200,8 @@ class Worker:
                 self._slot_free.wait(0.5)
                 continue
             try:
-                jobs = self.dispatcher.fetch(self.sources, free, worker=self.id, using=self.using)
-                if not jobs and not self.dispatcher.found_entries:
+                found, claimed = self._fetch(free)
+                if not claimed and not found:
                     self.dispatcher.wait(self.sources, timeout=1.0)
             except DispatchError as exc:
                 self._outage(f"dispatcher unavailable: {exc}")
@@ -218,12 +218,30 @@ class Worker:
                 log.warning("meepo: worker %s: back to normal", self.id)
                 self._outage_logged = False
             delay = 0.1
-            self._enqueue(jobs)
 
     def _outage(self, message: str) -> None:
         if not self._outage_logged:
             log.warning("meepo: worker %s: %s; retrying", self.id, message)
             self._outage_logged = True
+
+    def _fetch(self, count: int) -> tuple[bool, int]:
+        """Take and claim up to ``count`` jobs; (whether entries were found, how many jobs were claimed).
+
+        Each task's claimed jobs are held as soon as the transport delivers them, so a claim that raises for a
+        later task (a deadlock, the database gone) never strands the jobs already claimed: they are queued to
+        run (interleaved across tasks) before the error goes on to the loop."""
+        delivered: list[sm.ClaimedJob] = []
+        try:
+            found = self.dispatcher.fetch(self.sources, count, worker=self.id, claim=self._claim,
+                                          deliver=delivered.extend)
+        finally:
+            self._enqueue(delivered)
+        return found, len(delivered)
+
+    def _claim(self, source: Source, refs: Sequence[sm.Ref]) -> list[sm.ClaimedJob]:
+        """The state machine's claim of ``refs`` for this worker (given to the transport, which takes the ids)."""
+        return sm.claim(source.task, list(refs), worker=self.id, lease_seconds=source.lease_seconds,
+                        using=self.using)
 
     def _enqueue(self, jobs: Sequence[sm.ClaimedJob]) -> None:
         for job in interleave(jobs):
@@ -264,12 +282,7 @@ class Worker:
     def _job_commit(self, ctx: JobContext, status: str) -> sm.Transition:
         held = self.holdings.get(ctx.id)
         task = held.task if held else self.tasks[ctx.task]
-        now = timezone.now()
-        result = sm.job_commit(ctx.task, ctx.job, status, task.options, worker=self.id, using=self.using, now=now)
-        item = result.dispatchable(now)
-        if item:
-            dispatch_now([item])
-        return result
+        return sm.job_commit(ctx.task, ctx.job, status, task.options, worker=self.id, using=self.using)
 
     def _job_heartbeat(self, ctx: JobContext) -> None:
         task = self.tasks[ctx.task]
@@ -324,15 +337,13 @@ class Worker:
         by_task: dict[str, list[Held]] = defaultdict(list)
         for h in items:
             by_task[h.task.name].append(h)
-        now = timezone.now()
         for name, group in by_task.items():
             try:
                 changed = sm.release(name, [h.ctx.job for h in group], worker=self.id, using=self.using,
-                                     reason=reason, now=now)
+                                     reason=reason)
             except DatabaseError as exc:
                 log.error("meepo: could not hand back %d %s job(s) (%s); their leases will expire", len(group),
                           name, exc)
                 continue
-            dispatch_now([d for t in changed if (d := t.dispatchable(now)) is not None])
             log.info("meepo: handed back %d %s job(s): %s", len(changed), name, reason)
         self.holdings.discard(items)

@@ -104,9 +104,23 @@ def workers() -> Iterator[WorkerPool]:
     pool.stop_all()
 
 
+class _Flushing:
+    """The test's Redis client; each command first waits for this process's outbox (dispatches are sent from a
+    background thread after the commit), so a test reads what its commits dispatched."""
+
+    def __init__(self, client: object) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> object:
+        from django_meepo import outbox
+
+        outbox.flush()
+        return getattr(self._client, name)
+
+
 @pytest.fixture
 def redis() -> object:
-    return redis_client()
+    return _Flushing(redis_client())
 
 
 @pytest.fixture

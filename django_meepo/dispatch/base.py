@@ -7,10 +7,10 @@ finds again in the database (``missing`` tells it what was lost) and dispatches 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..statemachine import ClaimedJob, Dispatchable, Ref
+from ..states import ClaimedJob, Dispatchable, Ref
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,24 +22,33 @@ class Source:
     lease_seconds: float
 
 
+# The state machine's claim, as the worker gives it to a transport: claim these refs of this task (it knows the
+# worker, the lease and the database); returns the jobs won.
+Claim = Callable[["Source", Sequence[Ref]], list[ClaimedJob]]
+# Where a transport hands each claimed batch, as soon as its claim returned (before it claims the next one).
+Deliver = Callable[[list[ClaimedJob]], None]
+
+
 class Dispatcher(abc.ABC):
-    """Push ids, fetch claimed jobs, and tell the sweeper what was lost."""
+    """A transport of job ids: put ids, take them (claimed through the state machine's verb), acknowledge them,
+    and tell the sweeper what was lost. It never decides a job's state."""
 
     name: str = "abstract"
-    #: True when the last ``fetch`` found entries even if it could claim none of them (stale or duplicated):
-    #: the worker then fetches again at once instead of waiting for a notification.
-    found_entries: bool = False
     #: False when the dispatcher cannot lose what is due (the table is the queue): the sweeper then skips
     #: its scans for jobs to dispatch again and only rescues expired leases.
     redispatches: bool = True
 
     @abc.abstractmethod
-    def dispatch(self, items: Sequence[Dispatchable]) -> None:
-        """Hand due jobs to the workers. Raises DispatchError when it cannot; callers log and go on."""
+    def dispatch(self, items: Sequence[Dispatchable], *, prefixes: dict[str, str] | None = None) -> None:
+        """Hand due jobs to the workers (``prefixes``: each task's key prefix, resolved by the caller). Raises
+        DispatchError when it cannot; the outbox logs it and goes on."""
 
     @abc.abstractmethod
-    def fetch(self, sources: Sequence[Source], count: int, *, worker: str, using: str) -> list[ClaimedJob]:
-        """Claim up to ``count`` due jobs of these tasks for ``worker`` (never blocks)."""
+    def fetch(self, sources: Sequence[Source], count: int, *, worker: str, claim: Claim,
+              deliver: Deliver) -> bool:
+        """Take up to ``count`` ids of these tasks for ``worker``, claim them through ``claim``, ``deliver``
+        each task's won jobs as soon as they are claimed; True if it found entries (even if none was won).
+        Never blocks."""
 
     @abc.abstractmethod
     def wait(self, sources: Sequence[Source], timeout: float) -> None:

@@ -24,13 +24,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from django.db import InterfaceError, OperationalError, connections, transaction
-from django.utils import timezone
 
-from ..db import Sql, discard_connection, is_connection_lost
+from .. import sql
+from ..clock import db_now
+from ..db import discard_connection, is_connection_lost
 from ..models import Job
-from ..statemachine import TABLE, ClaimedJob, Dispatchable, Ref, claim
-from ..states import Status
-from .base import Dispatcher, Source, in_order_of
+from ..statemachine import held_by
+from ..states import ClaimedJob, Dispatchable, Ref
+from .base import Claim, Deliver, Dispatcher, Source, in_order_of
 
 log = logging.getLogger(__name__)
 
@@ -79,35 +80,40 @@ class DatabaseDispatcher(Dispatcher):
         self._turn = 0
 
     # -- producer side
-    def dispatch(self, items: Sequence[Dispatchable]) -> None:
+    def dispatch(self, items: Sequence[Dispatchable], *, prefixes: dict[str, str] | None = None) -> None:
         """Nothing to do: the committed row is the message."""
 
     # -- consumer side
-    def fetch(self, sources: Sequence[Source], count: int, *, worker: str, using: str) -> list[ClaimedJob]:
+    def fetch(self, sources: Sequence[Source], count: int, *, worker: str, claim: Claim,
+              deliver: Deliver) -> bool:
+        """Claim due rows of each task in its own short transaction (SELECT … FOR UPDATE SKIP LOCKED, then the
+        state machine's claim), delivering each task's jobs once its transaction committed — so a claim that
+        raises for one task (a deadlock) never strands the jobs claimed for another."""
         self._turn += 1
-        claimed: list[ClaimedJob] = []
-        fuller: list[Source] = []  # tasks that gave their whole share may have more
+        found = 0
+        fuller: list[tuple[Source, int]] = []  # tasks that gave their whole share may have more
         for source, share in fair_shares(sources, count, self._turn):
-            won = self._fetch_source(source, share, worker=worker, using=using)
-            claimed += won
+            won = self._fetch_source(source, share, worker=worker, claim=claim)
+            deliver(won)
+            found += len(won)
             if len(won) == share:
-                fuller.append(source)
-        left = count - len(claimed)
-        for source in fuller if len(sources) > 1 else ():  # fill up from the tasks that have more
+                fuller.append((source, share))
+        left = count - found
+        for source, _ in fuller if len(sources) > 1 else ():  # fill up from the tasks that have more
             if left <= 0:
                 break
-            more = self._fetch_source(source, left, worker=worker, using=using)
-            claimed += more
+            more = self._fetch_source(source, left, worker=worker, claim=claim)
+            deliver(more)
+            found += len(more)
             left -= len(more)
-        if claimed:
+        if found:
             self._delay = POLL_MIN
-        return claimed
+        return False  # rows it could not win were won by another worker: nothing to fetch again at once
 
-    def _fetch_source(self, source: Source, count: int, *, worker: str, using: str) -> list[ClaimedJob]:
+    def _fetch_source(self, source: Source, count: int, *, worker: str, claim: Claim) -> list[ClaimedJob]:
         for _ in range(LOST_RACE_RETRIES):
-            now = timezone.now()
             try:
-                candidates, won = self._claim_batch(source, count, worker=worker, using=using, now=now)
+                candidates, won = self._claim_batch(source, count, worker=worker, claim=claim)
             except OperationalError as exc:
                 if not _transient(exc):
                     raise
@@ -117,37 +123,33 @@ class DatabaseDispatcher(Dispatcher):
                 return won
         return []
 
-    def _claim_batch(self, source: Source, count: int, *, worker: str, using: str,
-                     now: datetime) -> tuple[list[Ref], list[ClaimedJob]]:
-        """Pick candidates and claim them; returns (candidates, claimed). Survives a lost connection."""
+    def _claim_batch(self, source: Source, count: int, *, worker: str,
+                     claim: Claim) -> tuple[list[Ref], list[ClaimedJob]]:
+        """Pick candidates and claim them; returns (candidates, claimed). Survives a lost connection: the claim's
+        transaction may or may not have committed, so what this worker holds at the next cid is read back."""
+        using = self.using
         conn = connections[using]
         skip_locked = conn.features.has_select_for_update_skip_locked
         state: dict[str, list[Ref]] = {"candidates": []}
 
         def run() -> list[ClaimedJob]:
+            now = db_now(using)
             if skip_locked and not conn.in_atomic_block:
                 with transaction.atomic(using=using):
                     state["candidates"] = select_due(source.task, count, now=now, using=using, lock=True)
-                    return self._claim(source, state["candidates"], worker, using, now)
+                    return claim(source, state["candidates"]) if state["candidates"] else []
             state["candidates"] = select_due(source.task, count, now=now, using=using, lock=False)
-            return self._claim(source, state["candidates"], worker, using, now)
+            return claim(source, state["candidates"]) if state["candidates"] else []
 
         try:
             won = run()
         except (OperationalError, InterfaceError) as exc:
             if not is_connection_lost(exc) or conn.in_atomic_block:
                 raise
-            # The commit may or may not have happened: read back what this worker holds at the next cid.
             log.warning("meepo: %s: connection lost during a fetch (%s); re-checking its claims", source.task, exc)
             discard_connection(using)
-            won = claimed_by(source.task, state["candidates"], worker=worker, using=using)
+            won = held_by(source.task, state["candidates"], worker=worker, using=using)
         return state["candidates"], in_order_of(won, state["candidates"])
-
-    @staticmethod
-    def _claim(source: Source, refs: list[Ref], worker: str, using: str, now: datetime) -> list[ClaimedJob]:
-        if not refs:
-            return []
-        return claim(source.task, refs, worker=worker, lease_seconds=source.lease_seconds, using=using, now=now)
 
     def wait(self, sources: Sequence[Source], timeout: float) -> None:
         delay = min(self._delay, max(0.0, timeout))
@@ -161,27 +163,11 @@ class DatabaseDispatcher(Dispatcher):
         return []
 
     def length(self, task: str, key_prefix: str) -> int:
-        return Job.objects.using(self.using).due(task, timezone.now()).count()
+        return Job.objects.using(self.using).due(task, db_now(self.using)).count()
 
 
 def select_due(task: str, count: int, *, now: datetime, using: str, lock: bool) -> list[Ref]:
     """Up to ``count`` due todo rows of ``task`` by priority, due time and id; ``lock`` skips rows others hold."""
-    sql = Sql(using, TABLE)
-    statement = (f"SELECT id, cid FROM {sql.table} WHERE task = %s AND status = %s AND due_at <= %s "
-                 f"ORDER BY priority DESC, due_at, id LIMIT %s")
-    if lock:
-        statement += " FOR UPDATE SKIP LOCKED"
-    rows = sql.fetchall(statement, [task, Status.TODO, sql.dt(now), int(count)])
+    statement = sql.select_due(sql.sql_for(using), task, count, now=now, lock=lock)
+    rows = sql.sql_for(using).fetchall(statement.sql, statement.params)
     return [Ref(int(i), int(c)) for i, c in rows]
-
-
-def claimed_by(task: str, refs: Sequence[Ref], *, worker: str, using: str) -> list[ClaimedJob]:
-    """The refs that ``worker`` claimed (now ``doing`` at cid + 1 under its name): a claim is its only way there."""
-    if not refs:
-        return []
-    want = {r.id: r.cid + 1 for r in refs}
-    rows = (Job.objects.using(using).filter(id__in=list(want), status=Status.DOING, worker=worker[:200])
-            .values_list("id", "cid", "payload", "failed_times", "attempts", "priority", "started_at"))
-    return [ClaimedJob(id=i, task=task, cid=c, payload=bytes(p or b""), failed_times=f, attempts=a, priority=pr,
-                       started_at=s or timezone.now())
-            for i, c, p, f, a, pr, s in rows if want.get(i) == c]

@@ -29,8 +29,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..exceptions import DispatchError
-from ..statemachine import ClaimedJob, Dispatchable, Ref
-from .base import Dispatcher, Source
+from ..states import ClaimedJob, Dispatchable, Ref
+from .base import Claim, Deliver, Dispatcher, Source
 
 log = logging.getLogger(__name__)
 
@@ -129,35 +129,41 @@ class FailoverDispatcher(Dispatcher):
         return True
 
     # -- producer side
-    def dispatch(self, items: Sequence[Dispatchable]) -> None:
+    def dispatch(self, items: Sequence[Dispatchable], *, prefixes: dict[str, str] | None = None) -> None:
         if not items:
             return
         if not self.breaker.may_try():
             log.debug("meepo: Redis is down: %d job(s) left for the database path", len(items))
             return
         try:
-            self.primary.dispatch(items)
+            self.primary.dispatch(items, prefixes=prefixes)
         except DispatchError as exc:
             self._went_down(exc, consumer=False)
             raise
         self._came_back(consumer=False)
 
     # -- consumer side
-    def fetch(self, sources: Sequence[Source], count: int, *, worker: str, using: str) -> list[ClaimedJob]:
+    def fetch(self, sources: Sequence[Source], count: int, *, worker: str, claim: Claim,
+              deliver: Deliver) -> bool:
         self._worker = worker
-        self.found_entries = False
+        delivered = 0
+
+        def counting(jobs: list[ClaimedJob]) -> None:
+            nonlocal delivered
+            delivered += len(jobs)
+            deliver(jobs)
+
+        found = False
         if self.breaker.up or self._probe(worker):
             try:
-                jobs = self.primary.fetch(sources, count, worker=worker, using=using)
+                found = self.primary.fetch(sources, count, worker=worker, claim=claim, deliver=counting)
             except DispatchError as exc:
                 self._went_down(exc, consumer=True)
             else:
-                self.found_entries = self.primary.found_entries
-                if jobs or self.clock() >= self._drain_until:
-                    return jobs
-        jobs = self.fallback.fetch(sources, count, worker=worker, using=using)
-        self.found_entries = self.found_entries or self.fallback.found_entries
-        return jobs
+                if delivered or self.clock() >= self._drain_until:
+                    return found
+        return self.fallback.fetch(sources, count - delivered, worker=worker, claim=claim,
+                                   deliver=counting) or found
 
     def wait(self, sources: Sequence[Source], timeout: float) -> None:
         if self.breaker.up:

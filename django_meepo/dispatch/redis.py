@@ -33,8 +33,8 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from ..exceptions import DispatchError
-from ..statemachine import ClaimedJob, Dispatchable, Ref, claim
-from .base import Dispatcher, Source, in_order_of
+from ..states import Dispatchable, Ref
+from .base import Claim, Deliver, Dispatcher, Source, in_order_of
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,8 @@ def decode(raw: Any) -> Ref | None:
 
 # KEYS per task: BANDS queues, inflight list, inflight set, dispatched hash.
 # ARGV: count, ntasks, worker, alive key, alive ttl ms.
-# Pass 1 takes a fair share from each task; pass 2 fills what is left in task order. An entry whose cid is not
+# Pass 0 hands out again what is already in this worker's in-flight lists; pass 1 takes a fair share from each
+# task; pass 2 fills what is left in task order. An entry whose cid is not
 # the one recorded in the dispatched hash is stale (its job was repushed, or claimed through a duplicate) and is
 # dropped here, without a trip to the database; malformed entries go to the client, which logs and drops them.
 # A call examines at most ten entries per entry wanted, so a long run of stale entries never blocks Redis.
@@ -130,6 +131,15 @@ local function take(t, want)
   if got > 0 then redis.call('SADD', KEYS[base + bands + 2], ARGV[3]) end
   return got
 end
+-- Pass 0: what this worker popped earlier and never acknowledged (a pop whose reply was lost, a claim that
+-- raised) is handed out again first: it is in no queue, so nobody else would ever take it.
+for t = 1, ntasks do
+  if taken >= count then break end
+  local base = (t - 1) * per
+  local mine = redis.call('LRANGE', KEYS[base + bands + 1], 0, count - taken - 1)
+  for _, e in ipairs(mine) do table.insert(out[t], e) end
+  taken = taken + #mine
+end
 local share = math.max(1, math.floor(count / ntasks))
 for t = 1, ntasks do
   if taken >= count then break end
@@ -164,14 +174,17 @@ redis.call('PUBLISH', ARGV[1], '1')
 return #entries
 """
 
-# KEYS: inflight list, dispatched hash, inflight set. ARGV: worker, then id, cid pairs.
-# Forget the record of each entry still recorded at that cid, then the in-flight list.
+# KEYS: inflight list, dispatched hash, inflight set. ARGV: worker, then the entries taken.
+# Acknowledge exactly these entries: each leaves the in-flight list together with its record (if the record is
+# still at that cid) — never the whole list, which may hold entries of a pop whose reply was lost. A malformed
+# entry just leaves the list. A list left empty takes the worker out of the task's set.
 _ACK = """
-for i = 2, #ARGV, 2 do
-  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[i + 1] then redis.call('HDEL', KEYS[2], ARGV[i]) end
+for i = 2, #ARGV do
+  redis.call('LREM', KEYS[1], 1, ARGV[i])
+  local id, cid = string.match(ARGV[i], '^(%d+):(%d+)$')
+  if id and redis.call('HGET', KEYS[2], id) == cid then redis.call('HDEL', KEYS[2], id) end
 end
-redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[3], ARGV[1])
+if redis.call('LLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[3], ARGV[1]) end
 return 1
 """
 
@@ -199,8 +212,6 @@ class RedisDispatcher(Dispatcher):
         self._pubsub: Any = None
         self._subscribed: tuple[str, ...] = ()
         self._epoch: bytes | str | None = None
-        # Entries popped whose claim did not complete (database down): claimed first on the next fetch.
-        self._pending: dict[Source, list[Any]] = {}
         self._turn = 0
 
     # -- keys
@@ -285,11 +296,19 @@ class RedisDispatcher(Dispatcher):
             raise DispatchError(f"could not pop from Redis: {exc}") from exc
         return {s: entries for s, entries in zip(sources, lists, strict=True) if entries}
 
-    def fetch(self, sources: Sequence[Source], count: int, *, worker: str, using: str) -> list[ClaimedJob]:
-        popped = self._pending or self.pop(sources, count, worker)
-        self._pending = popped
-        self.found_entries = bool(popped)
-        claimed: list[ClaimedJob] = []
+    def fetch(self, sources: Sequence[Source], count: int, *, worker: str, claim: Claim,
+              deliver: Deliver) -> bool:
+        """Take entries into ``worker``'s in-flight lists, claim each task's through ``claim`` (the state
+        machine's verb), ``deliver`` what was won at once, then acknowledge exactly those entries.
+
+        The adversary's view: a pop whose reply is lost leaves its entries in the in-flight list, and the next
+        take hands them out again first (pass 0 of the script), so they are claimed then. A claim that raises
+        (the database down, a deadlock) leaves its task's entries in the list for the next take, while the jobs
+        of the tasks claimed before it are already delivered. An ack that fails leaves entries that the next
+        take hands out again; their claims then fail (the cid moved on) and they are acknowledged. A worker
+        killed anywhere in between leaves its list to the sweeper's recovery, which puts it back in the queue.
+        """
+        popped = self.pop(sources, count, worker)
         for source, entries in popped.items():
             refs = []
             for raw in entries:
@@ -299,35 +318,27 @@ class RedisDispatcher(Dispatcher):
                               extra={"task": source.task})
                 else:
                     refs.append(ref)
-            won = claim(source.task, refs, worker=worker, lease_seconds=source.lease_seconds, using=using)
-            claimed += in_order_of(won, refs)  # the order popped (band order), not the database's
+            won = claim(source, refs) if refs else []
+            deliver(in_order_of(won, refs))  # the order popped (band order), not the database's
             dropped = len(refs) - len(won)
             if dropped:
                 log.debug("meepo: %s: %d entr(y/ies) were stale or duplicated and were dropped", source.task,
                           dropped, extra={"task": source.task})
-        self._pending = {}
-        try:
-            self.ack(popped, worker)
-        except DispatchError as exc:
-            # The claims are committed; the in-flight list is recovered later and its entries are now stale.
-            log.warning("meepo: could not clear the in-flight list: %s", exc)
-        return claimed
+            try:
+                self.ack(source, entries, worker)
+            except DispatchError as exc:  # handed out again by the next take, and acknowledged then
+                log.warning("meepo: could not acknowledge taken entries: %s", exc)
+        return bool(popped)
 
-    def ack(self, popped: dict[Source, list[Any]], worker: str) -> None:
+    def ack(self, source: Source, entries: Sequence[Any], worker: str) -> None:
+        """Remove exactly ``entries`` from ``worker``'s in-flight list of ``source``, with their records."""
+        args: list[Any] = [worker, *entries]
         try:
-            pipe = self.client.pipeline(transaction=False)
-            for source, entries in popped.items():
-                args: list[Any] = [worker]
-                for raw in entries:
-                    ref = decode(raw)
-                    if ref is not None:
-                        args += [str(ref.id), str(ref.cid)]
-                self._ack(keys=[inflight_key(source.key_prefix, source.task, worker),
-                                dispatched_key(source.key_prefix, source.task),
-                                inflight_set_key(source.key_prefix, source.task)], args=args, client=pipe)
-            pipe.execute()
+            self._ack(keys=[inflight_key(source.key_prefix, source.task, worker),
+                            dispatched_key(source.key_prefix, source.task),
+                            inflight_set_key(source.key_prefix, source.task)], args=args)
         except RedisError as exc:
-            raise DispatchError(f"could not acknowledge popped entries: {exc}") from exc
+            raise DispatchError(f"could not acknowledge taken entries: {exc}") from exc
 
     def heartbeat(self, worker: str) -> None:
         try:

@@ -18,12 +18,13 @@ from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
-from django_meepo import Job
+from django_meepo import Job, outbox
 from django_meepo import statemachine as sm
 from django_meepo.db import close_thread_connections
 from django_meepo.dispatch import Dispatcher, Source, database_dispatcher, new_dispatcher, redis_dispatcher
 from django_meepo.registry import get_task
 from django_meepo.sweeper import source_of
+from tests.support.fetching import fetch_claimed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DB = "default"
@@ -57,7 +58,7 @@ def src(task: str = "record") -> Source:
 
 
 def fetch(d: Dispatcher, count: int = 100, *tasks: str, worker: str = WORKER) -> list[sm.ClaimedJob]:
-    return d.fetch([src(t) for t in tasks or ("record",)], count, worker=worker, using=DB)
+    return fetch_claimed(d, [src(t) for t in tasks or ("record",)], count, worker=worker, using=DB)
 
 
 def test_a_pushed_job_is_claimed_once(dispatcher: Dispatcher) -> None:
@@ -160,6 +161,7 @@ def test_length_counts_what_waits(dispatcher: Dispatcher, key_prefix: str) -> No
 
 def test_missing_names_what_the_dispatcher_lacks(dispatcher: Dispatcher, key_prefix: str) -> None:
     dispatched = [sm.Ref(j.id, 1) for j in Job.objects.push_many("record", json=[{} for _ in range(3)])]
+    outbox.flush()
     assert dispatcher.missing("record", key_prefix, dispatched) == []
     never = Job.objects.push("record", json={}, delay=60)  # not dispatched: not due
     lacking = [sm.Ref(never.id, 1), sm.Ref(dispatched[0].id, 7)]

@@ -16,6 +16,7 @@ from django_meepo.db import Sql, close_thread_connections
 from django_meepo.dispatch.database import DatabaseDispatcher
 from django_meepo.registry import get_task
 from django_meepo.sweeper import source_of
+from tests.support.fetching import fetch_claimed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DB = "default"
@@ -23,7 +24,7 @@ WORKER = "db-fetcher"
 
 
 def fetch(d: DatabaseDispatcher, count: int, worker: str = WORKER) -> list[sm.ClaimedJob]:
-    return d.fetch([source_of(get_task("record"))], count, worker=worker, using=DB)
+    return fetch_claimed(d, [source_of(get_task("record"))], count, worker=worker, using=DB)
 
 
 def require_skip_locked() -> None:

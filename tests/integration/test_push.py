@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from django_meepo import ConfigurationError, InvalidPayload, Job, UnknownTask, inserts, registry
+from django_meepo import ConfigurationError, InvalidPayload, Job, UnknownTask, inserts, outbox, registry
 from django_meepo import task as meepo_task
 from django_meepo.dispatch import producer_dispatcher
 from django_meepo.dispatch.redis import dispatched_key, queue_keys
@@ -54,9 +54,10 @@ def test_one_coalesced_dispatch_per_transaction(redis, key_prefix, monkeypatch) 
     dispatcher = producer_dispatcher()
     calls: list[int] = []
     original = dispatcher.dispatch
-    monkeypatch.setattr(dispatcher, "dispatch", lambda items: (calls.append(len(items)), original(items)))
+    monkeypatch.setattr(dispatcher, "dispatch", lambda items, **kw: (calls.append(len(items)), original(items, **kw)))
     with transaction.atomic():
         jobs = [Job.objects.push("record", b"%d" % i) for i in range(100)]
+    outbox.flush()
     assert calls == [100]
     assert len(queued(redis, key_prefix)) == 100
     assert {int(e.split(b":")[0]) for e in queued(redis, key_prefix)} == {j.id for j in jobs}
@@ -75,8 +76,10 @@ def test_delayed_job_is_not_dispatched_until_due(redis, key_prefix) -> None:  # 
 
 def test_failed_dispatch_never_reaches_the_caller(private_redis, caplog) -> None:  # type: ignore[no-untyped-def]
     private_redis.stop()
-    with caplog.at_level(logging.WARNING, logger="django_meepo"), transaction.atomic():
-        job = Job.objects.push("record", b"while redis is down")
+    with caplog.at_level(logging.WARNING, logger="django_meepo"):
+        with transaction.atomic():
+            job = Job.objects.push("record", b"while redis is down")
+        outbox.flush()  # the dispatch happens on the outbox's thread, after the commit
     assert Job.objects.filter(id=job.id, status="todo").exists()
     assert any("not dispatched" in r.getMessage() and "sweeper" in r.getMessage() for r in caplog.records)
 
@@ -103,9 +106,10 @@ def test_push_many_reads_ids_back_and_dispatches_once(redis, key_prefix, monkeyp
     dispatcher = producer_dispatcher()
     calls: list[int] = []
     original = dispatcher.dispatch
-    monkeypatch.setattr(dispatcher, "dispatch", lambda items: (calls.append(len(items)), original(items)))
+    monkeypatch.setattr(dispatcher, "dispatch", lambda items, **kw: (calls.append(len(items)), original(items, **kw)))
     monkeypatch.setattr("django_meepo.push.BULK_ROWS", 70)  # several INSERTs
     jobs = Job.objects.push_many("record", json=[{"i": i} for i in range(250)])
+    outbox.flush()
     assert calls == [250]
     rows = dict(Job.objects.values_list("id", "payload"))
     assert len(rows) == 250

@@ -7,7 +7,7 @@ import logging
 import pytest
 from django.db import transaction
 
-from django_meepo import InvalidPayload, Job
+from django_meepo import InvalidPayload, Job, outbox
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,7 +30,7 @@ def test_push_many_takes_any_iterable(redis, key_prefix) -> None:  # type: ignor
 
 
 class Broken:
-    def dispatch(self, items: object) -> None:
+    def dispatch(self, items: object, **kwargs: object) -> None:
         raise ValueError("Redis URL must specify one of the following schemes")  # what a LOCATION typo raises
 
 
@@ -40,6 +40,7 @@ def test_an_unexpected_dispatch_error_is_logged_not_raised(monkeypatch, caplog, 
     monkeypatch.setattr(django_meepo.dispatch, "producer_dispatcher", Broken)
     with caplog.at_level(logging.WARNING, logger="django_meepo"), transaction.atomic():
         job = Job.objects.push("record", b"x")
+    outbox.flush()
     # The commit happened; a caller that saw an exception here would push the job a second time.
     assert Job.objects.filter(id=job.id, status="todo").exists()
     [record] = [r for r in caplog.records if "not dispatched" in r.getMessage()]

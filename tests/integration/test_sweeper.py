@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from django_meepo import Job
+from django_meepo import Job, outbox
 from django_meepo import statemachine as sm
 from django_meepo.dispatch import new_dispatcher, redis_dispatcher
 from django_meepo.dispatch.redis import queue_keys
@@ -95,10 +95,11 @@ def test_a_poison_job_that_keeps_killing_its_worker_ends_failed(redis, key_prefi
 def test_a_job_that_finished_meanwhile_is_left_alone(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
     job, claimed = claim_with_lease("zombie_todo")
     # The worker commits between the sweeper's read and its update: the conditional UPDATE must not overwrite.
-    rows = list(Job.objects.filter(id=job.id).values_list("id", "cid", "failed_times", "attempts", "worker",
-                                                          "started_at", "priority"))
+    from django_meepo.statemachine import _expire_group, _Expired
+
+    rows = [_Expired(*row, payload=b"") for row in Job.objects.filter(id=job.id).values_list(
+        "id", "cid", "failed_times", "attempts", "worker", "started_at", "priority")]
     sm.finish_done("zombie_todo", [claimed.ref], using=DB)
-    from django_meepo.statemachine import _expire_group
 
     changed = _expire_group("zombie_todo", rows, "todo", None, using=DB, now=timezone.now() + timedelta(seconds=10),
                             options=get_task("zombie_todo").options)
@@ -165,6 +166,7 @@ def test_delayed_jobs_are_dispatched_within_a_tick_of_their_due_time(redis, key_
 def test_entries_popped_by_a_dead_worker_are_given_back(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
     # A worker popped the entry and died before claiming it (the pop→claim gap).
     job = Job.objects.push("record", b"{}")
+    outbox.flush()
     dispatcher = redis_dispatcher()
     popped = dispatcher.pop([source_of(get_task("record"))], 10, "doomed-worker")
     assert sum(len(v) for v in popped.values()) == 1
@@ -178,7 +180,8 @@ def test_entries_popped_by_a_dead_worker_are_given_back(redis, key_prefix) -> No
 
 def test_entries_of_a_live_worker_are_left_alone(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
     Job.objects.push("record", b"{}")
-    redis_dispatcher().pop([source_of(get_task("record"))], 10, "live-worker")
+    outbox.flush()
+    assert redis_dispatcher().pop([source_of(get_task("record"))], 10, "live-worker"), "the live worker took it"
     sweeper("record").tick()
     assert queue_length(redis, key_prefix, "record") == 0
 

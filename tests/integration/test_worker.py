@@ -273,7 +273,7 @@ def test_an_entry_of_a_task_this_deploy_does_not_know_reaches_the_worker_and_is_
         claims.append((task, list(refs)))
         return claim(task, refs, **kwargs)
 
-    monkeypatch.setattr("django_meepo.dispatch.redis.claim", spy)
+    monkeypatch.setattr("django_meepo.statemachine.claim", spy)
     with caplog.at_level(logging.WARNING, logger="django_meepo"), running_worker("record", parallel=2):
         wait_until(lambda: all_finished(known), timeout=30, message="the known jobs queued behind the ghost")
         assert any(sm.Ref(ghost, 1) in refs for _, refs in claims), "the ghost's entry reached the worker"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from django_meepo.dispatch.base import Dispatcher, Source
+from django_meepo.dispatch.base import Claim, Deliver, Dispatcher, Source
 from django_meepo.dispatch.database import fair_shares
 from django_meepo.dispatch.failover import FailoverDispatcher
 from django_meepo.exceptions import DispatchError
@@ -30,18 +30,21 @@ class Fake(Dispatcher):
         self.jobs = jobs or []
         self.down = False
         self.calls: list[str] = []
+        self.found_entries = False
 
     def _call(self, what: str) -> None:
         self.calls.append(what)
         if self.down:
             raise DispatchError(f"{self.name} is down")
 
-    def dispatch(self, items: Sequence[Dispatchable]) -> None:
+    def dispatch(self, items: Sequence[Dispatchable], *, prefixes: dict[str, str] | None = None) -> None:
         self._call("dispatch")
 
-    def fetch(self, sources: Sequence[Source], count: int, *, worker: str, using: str) -> list[ClaimedJob]:
+    def fetch(self, sources: Sequence[Source], count: int, *, worker: str, claim: Claim,
+              deliver: Deliver) -> bool:
         self._call("fetch")
-        return list(self.jobs)
+        deliver(list(self.jobs))
+        return self.found_entries
 
     def wait(self, sources: Sequence[Source], timeout: float) -> None:
         self._call("wait")
@@ -87,7 +90,9 @@ def failover(redis: Fake, table: Fake, clock: Clock) -> FailoverDispatcher:
 
 
 def fetch(d: Dispatcher) -> list[int]:
-    return [j.id for j in d.fetch([SOURCE], 10, worker="w1", using="default")]
+    got: list[ClaimedJob] = []
+    d.found_entries = d.fetch([SOURCE], 10, worker="w1", claim=lambda source, refs: [], deliver=got.extend)  # type: ignore[attr-defined]
+    return [j.id for j in got]
 
 
 def switches(caplog: pytest.LogCaptureFixture, words: str) -> int:

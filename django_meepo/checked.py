@@ -1,0 +1,143 @@
+"""Apply one statement of the state machine and know exactly what it did — the only way a transition is written.
+
+:func:`apply` runs a conditional statement that writes a fresh ``token`` into every row it changes, and returns
+the rows it changed, read back by that token whenever the row count does not prove them all:
+
+* **A short count is never the answer.** A count below the number of rows targeted may mean a row moved on (a
+  stale cid), or that an earlier copy of this very statement committed first and this copy matched nothing (its
+  answer had been lost while it waited on a row lock, the check found nothing yet, and the statement ran again).
+  Both copies carry the same token, so reading back by token tells them apart: the rows carrying it are won.
+* **A lost answer is settled by the effect, not assumed.** When the connection dies before the answer arrives
+  (``KILL CONNECTION``, "server has gone away", a read timeout), :func:`db.run_checked` reads back on a new
+  connection with the same function — the rows carrying the token, or for a lease renewal the leases that reach
+  the new time — and runs the statement again only when its effect is not there. Running it again is safe: it is
+  conditional on the cids it was built with, and writes the same token.
+* **Rows written beside it share its transaction** (``also``: attempt rows), so they exist exactly when the
+  transition does; the verify after a lost COMMIT answer then finds both or neither.
+* **Inside a caller's transaction nothing is retried**: a lost connection propagates (the caller's transaction
+  is gone with it).
+
+Rows come back as named records (:class:`Won`, :class:`JobRow`), never as positional tuples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from django.db import transaction
+
+from .db import run_checked
+from .exceptions import CommitConflict, JobNotFound
+from .models import Job
+from .sql import Statement, sql_for
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Won:
+    """A row a statement changed: its id and its new cid."""
+
+    id: int
+    cid: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """What an operator's change (or a conflict message) reads of a job first."""
+
+    id: int
+    task: str
+    cid: int
+    status: str
+    priority: int
+    attempts: int
+    failed_times: int
+    worker: str
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    FIELDS = ("id", "task", "cid", "status", "priority", "attempts", "failed_times", "worker", "started_at",
+              "finished_at")
+
+
+def read_rows(using: str, ids: Sequence[int], **filters: Any) -> dict[int, JobRow]:
+    rows = Job.objects.using(using).filter(id__in=list(ids), **filters).values_list(*JobRow.FIELDS)
+    return {row[0]: JobRow(*row) for row in rows}
+
+
+def read_won(using: str, ids: Sequence[int], token: str) -> list[Won]:
+    """The rows of ``ids`` that carry ``token``: those the statement that wrote it changed."""
+    return [Won(i, c) for i, c in Job.objects.using(using).filter(id__in=list(ids), token=token)
+            .values_list("id", "cid")]
+
+
+def apply(using: str, statement: Statement, targets: Mapping[int, int], *, read: Callable[[], list[R]],
+          full: Callable[[], list[R]] | None = None, also: Callable[[list[R]], object] | None = None,
+          attempts: int = 8) -> list[R]:
+    """Run ``statement`` on the rows ``targets`` (id → the cid it is conditioned on); return the rows it changed.
+
+    ``read`` reads back the rows the statement changed (by its token, or by its effect). ``full`` builds the
+    result without a read when the row count says every target changed (the hot path of a batch that wins
+    whole); without it every call reads back. ``also`` writes more in the same transaction, given the rows won.
+
+    What if the answer is lost? ``read`` on a new connection decides; the statement runs again only when its
+    effect is absent. What if it runs twice? The second copy matches nothing (the cids moved) and the read finds
+    the first copy's rows. What if the next statement (``also``) raises? The transaction rolls back whole: the
+    transition did not happen and the caller sees the error.
+    """
+    expected = len(targets)
+
+    def run() -> list[R]:
+        with transaction.atomic(using=using) if also else nullcontext():
+            changed = sql_for(using).execute(statement.sql, statement.params)
+            won = full() if full is not None and changed == expected else read()
+            if also is not None and won:
+                also(won)
+        return won
+
+    def verify() -> list[R] | None:
+        return read() or None
+
+    return run_checked(using, run, verify, what=f"{statement.name} of {expected} job(s)", attempts=attempts)
+
+
+def apply_one(using: str, statement: Statement, job_id: int, cid: int, token: str, *, what: str,
+              also: Callable[[], object] | None = None, attempts: int = 8) -> Won:
+    """:func:`apply` on one row; a row that did not change raises :class:`CommitConflict` naming its state
+    (``what``: the change, for the message)."""
+    won = apply(using, statement, {job_id: cid}, read=lambda: read_won(using, [job_id], token),
+                full=lambda: [Won(job_id, cid + 1)], also=(lambda _: also()) if also else None, attempts=attempts)
+    if not won:
+        raise conflict(using, job_id, cid, what)
+    return won[0]
+
+
+def apply_many(using: str, statement: Statement, targets: Mapping[int, int], token: str, *,
+               also: Callable[[list[Won]], object] | None = None, attempts: int = 8) -> list[Won]:
+    """:func:`apply` on a batch, read back by token unless every target changed."""
+    ids = list(targets)
+    return apply(using, statement, targets, read=lambda: read_won(using, ids, token),
+                 full=lambda: [Won(i, c + 1) for i, c in targets.items()], also=also, attempts=attempts)
+
+
+def conflict(using: str, job_id: int, cid: int, what: str) -> CommitConflict:
+    """The error for a one-row change that found the job elsewhere: its state now, and that nothing was written."""
+    row = Job.objects.using(using).filter(id=job_id).values_list("cid", "status").first()
+    if row is None:
+        return CommitConflict(f"cannot {what}: job {job_id} no longer exists", job_id=job_id, expected_cid=cid)
+    return CommitConflict(
+        f"cannot {what}: it is now {row[1]!r} at cid {row[0]}, not at cid {cid} (repushed, rescued or "
+        f"committed elsewhere); nothing was written",
+        job_id=job_id, expected_cid=cid, actual_cid=row[0], actual_status=row[1])
+
+
+def current(using: str, job_id: int) -> JobRow:
+    row = read_rows(using, [job_id]).get(job_id)
+    if row is None:
+        raise JobNotFound(f"no job with id {job_id}")
+    return row

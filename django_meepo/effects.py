@@ -1,0 +1,33 @@
+"""The side effects of committed transitions, owned by the state machine's verbs (never by their callers).
+
+After a transition commits — at once in autocommit, at the caller's COMMIT inside a transaction, never after a
+rollback — :func:`committed`:
+
+* gives the jobs it made due (``todo``, due now) to the process's outbox, which dispatches them;
+* calls each task's ``on_finished`` hook with the jobs it ended (``done``, ``failed``, ``zombie``), once per
+  task and batch (see ``hooks.py``).
+
+Neither can undo the commit, and neither raises: a dispatch that never happens is re-found by the sweeper; a hook
+that raises is logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.db import transaction
+
+from . import outbox
+from .hooks import FINAL, transitions_ended
+from .states import Transition
+
+
+def committed(using: str, transitions: Sequence[Transition], now: datetime) -> None:
+    """Dispatch what ``transitions`` made due and announce what they ended, once their commit is durable."""
+    due = [d for t in transitions if (d := t.dispatchable(now)) is not None]
+    ended = [t for t in transitions if t.status in FINAL]
+    if due:
+        outbox.on_commit(due, using=using)
+    if ended:
+        transaction.on_commit(lambda: transitions_ended(ended, using), using=using)

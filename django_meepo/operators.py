@@ -1,0 +1,187 @@
+"""The operators' transitions — for code, the admin and management commands — each one verb, whole.
+
+* :func:`repush` — force-repush from any status (Meepo's ``Repush``), fencing off every older copy.
+* :func:`operator_commit` — what the admin buttons do: commit done/failed at the current cid, or repush.
+* :func:`commit` — Meepo's ``Commit(id, cid, status)``: a job function's commit from outside its context.
+* :func:`repush_many` / :func:`operator_commit_many` — the same for a selection.
+
+Like every verb of the state machine, each writes its conditional statement (``sql.py``), closes the attempt it
+cuts short in the same transaction, and, once the commit is durable, dispatches what it made due and announces
+what it ended (``effects.py``). ``using`` defaults to ``MEEPO["DATABASE"]``; times to the database's clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from . import effects, sql
+from .checked import JobRow, Won, apply_many, apply_one, current, read_rows
+from .clock import db_now
+from .conf import get_settings
+from .db import new_token
+from .exceptions import CommitConflict, CommitNotAllowed, JobNotFound
+from .models import Attempt
+from .states import ClaimedJob, Status, Transition, validate_id, validate_status
+
+# An operator acts on the job's current cid; committing `todo` is a repush (allowed from any status).
+OPERATOR_COMMIT_SOURCES = (Status.TODO, Status.DOING, Status.ZOMBIE)
+OPERATOR_COMMIT_TARGETS = (Status.DONE, Status.FAILED, Status.TODO)
+
+
+def _using(using: str | None) -> str:
+    return using or get_settings().database
+
+
+def _closed_attempts(rows: dict[int, JobRow], *, using: str, now: datetime, reason: str) -> list[Attempt]:
+    """The attempts an operator's change closes that no Attempt row records yet.
+
+    Failures, expired leases and hand-backs are recorded when they happen; a run that ended ``done`` and a run
+    still going (``doing``) are not. Without these rows a repush would erase that run's worker and times. Each
+    is written in the transaction of the conditional UPDATE, which only wins at the cid these rows were read at.
+    """
+    open_runs = {i: r for i, r in rows.items()
+                 if r.attempts and r.started_at is not None and r.status in (Status.DONE, Status.DOING)}
+    if not open_runs:
+        return []
+    recorded = set(Attempt.objects.using(using).filter(job_id__in=list(open_runs))
+                   .values_list("job_id", "number"))
+    return [Attempt(job_id=i, number=r.attempts, worker=r.worker[:200], started_at=r.started_at,
+                    finished_at=(r.finished_at or now) if r.status == Status.DONE else now,
+                    outcome=Attempt.Outcome.DONE if r.status == Status.DONE else Attempt.Outcome.SUPERSEDED,
+                    error="" if r.status == Status.DONE else reason)
+            for i, r in open_runs.items() if (i, r.attempts) not in recorded]
+
+
+def _recorder(using: str, attempts: list[Attempt]) -> Callable[[], object] | None:
+    return (lambda: Attempt.objects.using(using).bulk_create(attempts)) if attempts else None
+
+
+def repush(job_id: int, *, cid: int | None = None, using: str | None = None, now: datetime | None = None,
+           reset_failures: bool = True) -> Transition:
+    """Run a job again whatever its status: → todo, due now, cid + 1 (fencing off every copy still running or
+    queued); ``failed_times`` back to 0 unless ``reset_failures`` is False.
+
+    With ``cid`` the repush applies only at that cid (what an operator saw); without it, at the current cid.
+    """
+    alias = _using(using)
+    job_id = validate_id(job_id)
+    if cid is not None:
+        cid = validate_id(cid, "cid")
+    now = now or db_now(alias)
+    row = current(alias, job_id)
+    expected = row.cid if cid is None else cid
+    token = new_token()
+    statement = sql.repush(sql.sql_for(alias), [(job_id, expected)], token=token, now=now,
+                           reset_failures=reset_failures)
+    closed = (_closed_attempts({job_id: row}, using=alias, now=now, reason="repushed by an operator")
+              if row.cid == expected else [])
+    won = apply_one(alias, statement, job_id, expected, token, what=f"repush job {job_id}",
+                    also=_recorder(alias, closed))
+    result = Transition(job_id, row.task, Status.TODO, won.cid, now, row.priority)
+    effects.committed(alias, [result], now)
+    return result
+
+
+def repush_many(job_ids: Sequence[int], *, using: str | None = None, now: datetime | None = None,
+                statuses: Sequence[str] | None = None) -> list[Transition]:
+    """Repush many jobs at their current cids in one statement; returns those repushed (others raced)."""
+    alias = _using(using)
+    ids = sorted({validate_id(i) for i in job_ids})
+    if not ids:
+        return []
+    now = now or db_now(alias)
+    filters = {"status__in": [validate_status(s) for s in statuses]} if statuses is not None else {}
+    rows = read_rows(alias, ids, **filters)
+    if not rows:
+        return []
+    token = new_token()
+    statement = sql.repush(sql.sql_for(alias), [(i, r.cid) for i, r in rows.items()], token=token, now=now,
+                           reset_failures=True)
+    closing = {a.job_id: a for a in _closed_attempts(rows, using=alias, now=now, reason="repushed by an operator")}
+
+    def record(won: list[Won]) -> None:  # only the rows won: their UPDATE matched the cid they were read at
+        Attempt.objects.using(alias).bulk_create([closing[w.id] for w in won if w.id in closing])
+
+    won = apply_many(alias, statement, {i: r.cid for i, r in rows.items()}, token,
+                     also=record if closing else None)
+    changed = [Transition(w.id, rows[w.id].task, Status.TODO, w.cid, now, rows[w.id].priority) for w in won]
+    effects.committed(alias, changed, now)
+    return changed
+
+
+def operator_commit(job_id: int, status: str, *, cid: int | None = None, using: str | None = None,
+                    now: datetime | None = None, note: str = "") -> Transition:
+    """Commit done or failed (from todo, doing or zombie) at the current cid — or ``cid`` if given; todo repushes."""
+    status = validate_status(status)
+    job_id = validate_id(job_id)
+    if cid is not None:
+        cid = validate_id(cid, "cid")
+    if status not in OPERATOR_COMMIT_TARGETS:
+        raise CommitNotAllowed(f"an operator may commit {', '.join(OPERATOR_COMMIT_TARGETS)}, not {status!r}")
+    if status == Status.TODO:
+        return repush(job_id, using=using, cid=cid, now=now)
+    alias = _using(using)
+    now = now or db_now(alias)
+    row = current(alias, job_id)
+    expected = row.cid if cid is None else cid
+    if row.status not in OPERATOR_COMMIT_SOURCES and expected == row.cid:
+        raise CommitNotAllowed(f"job {job_id} is {row.status!r}: an operator may commit {status!r} only from "
+                               f"{', '.join(OPERATOR_COMMIT_SOURCES)}; repush it to run it again")
+    token = new_token()
+    statement = sql.operator_commit(sql.sql_for(alias), job_id, expected, status=status,
+                                    sources=OPERATOR_COMMIT_SOURCES, token=token, now=now, note=note)
+    closed = (_closed_attempts({job_id: row}, using=alias, now=now,
+                               reason=f"committed {status!r} by an operator while it ran")
+              if row.cid == expected else [])
+    won = apply_one(alias, statement, job_id, expected, token, what=f"commit job {job_id} {status!r}",
+                    also=_recorder(alias, closed))
+    result = Transition(job_id, row.task, status, won.cid, None, row.priority)
+    effects.committed(alias, [result], now)
+    return result
+
+
+def operator_commit_many(job_ids: Sequence[int], status: str, *,
+                         using: str | None = None) -> tuple[list[Transition], list[str]]:
+    """Commit a selection one job at a time; returns what changed and a message per job that could not."""
+    done: list[Transition] = []
+    refused: list[str] = []
+    for job_id in job_ids:
+        try:
+            done.append(operator_commit(job_id, status, using=using))
+        except (CommitConflict, CommitNotAllowed) as exc:
+            refused.append(str(exc))
+    return done, refused
+
+
+def commit(job_id: int, cid: int, status: str, *, using: str | None = None) -> Transition:
+    """Meepo's ``Commit(id, cID, status)`` for a manual-mode job, with the cid its run was claimed at.
+
+    Inside a job function prefer ``job.commit(status)``. A stale cid raises :class:`CommitConflict`.
+    """
+    from .registry import get_task
+    from .statemachine import job_commit
+
+    alias = _using(using)
+    job_id = validate_id(job_id)
+    cid = validate_id(cid, "cid")
+    status = validate_status(status)
+    row = read_rows(alias, [job_id]).get(job_id)
+    if row is None:
+        raise JobNotFound(f"no job with id {job_id}")
+    task = get_task(row.task)
+    if task.options.auto_commit:
+        raise CommitNotAllowed(f"task {row.task!r} auto-commits (AUTO_COMMIT is True); commit is only for "
+                               f"manual-mode tasks")
+    if row.cid != cid or row.status != Status.DOING:
+        raise CommitConflict(f"cannot commit job {job_id} {status!r} at cid {cid}: it is {row.status!r} at "
+                             f"cid {row.cid}; nothing was written", job_id=job_id, expected_cid=cid,
+                             actual_cid=row.cid, actual_status=row.status)
+    now = db_now(alias)
+    claimed = ClaimedJob(id=job_id, task=row.task, cid=cid, payload=b"", failed_times=row.failed_times,
+                         attempts=row.attempts, priority=row.priority, started_at=row.started_at or now)
+    return job_commit(row.task, claimed, status, task.options, worker=row.worker, using=alias, now=now)
+
+
+__all__ = ["OPERATOR_COMMIT_SOURCES", "OPERATOR_COMMIT_TARGETS", "commit", "operator_commit",
+           "operator_commit_many", "repush", "repush_many"]

@@ -1,0 +1,156 @@
+"""Every statement that changes a job's ``status``, ``cid`` or lease, by name, in one place.
+
+A reader finds "what can change a job" here (as in River's ``river_job.sql`` or Procrastinate's ``queries.sql``).
+Each builder returns a :class:`Statement`: its name (for logs and errors), its SQL and its parameters. The state
+machine (``statemachine.py``, ``operators.py``) is the only caller; it runs them through
+:func:`django_meepo.checked.apply`, which checks each one's effect.
+
+Rules every statement keeps (DESIGN §3):
+
+* it is conditional: ``WHERE id … AND status … AND (id, cid) IN (…)`` — each row conditioned on its own cid (or,
+  for an operator, on the cid the operator saw), so a stale copy never overwrites a newer state;
+* a transition sets ``cid = cid + 1`` and writes a fresh ``token``: the rows a statement changed are read back by
+  that token, which tells a batch exactly which rows it won, and tells a retry after a lost answer whether the
+  first copy committed;
+* times are parameters computed from the database's clock (``clock.db_now``), never ``NOW()`` — so the session's
+  time zone does not matter, and every process compares times on one clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .db import Sql, id_cid_condition, in_list
+from .models import Job
+from .states import Status
+
+TABLE = Job._meta.db_table
+ERROR_CHARS = 60_000  # a last_error / attempt error keeps its end (the newest lines of a traceback)
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    name: str
+    sql: str
+    params: list[Any]
+
+
+def sql_for(using: str) -> Sql:
+    """Quoting and value adaptation for the job table on ``using``."""
+    return Sql(using, TABLE)
+
+
+# --------------------------------------------------------------------------------------------- worker side
+
+def claim(q: Sql, task: str, refs: Iterable[tuple[int, int]], *, token: str, worker: str, now: datetime,
+          lease_until: datetime) -> Statement:
+    """todo → doing for each (id, cid) still at that cid and due: ``attempts + 1``, a lease, this worker's name."""
+    cond, params = id_cid_condition(refs)
+    return Statement("claim", (
+        f"UPDATE {q.table} SET status = %s, cid = cid + 1, attempts = attempts + 1, token = %s, worker = %s, "
+        f"started_at = %s, finished_at = NULL, lease_until = %s, updated_at = %s "
+        f"WHERE task = %s AND status = %s AND due_at <= %s AND {cond}"),
+        [Status.DOING, token, worker[:200], q.dt(now), q.dt(lease_until), q.dt(now), task, Status.TODO, q.dt(now),
+         *params])
+
+
+def finish_done(q: Sql, refs: Iterable[tuple[int, int]], *, token: str, now: datetime,
+                results: dict[int, str] | None) -> Statement:
+    """doing → done for each (id, cid) of a batch; ``results`` (id → text) are stored in the same statement."""
+    cond, params = id_cid_condition(refs)
+    result_sql, result_params = "", list[Any]()
+    if results:
+        result_sql = f", result = CASE id {' '.join(['WHEN %s THEN %s'] * len(results))} ELSE result END"
+        for job_id, value in results.items():
+            result_params.extend((job_id, value))
+    return Statement("finish_done", (
+        f"UPDATE {q.table} SET status = %s, cid = cid + 1, token = %s, finished_at = %s, lease_until = NULL, "
+        f"updated_at = %s{result_sql} WHERE status = %s AND {cond}"),
+        [Status.DONE, token, q.dt(now), q.dt(now), *result_params, Status.DOING, *params])
+
+
+def finish_failed(q: Sql, job_id: int, cid: int, *, status: str, token: str, now: datetime, error: str,
+                  due: datetime | None) -> Statement:
+    """doing → todo (a retry, due at ``due``) or failed: ``failed_times + 1`` and the error, at the claim's cid."""
+    due_sql = ", due_at = %s" if due is not None else ""
+    finished = now if status != Status.TODO else None
+    params: list[Any] = [status, token, q.dt(finished), q.dt(now), error[-ERROR_CHARS:]]
+    if due is not None:
+        params.append(q.dt(due))
+    return Statement("finish_failed", (
+        f"UPDATE {q.table} SET status = %s, cid = cid + 1, token = %s, failed_times = failed_times + 1, "
+        f"lease_until = NULL, finished_at = %s, updated_at = %s, last_error = %s{due_sql} "
+        f"WHERE id = %s AND cid = %s AND status = %s"),
+        [*params, job_id, cid, Status.DOING])
+
+
+def release(q: Sql, refs: Iterable[tuple[int, int]], *, token: str, now: datetime) -> Statement:
+    """doing → todo, due now, no failure counted: a worker hands back jobs it could not run."""
+    cond, params = id_cid_condition(refs)
+    return Statement("release", (
+        f"UPDATE {q.table} SET status = %s, cid = cid + 1, token = %s, lease_until = NULL, due_at = %s, "
+        f"updated_at = %s WHERE status = %s AND {cond}"),
+        [Status.TODO, token, q.dt(now), q.dt(now), Status.DOING, *params])
+
+
+def renew(q: Sql, refs: Iterable[tuple[int, int]], *, lease_until: datetime) -> Statement:
+    """Move the leases of running jobs (still ``doing`` at their claim's cid) to ``lease_until``; not a transition."""
+    cond, params = id_cid_condition(refs)
+    return Statement("renew", f"UPDATE {q.table} SET lease_until = %s WHERE status = %s AND {cond}",
+                     [q.dt(lease_until), Status.DOING, *params])
+
+
+# --------------------------------------------------------------------------------------------- sweeper side
+
+def expire(q: Sql, refs: Iterable[tuple[int, int]], *, dst: str, token: str, now: datetime, error: str,
+           due: datetime | None) -> Statement:
+    """doing → ``dst`` for jobs whose lease is still expired at their cid: a failure and a rescue each."""
+    cond, params = id_cid_condition(refs)
+    finished = now if dst in (Status.DONE, Status.FAILED) else None
+    head: list[Any] = [dst, token, q.dt(finished), q.dt(now), error]
+    if due is not None:
+        head.append(q.dt(due))
+    return Statement("expire", (
+        f"UPDATE {q.table} SET status = %s, cid = cid + 1, token = %s, failed_times = failed_times + 1, "
+        f"rescues = rescues + 1, lease_until = NULL, finished_at = %s, updated_at = %s, last_error = %s"
+        f"{', due_at = %s' if due is not None else ''} WHERE status = %s AND lease_until < %s AND {cond}"),
+        [*head, Status.DOING, q.dt(now), *params])
+
+
+# --------------------------------------------------------------------------------------------- operators
+
+def repush(q: Sql, refs: Iterable[tuple[int, int]], *, token: str, now: datetime,
+           reset_failures: bool) -> Statement:
+    """Any status → todo, due now, at the cid the operator saw (fencing off every copy still running or queued)."""
+    cond, params = id_cid_condition(refs)
+    reset = ", failed_times = 0" if reset_failures else ""
+    return Statement("repush", (
+        f"UPDATE {q.table} SET status = %s, cid = cid + 1, token = %s, due_at = %s, lease_until = NULL, "
+        f"finished_at = NULL, updated_at = %s{reset} WHERE {cond}"),
+        [Status.TODO, token, q.dt(now), q.dt(now), *params])
+
+
+def operator_commit(q: Sql, job_id: int, cid: int, *, status: str, sources: Sequence[str], token: str,
+                    now: datetime, note: str) -> Statement:
+    """todo | doing | zombie → done or failed at the cid the operator saw."""
+    error_sql = ", last_error = %s" if status == Status.FAILED else ""
+    params: list[Any] = [status, token, q.dt(now), q.dt(now)]
+    if status == Status.FAILED:
+        params.append(note or "committed 'failed' by an operator")
+    return Statement("operator_commit", (
+        f"UPDATE {q.table} SET status = %s, cid = cid + 1, token = %s, lease_until = NULL, finished_at = %s, "
+        f"updated_at = %s{error_sql} WHERE id = %s AND cid = %s AND status IN ({in_list(sources)})"),
+        [*params, job_id, cid, *sources])
+
+
+# --------------------------------------------------------------------------------------------- reads
+
+def select_due(q: Sql, task: str, count: int, *, now: datetime, lock: bool) -> Statement:
+    """Up to ``count`` due todo rows of ``task`` by priority, due time and id; ``lock`` skips rows others hold."""
+    sql = (f"SELECT id, cid FROM {q.table} WHERE task = %s AND status = %s AND due_at <= %s "
+           f"ORDER BY priority DESC, due_at, id LIMIT %s")
+    return Statement("select_due", sql + (" FOR UPDATE SKIP LOCKED" if lock else ""),
+                     [task, Status.TODO, q.dt(now), int(count)])
