@@ -24,6 +24,7 @@ class Held:
     task: Task
     state: str = QUEUED
     queued_at: float = field(default_factory=time.monotonic)
+    proven: float = field(default_factory=time.monotonic)  # when its lease was last known to be ours
     started: float = 0.0
     recorded: bool = False  # its outcome's commit ran (won or lost): a retried batch does not commit it again
 

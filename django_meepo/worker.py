@@ -45,6 +45,7 @@ from .models import Worker as WorkerRow
 from .monitor import Monitor, lease_lost
 from .registry import Task, all_tasks
 from .sweeper import Sweeper, source_of
+from .waiting import Waiting
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,10 @@ class Worker:
         self.committer = Committer(self.holdings, worker_id=self.id, using=self.using)
         self.monitor = Monitor(self.holdings, self.tasks, using=self.using, committer=self.committer,
                                recycle=self._recycle, report=self._report)
+        self.waiting = Waiting(self.holdings, self.tasks, worker_id=self.id, using=self.using,
+                               max_wait=self.max_wait)
+        self._prefetch_suspended = False  # after a hand-back of hostages, until a slot frees
+        self.abandoned = 0  # running jobs handed back at the stop, whose threads still run
         self._stop = threading.Event()
         self._slot_free = threading.Event()
         self._monitor_stop = threading.Event()
@@ -166,6 +171,8 @@ class Worker:
     def prefetch(self) -> int:
         """Jobs to claim beyond the free slots: PREFETCH if set, else as many as the slots finish within
         ``max_wait`` seconds at the measured job duration (none until a job was measured), at most 1,000."""
+        if self._prefetch_suspended:
+            return 0
         if self.fixed_prefetch is not None:
             return self.fixed_prefetch
         if self.avg_seconds is None:
@@ -189,6 +196,8 @@ class Worker:
             if time.monotonic() - alive_at >= 1.0:
                 alive_at = time.monotonic()
                 self._check_limits()
+                if self.waiting.release_hostages():
+                    self._prefetch_suspended = True
                 with contextlib.suppress(DispatchError):
                     self.dispatcher.heartbeat(self.id)
             self._slot_free.clear()
@@ -262,6 +271,11 @@ class Worker:
                 held = self._run_q.get()
                 if held is None:
                     return
+                if held.state != QUEUED:
+                    continue
+                if not self.waiting.start(held):  # its lease was lost while it waited: a newer copy may run
+                    self.holdings.discard([held])
+                    continue
                 with self.holdings.lock:
                     if held.state != QUEUED:
                         continue
@@ -273,6 +287,7 @@ class Worker:
                 with self.holdings.lock:
                     if held.state == RUNNING:
                         held.state = FINISHED
+                self._prefetch_suspended = False
                 self._slot_free.set()
                 self.committer.put(held, outcome)
                 clean_connections()
@@ -316,14 +331,17 @@ class Worker:
             if not self.holdings.count(RUNNING):
                 break
             time.sleep(0.05)
-        self._hand_back(RUNNING, f"the worker stopped and the job did not finish within {self.grace:g} s")
+        # Jobs still running are handed back; their threads cannot be stopped, so the process should exit as
+        # soon as the hand-back and the outcomes already queued are committed (``abandoned`` says so).
+        self.abandoned = self._hand_back(RUNNING, f"the worker stopped and the job did not finish within "
+                                                  f"{self.grace:g} s")
         for _ in range(self.capacity):
             self._run_q.put(None)
         self.committer.stop()
         self._sweep_stop.set()
         for t in self._threads:
             if t.name in ("meepo-commit", "meepo-sweeper"):
-                t.join(timeout=30)
+                t.join(timeout=10 if t.name == "meepo-commit" else 5)
         self._monitor_stop.set()
         with contextlib.suppress(DatabaseError):
             WorkerRow.objects.using(self.using).filter(id=self.id[:200]).delete()
@@ -332,7 +350,8 @@ class Worker:
         close_thread_connections()
         log.info("meepo: worker %s stopped after %d job(s)", self.id, self.processed)
 
-    def _hand_back(self, state: str, reason: str) -> None:
+    def _hand_back(self, state: str, reason: str) -> int:
+        """Hand back every held job in ``state``; how many there were."""
         items = self.holdings.take(state, RELEASED)
         by_task: dict[str, list[Held]] = defaultdict(list)
         for h in items:
@@ -347,3 +366,4 @@ class Worker:
                 continue
             log.info("meepo: handed back %d %s job(s): %s", len(changed), name, reason)
         self.holdings.discard(items)
+        return len(items)

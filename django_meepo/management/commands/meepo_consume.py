@@ -11,6 +11,7 @@ from typing import Any
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from django_meepo import outbox
 from django_meepo.conf import get_settings
 from django_meepo.exceptions import MeepoError
 from django_meepo.registry import get_task
@@ -59,7 +60,16 @@ class Command(BaseCommand):
                         max_memory_mb=opts["max_memory"], grace=opts["grace"])
         self._install_signals(worker)
         self.stderr.write(f"meepo: worker {worker.id} consuming {', '.join(t.name for t in tasks)}")
-        if worker.run() == RECYCLE:
+        outcome = worker.run()
+        if worker.abandoned and outcome != RECYCLE:
+            # Jobs that overran the grace period were handed back; their threads cannot be stopped and must not
+            # go on beside their next run: leave now that the hand-back is committed.
+            self.stderr.write(f"meepo: {worker.abandoned} running job(s) were handed back; exiting at once")
+            outbox.flush()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        if outcome == RECYCLE:
             if opts["no_recycle"]:
                 sys.exit(75)
             self.stderr.write(f"meepo: replacing the worker process ({worker.recycle_reason})")

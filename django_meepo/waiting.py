@@ -1,0 +1,105 @@
+"""Jobs a worker claimed that wait in its queue for a slot (prefetched): proven before they start, and handed
+back when a slot does not come.
+
+* **Proven before they start.** A job that waited may have been repushed, rescued or committed by an operator
+  meanwhile; its lease is then lost and a newer copy may run elsewhere. An executor asks :meth:`Waiting.start`
+  before it runs a job: a job whose lease was last proven more than :data:`PROOF_AGE` seconds ago is proven
+  again — in one statement with every other waiting job as old, so a deep queue costs a few statements a second,
+  not one per job — and a job whose lease is lost never starts.
+* **Handed back when held hostage.** With every slot busy for longer than expected (a job hangs), waiting jobs
+  would keep their leases renewed for as long as it hangs while other workers idle. A job that waited past
+  ``max(HOSTAGE_MIN, HOSTAGE_FACTOR × max_wait)`` seconds is handed back (``todo``, due now, no failure
+  counted) for another worker, and the worker stops prefetching until a slot frees.
+
+The adversary's view: a proof whose answer is lost is settled by its effect (``extend_leases``); a proof that
+cannot reach the database lets the job start (its commit is fenced by its cid either way). A hand-back that
+races an executor is decided under the holdings' lock: the job either starts or is handed back, never both.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+
+from django.db import DatabaseError
+
+from . import statemachine as sm
+from .holdings import QUEUED, RELEASED, Held, Holdings
+from .monitor import lease_lost
+from .registry import Task
+
+log = logging.getLogger(__name__)
+
+PROOF_AGE = 0.25
+HOSTAGE_MIN = 2.0
+HOSTAGE_FACTOR = 5.0
+
+
+class Waiting:
+    def __init__(self, holdings: Holdings, tasks: dict[str, Task], *, worker_id: str, using: str,
+                 max_wait: float) -> None:
+        self.holdings = holdings
+        self.tasks = tasks
+        self.worker_id = worker_id
+        self.using = using
+        self.hostage_after = max(HOSTAGE_MIN, HOSTAGE_FACTOR * max_wait)
+        self._proving = threading.Lock()
+
+    def start(self, held: Held) -> bool:
+        """True if ``held`` may start now: its lease is (freshly) known to be this worker's."""
+        if held.ctx.lease_lost:
+            return False
+        if time.monotonic() - held.proven < PROOF_AGE:
+            return True
+        with self._proving:  # one proof at a time: the others find their job proven by it
+            now = time.monotonic()
+            if now - held.proven >= PROOF_AGE:
+                stale = [h for h in self.holdings.in_state(QUEUED) if now - h.proven >= PROOF_AGE]
+                self._prove([held, *[h for h in stale if h is not held]], now)
+        return not held.ctx.lease_lost
+
+    def _prove(self, items: list[Held], now: float) -> None:
+        by_task: dict[str, list[Held]] = defaultdict(list)
+        for h in items:
+            by_task[h.task.name].append(h)
+        for name, group in by_task.items():
+            try:
+                lost = sm.extend_leases([h.ctx.job.ref for h in group],
+                                        lease_seconds=self.tasks[name].options.lease_timeout, using=self.using)
+            except DatabaseError as exc:
+                log.debug("meepo: could not prove the leases of %d waiting %s job(s): %s", len(group), name, exc)
+                continue
+            for h in group:
+                if h.ctx.id in lost:
+                    lease_lost(h.ctx)
+                else:
+                    h.proven = now
+
+    def release_hostages(self) -> int:
+        """Hand back the jobs that waited longer than :attr:`hostage_after` seconds; how many were."""
+        now = time.monotonic()
+        with self.holdings.lock:
+            items = [h for h in self.holdings.jobs.values()
+                     if h.state == QUEUED and now - h.queued_at > self.hostage_after]
+            for h in items:
+                h.state = RELEASED
+        if not items:
+            return 0
+        by_task: dict[str, list[Held]] = defaultdict(list)
+        for h in items:
+            by_task[h.task.name].append(h)
+        for name, group in by_task.items():
+            reason = (f"waited over {self.hostage_after:g} s in worker {self.worker_id}'s queue while every slot "
+                      f"was busy; handed back for another worker")
+            try:
+                changed = sm.release(name, [h.ctx.job for h in group], worker=self.worker_id, using=self.using,
+                                     reason=reason)
+            except DatabaseError as exc:
+                log.warning("meepo: could not hand back %d waiting %s job(s) (%s); their leases will expire",
+                            len(group), name, exc)
+                continue
+            log.warning("meepo: handed back %d %s job(s): %s", len(changed), name, reason, extra={"task": name})
+        self.holdings.discard(items)
+        return len(items)
