@@ -80,6 +80,14 @@ def check_size(data: bytes, limit: int | None = None) -> bytes:
 
 
 def schedule(now: datetime, delay: Any = None, due_at: Any = None) -> Schedule:
+    """When a job pushed at ``now`` is due, and whether it is dispatched at the commit (``immediate``).
+
+    Rows store times to the microsecond, and a delayed job (not immediate) is found by the sweeper's due scan only
+    if its ``due_at`` is after its ``updated_at`` (= ``now``). So a ``delay`` that rounds to less than 1 µs
+    (e.g. ``1e-7``) is no delay at all: ``due_at`` is ``now`` and the job is dispatched at the commit, like
+    ``delay=0``. Rounding it up to the next microsecond instead would leave the job to the next sweeper tick,
+    later than anything a sub-microsecond delay asked for.
+    """
     if delay is not None and due_at is not None:
         raise ValueError("give either delay= or due_at=, not both")
     if due_at is not None:
@@ -98,7 +106,8 @@ def schedule(now: datetime, delay: Any = None, due_at: Any = None) -> Schedule:
         raise ValueError(f"delay must be a number of seconds or a timedelta, not {delay!r}")
     if seconds < 0:
         raise ValueError(f"delay must not be negative, not {seconds:g} s")
-    return Schedule(now + timedelta(seconds=seconds), seconds == 0)
+    offset = timedelta(seconds=seconds)  # rounded to the microsecond, as the row stores it
+    return Schedule(now + offset, offset == timedelta(0))
 
 
 def check_priority(priority: Any) -> int:

@@ -1,6 +1,7 @@
 """The job function of every queue: runs the Django Task a job names, and only a Task.
 
-For each job: parse the payload strictly, import the Task by its path and check that it *is* a Task (an
+For each job: parse the payload strictly, find the Task by its path — importing only a module that is already
+loaded or part of an installed app, never one a payload merely names — and check that it *is* a Task (an
 arbitrary callable is never called), apply the Task's own retry policy, send ``task_started``, call it (with a
 ``TaskContext`` if it takes one; async functions run in an event loop of their own), and return its value as
 JSON text — the worker stores it in ``Job.result`` when it commits ``done``.
@@ -15,13 +16,15 @@ was taken over: the job runs again).
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
+import sys
 from dataclasses import replace
 from typing import Any
 
+from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
-from django.utils.module_loading import import_string
 
 from ..conf import get_settings
 from ..context import JobContext
@@ -35,15 +38,38 @@ from .errors import MalformedTaskJob, NotATask, TaskJobError, TaskNotFound
 from .payload import TaskSpec, json_round_trip
 
 log = logging.getLogger(__name__)
+_ABSENT: Any = object()
 
 
 def load_task(spec: TaskSpec) -> Task:
-    """The Task at ``spec.path``: TaskNotFound when it does not import, NotATask when it is something else."""
-    try:
-        obj = import_string(spec.path)
-    except ImportError as exc:
-        raise TaskNotFound(f"Django Task {spec.path!r} does not import ({exc}): renamed, removed, or not "
-                           f"deployed on this worker yet") from exc
+    """The Task at ``spec.path``, found without importing anything a payload merely names.
+
+    A payload is data anyone with database access can write (or a corrupt row), so its path is checked before
+    any import: the module must already be loaded in this process, or be part of an installed app (an
+    ``INSTALLED_APPS`` package: the project's own code). Otherwise nothing is imported and :class:`NotATask` says
+    why (never retried). The name is then read from the module's namespace (no module ``__getattr__`` runs) and
+    must be a Task. :class:`TaskNotFound` (retried like any failure: a worker one deploy behind may not have it
+    yet) when an installed app's module does not import or lacks the name.
+    """
+    module_name, _, name = spec.path.rpartition(".")
+    if not all(part.isidentifier() for part in (*module_name.split("."), name)):
+        raise NotATask(f"{spec.path!r} is not a dotted path to a Django Task (package.module.name); nothing was "
+                       f"imported")
+    module = sys.modules.get(module_name)
+    if module is None:
+        if apps.get_containing_app_config(module_name) is None:
+            raise NotATask(f"{spec.path!r} was refused: its module {module_name!r} is not loaded in this process "
+                           f"and is not part of an installed app (INSTALLED_APPS), so it was not imported; a "
+                           f"Django Task job can only name a Task of this project")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise TaskNotFound(f"Django Task {spec.path!r} does not import ({exc}): renamed, removed, or not "
+                               f"deployed on this worker yet") from exc
+    obj = vars(module).get(name, _ABSENT)
+    if obj is _ABSENT:
+        raise TaskNotFound(f"Django Task {spec.path!r} does not import (module {module_name!r} has no {name!r}): "
+                           f"renamed, removed, or not deployed on this worker yet")
     if not isinstance(obj, Task):
         raise NotATask(f"{spec.path!r} is a {type(obj).__name__}, not a Django Task (a function decorated with "
                        f"@task); it was not called")
