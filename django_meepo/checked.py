@@ -29,11 +29,12 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from django.db import transaction
+from django.utils import timezone
 
-from .db import run_checked
+from .db import job_model, run_checked
 from .exceptions import CommitConflict, JobNotFound
-from .models import Job
 from .sql import Statement, sql_for
+from .states import ClaimedJob, Ref, Status
 
 R = TypeVar("R")
 
@@ -66,13 +67,13 @@ class JobRow:
 
 
 def read_rows(using: str, ids: Sequence[int], **filters: Any) -> dict[int, JobRow]:
-    rows = Job.objects.using(using).filter(id__in=list(ids), **filters).values_list(*JobRow.FIELDS)
+    rows = job_model().objects.using(using).filter(id__in=list(ids), **filters).values_list(*JobRow.FIELDS)
     return {row[0]: JobRow(*row) for row in rows}
 
 
 def read_won(using: str, ids: Sequence[int], token: str) -> list[Won]:
     """The rows of ``ids`` that carry ``token``: those the statement that wrote it changed."""
-    return [Won(i, c) for i, c in Job.objects.using(using).filter(id__in=list(ids), token=token)
+    return [Won(i, c) for i, c in job_model().objects.using(using).filter(id__in=list(ids), token=token)
             .values_list("id", "cid")]
 
 
@@ -127,7 +128,7 @@ def apply_many(using: str, statement: Statement, targets: Mapping[int, int], tok
 
 def conflict(using: str, job_id: int, cid: int, what: str) -> CommitConflict:
     """The error for a one-row change that found the job elsewhere: its state now, and that nothing was written."""
-    row = Job.objects.using(using).filter(id=job_id).values_list("cid", "status").first()
+    row = job_model().objects.using(using).filter(id=job_id).values_list("cid", "status").first()
     if row is None:
         return CommitConflict(f"cannot {what}: job {job_id} no longer exists", job_id=job_id, expected_cid=cid)
     return CommitConflict(
@@ -141,3 +142,16 @@ def current(using: str, job_id: int) -> JobRow:
     if row is None:
         raise JobNotFound(f"no job with id {job_id}")
     return row
+
+
+def held_by(task: str, refs: Sequence[Ref], *, worker: str, using: str) -> list[ClaimedJob]:
+    """The refs that ``worker`` claimed (``doing`` at cid + 1 under its name): how a claim whose transaction's
+    answer was lost is settled (a claim is the only way there)."""
+    if not refs:
+        return []
+    want = {r.id: r.cid + 1 for r in refs}
+    rows = (job_model().objects.using(using).filter(id__in=list(want), status=Status.DOING, worker=worker[:200])
+            .values_list("id", "cid", "payload", "failed_times", "attempts", "priority", "started_at"))
+    return [ClaimedJob(id=i, task=task, cid=c, payload=bytes(p or b""), failed_times=f, attempts=a, priority=pr,
+                       started_at=s or timezone.now())
+            for i, c, p, f, a, pr, s in rows if want.get(i) == c]

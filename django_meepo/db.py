@@ -12,9 +12,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from django.apps import apps
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
+
+if TYPE_CHECKING:
+    from .models import Job
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,16 @@ _LOST_CODES = {
 _LOST_WORDS = ("gone away", "lost connection", "connection was killed", "server closed the connection",
                "connection already closed", "terminating connection", "connection is closed",
                "can't connect", "connection refused", "the connection is lost", "consuming input failed")
+
+
+def job_model() -> type[Job]:
+    """The Job model, from the app registry: the modules below models.py (the transport, the statements, the
+    inserts) reach it this way and never import models.py, which delegates ``Job.objects.push`` to them."""
+    return apps.get_model("django_meepo", "Job")  # type: ignore[no-any-return]
+
+
+def job_table() -> str:
+    return job_model()._meta.db_table
 
 
 def new_token() -> str:

@@ -10,15 +10,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connections
 
-from .db import new_token
+from .db import job_model, job_table, new_token
 from .exceptions import MeepoError
-from .models import Job
 
-TABLE = Job._meta.db_table
+if TYPE_CHECKING:
+    from .models import Job
+
+__all__ = ["NewJob", "as_model", "insert", "job_model"]
+
 _COLUMNS = ("task", "status", "cid", "priority", "payload", "idempotency_key", "failed_times", "rescues",
             "attempts", "created_at", "updated_at", "due_at", "worker", "token", "last_error")
 _ROW = "(%s, 'todo', 1, %s, %s, %s, 0, 0, 0, %s, %s, %s, '', %s, '')"
@@ -42,7 +45,8 @@ def _head(alias: str) -> str:
     head = _heads.get(conn.vendor)
     if head is None:
         quote = conn.ops.quote_name
-        head = _heads[conn.vendor] = f"INSERT INTO {quote(TABLE)} ({', '.join(quote(c) for c in _COLUMNS)}) VALUES "
+        columns = ", ".join(quote(c) for c in _COLUMNS)
+        head = _heads[conn.vendor] = f"INSERT INTO {quote(job_table())} ({columns}) VALUES "
     return head
 
 
@@ -98,19 +102,18 @@ def insert(alias: str, jobs: Sequence[NewJob]) -> list[int]:
         elif len(jobs) == 1:
             ids = [cursor.lastrowid]
         elif conn.vendor == "sqlite":  # SQLite < 3.35 (no RETURNING): lastrowid is the batch's *last* id
-            cursor.execute(f"SELECT id FROM {conn.ops.quote_name(TABLE)} WHERE id <= %s AND token = %s "
+            cursor.execute(f"SELECT id FROM {conn.ops.quote_name(job_table())} WHERE id <= %s AND token = %s "
                            f"ORDER BY id DESC LIMIT %s", [cursor.lastrowid, token, len(jobs)])
             ids = sorted(row[0] for row in cursor.fetchall())
         else:  # MySQL: LAST_INSERT_ID() is the batch's *first* id; the token tells this batch's rows apart
-            cursor.execute(f"SELECT id FROM {conn.ops.quote_name(TABLE)} WHERE id >= %s AND token = %s ORDER BY id "
-                           f"LIMIT %s", [cursor.lastrowid, token, len(jobs)])
+            cursor.execute(f"SELECT id FROM {conn.ops.quote_name(job_table())} WHERE id >= %s AND token = %s "
+                           f"ORDER BY id LIMIT %s", [cursor.lastrowid, token, len(jobs)])
             ids = [row[0] for row in cursor.fetchall()]
     if len(ids) != len(jobs):
         raise MeepoError(f"inserted {len(jobs)} job(s) but read back {len(ids)} id(s)")
     return ids
 
 
-_FIELDS = [f.attname for f in Job._meta.concrete_fields]
 
 
 def as_model(alias: str, job_id: int, new: NewJob) -> Job:
@@ -120,4 +123,6 @@ def as_model(alias: str, job_id: int, new: NewJob) -> Job:
               "attempts": 0, "created_at": new.created_at, "updated_at": new.created_at, "due_at": new.due_at,
               "started_at": None, "finished_at": None, "lease_until": None, "worker": "", "token": "",
               "last_error": "", "result": None}
-    return Job.from_db(alias, _FIELDS, [values[name] for name in _FIELDS])
+    model = job_model()
+    fields = [f.attname for f in model._meta.concrete_fields]
+    return model.from_db(alias, fields, [values[name] for name in fields])

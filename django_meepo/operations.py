@@ -76,7 +76,7 @@ def count_by_status(queryset: QuerySet[Job]) -> dict[str, int]:
 
 def committable(queryset: QuerySet[Job]) -> QuerySet[Job]:
     """The jobs an operator may commit done or failed: those in todo, doing or zombie."""
-    return queryset.filter(status__in=sm.OPERATOR_COMMIT_SOURCES)
+    return queryset.filter(status__in=operators.OPERATOR_COMMIT_SOURCES)
 
 
 def _pages(queryset: QuerySet[Job], size: int) -> Iterator[list[int]]:

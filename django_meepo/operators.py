@@ -22,6 +22,8 @@ from .conf import get_settings
 from .db import new_token
 from .exceptions import CommitConflict, CommitNotAllowed, JobNotFound
 from .models import Attempt
+from .registry import get_task
+from .statemachine import job_commit
 from .states import ClaimedJob, Status, Transition, validate_id, validate_status
 
 # An operator acts on the job's current cid; committing `todo` is a repush (allowed from any status).
@@ -159,9 +161,6 @@ def commit(job_id: int, cid: int, status: str, *, using: str | None = None) -> T
 
     Inside a job function prefer ``job.commit(status)``. A stale cid raises :class:`CommitConflict`.
     """
-    from .registry import get_task
-    from .statemachine import job_commit
-
     alias = _using(using)
     job_id = validate_id(job_id)
     cid = validate_id(cid, "cid")

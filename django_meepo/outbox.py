@@ -33,7 +33,9 @@ from typing import Any
 from django.db import connections, transaction
 
 from .conf import get_settings
+from .dispatch import producer_dispatcher
 from .exceptions import MeepoError
+from .registry import get_task
 from .states import Dispatchable
 
 log = logging.getLogger(__name__)
@@ -125,16 +127,12 @@ class Outbox:
 
 
 def _dispatcher() -> Any:
-    from .dispatch import producer_dispatcher
-
     if get_settings().dispatch == "database":
         return None
     return producer_dispatcher()
 
 
 def _prefixes(tasks: set[str]) -> dict[str, str]:
-    from .registry import get_task
-
     default = get_settings().key_prefix
     result = {}
     for name in tasks:

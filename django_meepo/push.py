@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, connections, transaction
@@ -26,9 +26,11 @@ from .clock import db_now
 from .conf import get_settings
 from .exceptions import ConfigurationError, InvalidPayload
 from .inserts import NewJob
-from .models import Job
 from .registry import get_task
 from .states import Dispatchable
+
+if TYPE_CHECKING:
+    from .models import Job
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +158,7 @@ def _insert_once(new: NewJob, alias: str) -> Job:
             job._meepo_created = True  # type: ignore[attr-defined]
             return job
         except IntegrityError:
-            existing = (Job.objects.using(alias).select_for_update()
+            existing = (inserts.job_model().objects.using(alias).select_for_update()
                         .filter(task=new.task, idempotency_key=new.idempotency_key).first())
             if existing is None:
                 raise

@@ -58,9 +58,10 @@ class Task:
 
     def push(self, payload: bytes | None = None, **kwargs: Any) -> Job:
         """Shortcut for ``Job.objects.push(self.name, payload, **kwargs)``."""
-        from .models import Job
+        from django.apps import apps  # the model from the app registry: models.py is above this module
 
-        return Job.objects.push(self.name, payload, **kwargs)
+        job: Job = apps.get_model("django_meepo", "Job").objects.push(self.name, payload, **kwargs)
+        return job
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.function(*args, **kwargs)

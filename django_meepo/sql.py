@@ -23,11 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .db import Sql, id_cid_condition, in_list
-from .models import Job
+from .db import Sql, id_cid_condition, in_list, job_table
 from .states import Status
 
-TABLE = Job._meta.db_table
 ERROR_CHARS = 60_000  # a last_error / attempt error keeps its end (the newest lines of a traceback)
 
 
@@ -40,7 +38,7 @@ class Statement:
 
 def sql_for(using: str) -> Sql:
     """Quoting and value adaptation for the job table on ``using``."""
-    return Sql(using, TABLE)
+    return Sql(using, job_table())
 
 
 # --------------------------------------------------------------------------------------------- worker side

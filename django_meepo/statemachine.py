@@ -8,7 +8,8 @@ push ──► todo ──claim──► doing ──commit done──► done
           └──── repush (any status, cid+1) ◄── zombie / done / failed
 ```
 
-A transition is one verb here (or in ``operators.py``, the operators' verbs) that does all of it:
+A transition is one verb here (the workers' and the sweeper's; ``operators.py`` has the operators': repush and
+commit) that does all of it:
 
 1. its conditional statement, by name from ``sql.py``, applied through :func:`checked.apply` (which reads back
    by token what it won, on every short count, and settles lost answers by the statement's effect);
@@ -35,13 +36,6 @@ from .clock import db_now
 from .db import new_token
 from .exceptions import CommitNotAllowed
 from .models import Attempt, Job
-from .operators import (
-    OPERATOR_COMMIT_SOURCES,
-    OPERATOR_COMMIT_TARGETS,
-    operator_commit,
-    repush,
-    repush_many,
-)
 from .options import TaskOptions
 from .retry import backoff_seconds, is_final_failure
 from .states import (  # value objects re-exported: callers speak of sm.Ref, sm.Transition, ...
@@ -57,14 +51,12 @@ from .states import (  # value objects re-exported: callers speak of sm.Ref, sm.
 
 log = logging.getLogger(__name__)
 
-TABLE = sql.TABLE
 # A batch of done commits is split so that no statement carries more result text than this (max_allowed_packet).
 RESULT_BYTES_PER_STATEMENT = 4 * 1024 * 1024
 
 __all__ = [
-    "OPERATOR_COMMIT_SOURCES", "OPERATOR_COMMIT_TARGETS", "BatchOutcome", "ClaimedJob", "Dispatchable", "Ref",
-    "Transition", "claim", "expire_leases", "extend_leases", "finish_done", "finish_failed", "job_commit",
-    "operator_commit", "release", "repush", "repush_many", "validate_id", "validate_status",
+    "BatchOutcome", "ClaimedJob", "Dispatchable", "Ref", "Transition", "claim", "expire_leases", "extend_leases",
+    "finish_done", "finish_failed", "job_commit", "release", "validate_id", "validate_status",
 ]
 
 # A job function in manual mode commits from `doing` with its claim's cid (DESIGN §3).
@@ -99,19 +91,6 @@ def claim(task: str, refs: Sequence[Ref], *, worker: str, lease_seconds: float, 
                            priority=pr, started_at=now) for i, c, p, f, a, pr in rows]
 
     return apply(using, statement, {r.id: r.cid for r in refs}, read=read, attempts=attempts)
-
-
-def held_by(task: str, refs: Sequence[Ref], *, worker: str, using: str) -> list[ClaimedJob]:
-    """The refs that ``worker`` claimed (``doing`` at cid + 1 under its name): how a claim whose transaction's
-    answer was lost is settled (a claim is the only way there)."""
-    if not refs:
-        return []
-    want = {r.id: r.cid + 1 for r in refs}
-    rows = (Job.objects.using(using).filter(id__in=list(want), status=Status.DOING, worker=worker[:200])
-            .values_list("id", "cid", "payload", "failed_times", "attempts", "priority", "started_at"))
-    return [ClaimedJob(id=i, task=task, cid=c, payload=bytes(p or b""), failed_times=f, attempts=a, priority=pr,
-                       started_at=s or db_now(using))
-            for i, c, p, f, a, pr, s in rows if want.get(i) == c]
 
 
 # --------------------------------------------------------------------------------------------- finish (worker)

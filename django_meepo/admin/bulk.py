@@ -19,7 +19,7 @@ from django.template.response import TemplateResponse
 
 from .. import operations
 from ..models import Job
-from ..statemachine import OPERATOR_COMMIT_SOURCES
+from ..operators import OPERATOR_COMMIT_SOURCES
 from ..states import Status
 
 # How many refusal messages a bulk commit shows (the count is always given).

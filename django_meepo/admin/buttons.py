@@ -9,7 +9,7 @@ which checks only that the user is staff) and its templates render the links. Th
 * both need the permission (``django_meepo.repush_job`` for Repush, ``django_meepo.commit_job`` for the commits):
   without it the button is not shown and a request, forged or not, gets 403.
 
-A button is shown only where the state machine allows it (``statemachine.OPERATOR_COMMIT_SOURCES``): Commit done
+A button is shown only where the state machine allows it (``operators.OPERATOR_COMMIT_SOURCES``): Commit done
 and Commit failed from todo, doing or zombie; Repush and Commit todo (the same transition) from any status.
 """
 
@@ -32,7 +32,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from .. import api
 from ..exceptions import CommitConflict, CommitNotAllowed, JobNotFound
 from ..models import Job
-from ..statemachine import OPERATOR_COMMIT_SOURCES
+from ..operators import OPERATOR_COMMIT_SOURCES
 from ..states import Status
 
 log = logging.getLogger(__name__)

@@ -26,10 +26,9 @@ from datetime import datetime
 from django.db import InterfaceError, OperationalError, connections, transaction
 
 from .. import sql
+from ..checked import held_by
 from ..clock import db_now
-from ..db import discard_connection, is_connection_lost
-from ..models import Job
-from ..statemachine import held_by
+from ..db import discard_connection, is_connection_lost, job_model
 from ..states import ClaimedJob, Dispatchable, Ref
 from .base import Claim, Deliver, Dispatcher, Source, in_order_of
 
@@ -163,7 +162,7 @@ class DatabaseDispatcher(Dispatcher):
         return []
 
     def length(self, task: str, key_prefix: str) -> int:
-        return Job.objects.using(self.using).due(task, db_now(self.using)).count()
+        return job_model().objects.using(self.using).due(task, db_now(self.using)).count()
 
 
 def select_due(task: str, count: int, *, now: datetime, using: str, lock: bool) -> list[Ref]:

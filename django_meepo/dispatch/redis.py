@@ -224,10 +224,11 @@ class RedisDispatcher(Dispatcher):
 
     # -- producer side
     def dispatch(self, items: Sequence[Dispatchable], *, prefixes: dict[str, str] | None = None) -> None:
+        """Record and queue ``items``; ``prefixes`` gives each task's key prefix (the outbox and the sweeper
+        resolve them), else the global prefix."""
         if not items:
             return
         from ..conf import get_settings
-        from ..registry import get_task  # resolved here: dispatch happens for any declared task
 
         default_prefix = get_settings().key_prefix
         groups: dict[tuple[str, str, str], list[str]] = defaultdict(list)
@@ -236,7 +237,7 @@ class RedisDispatcher(Dispatcher):
             band = band_of(item.priority)
             key = keys.get((item.task, band))
             if key is None:
-                prefix = (prefixes or {}).get(item.task) or _task_prefix(item.task, default_prefix, get_task)
+                prefix = (prefixes or {}).get(item.task) or default_prefix
                 key = keys[(item.task, band)] = (queue_keys(prefix, item.task)[band],
                                                  dispatched_key(prefix, item.task), notify_channel(prefix, item.task))
             groups[key].append(f"{item.id}:{item.cid}")
@@ -406,10 +407,3 @@ class RedisDispatcher(Dispatcher):
 
     def close(self) -> None:
         self._close_pubsub()
-
-
-def _task_prefix(task: str, default: str, get_task: Any) -> str:
-    try:
-        return get_task(task).options.key_prefix or default
-    except Exception:
-        return default

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
-from django_meepo import Job, outbox
+from django_meepo import Job, operators, outbox
 from django_meepo import statemachine as sm
 from django_meepo.db import close_thread_connections
 from django_meepo.dispatch import Dispatcher, Source, database_dispatcher, new_dispatcher, redis_dispatcher
@@ -119,7 +119,7 @@ def test_a_job_is_not_claimed_before_it_is_due(dispatcher: Dispatcher, key_prefi
 
 def test_a_stale_entry_is_dropped(dispatcher: Dispatcher, key_prefix: str) -> None:
     job = Job.objects.push("record", json={})  # dispatched at cid 1
-    repushed = sm.repush(job.id, using=DB)  # cid 2: the first entry is stale now
+    repushed = operators.repush(job.id, using=DB)  # cid 2: the first entry is stale now
     item = repushed.dispatchable(timezone.now())
     assert item is not None
     dispatcher.dispatch([item])

@@ -1,5 +1,5 @@
 """The database dispatcher's fetch, closer up: it uses SKIP LOCKED, a row locked elsewhere does not block it, and a
-claim whose answer was lost still returns exactly the jobs it won (the ``claimed_by`` read-back)."""
+claim whose answer was lost still returns exactly the jobs it won (the ``held_by`` read-back)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from django_meepo import Job
 from django_meepo import statemachine as sm
-from django_meepo.db import Sql, close_thread_connections
+from django_meepo.db import Sql, close_thread_connections, job_table
 from django_meepo.dispatch.database import DatabaseDispatcher
 from django_meepo.registry import get_task
 from django_meepo.sweeper import source_of
@@ -84,7 +84,7 @@ class RowLocker:
 
     def _hold(self) -> None:
         try:
-            sql = Sql(DB, sm.TABLE)
+            sql = Sql(DB, job_table())
             with transaction.atomic(using=DB):
                 rows = sql.fetchall(f"SELECT id FROM {sql.table} WHERE id = %s FOR UPDATE", [self.job_id])
                 assert rows == [(self.job_id,)]
@@ -170,7 +170,7 @@ def test_a_fetch_whose_answer_was_lost_returns_exactly_the_jobs_it_won(monkeypat
     inject: Callable[[], list[int]]
     if connections[DB].features.has_select_for_update_skip_locked:
         # The SELECT … SKIP LOCKED and the claim share a transaction: its COMMIT is where an answer can be lost
-        # while the claim did (or did not) take effect; the fetch reads back what this worker holds (claimed_by).
+        # while the claim did (or did not) take effect; the fetch reads back what this worker holds (held_by).
         inject = lambda: lose_answer_to_the_commit(monkeypatch, committed=committed)  # noqa: E731
     else:
         if not committed:
