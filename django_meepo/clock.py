@@ -1,30 +1,26 @@
 """The database's clock: every time the state machine, push and the sweeper write or compare comes from here.
 
-Leases and due times are written by one host and compared by another, so they must be read on one clock: the
-database's. Querying it for every statement would cost a round trip, so each process measures its offset once
-per alias and advances the measurement with ``time.monotonic()``:
-
-* an anchor is (the database's time, the monotonic time it stands for), the database's answer taken as read
-  half-way through the round trip, so the error is at most half the round trip;
-* it is measured again every :data:`RESYNC_SECONDS`, or at once when the local wall clock and the monotonic clock
-  disagree about how much time passed since the last measurement by more than :data:`JUMP_SECONDS` (the host was
-  suspended, or its clock was set) — the local wall clock itself is never used for the answer.
+Leases and due times are written by one host and compared by another, so they are read on one clock, the
+database's. Each process measures it once per alias (an anchor: the database's answer, taken as read half-way
+through the round trip, so off by at most half of it) and advances it with ``time.monotonic()``. It measures again
+every :data:`RESYNC_SECONDS`, and at once when the wall clock and the monotonic clock disagree by more than
+:data:`JUMP_SECONDS` about the time since the anchor (the clock was set, the host suspended).
 
 The adversary's view:
 
-* **the answer is lost or the database is down**: a re-measurement that raises ``DatabaseError`` keeps the old
-  anchor (monotonic time does not drift much in a minute), logged once per outage; with no anchor yet the error
-  is raised, as any statement's would be — callers already handle it;
-* **the answer is slow**: a re-measurement whose round trip took over :data:`MAX_ROUND_TRIP` is dropped while an
-  anchor exists (its error bound would be worse than the anchor's);
-* **the local clock jumps** (NTP step, an operator, a VM resumed): nothing changes, the answer is the anchor plus
-  monotonic time; the disagreement only triggers a fresh measurement;
-* **the transaction is broken** (an atomic block that needs rollback): nothing is measured in it; the existing
-  anchor is used, or the local clock if there is none; inside a healthy atomic block the query runs in a
-  savepoint, so a failure cannot break the caller's transaction.
+* **the answer is lost, or the database is down**: the ``DatabaseError`` of a re-measurement keeps the old anchor
+  (logged once per outage; tried again in :data:`RETRY_SECONDS`, not on every call); with no anchor yet it is
+  raised, as any statement's would be, and callers already handle that;
+* **the answer is slow**: a re-measurement with a round trip over :data:`MAX_ROUND_TRIP` is dropped while an anchor
+  exists (its error bound would be worse);
+* **the local clock jumps**: the answer does not move (anchor + monotonic time); the jump only triggers a
+  measurement;
+* **the transaction is broken** (an atomic block that needs rollback): nothing is measured in it, the anchor is
+  used, or the local clock if there is none; in a healthy atomic block the query runs in a savepoint, so its
+  failure cannot break the caller's transaction.
 
-SQLite is one file on one host, so every process shares the local clock: it is used as is. So is the local clock
-for a vendor this module has no query for.
+SQLite is one file on one host, so its processes share the local clock: it is used as is (so for a vendor with no
+query here).
 """
 
 from __future__ import annotations
@@ -33,7 +29,7 @@ import contextlib
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -43,14 +39,12 @@ from django.utils import timezone
 log = logging.getLogger(__name__)
 
 RESYNC_SECONDS = 30.0
+RETRY_SECONDS = 1.0  # after a failed or too slow measurement: not one query per call while the database is ill
 JUMP_SECONDS = 1.0
 MAX_ROUND_TRIP = 1.0
 WARN_OFFSET_SECONDS = 1.0
 
-QUERIES = {
-    "mysql": "SELECT UTC_TIMESTAMP(6)",
-    "postgresql": "SELECT clock_timestamp() AT TIME ZONE 'UTC'",
-}
+QUERIES = {"mysql": "SELECT UTC_TIMESTAMP(6)", "postgresql": "SELECT clock_timestamp() AT TIME ZONE 'UTC'"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +52,7 @@ class _Anchor:
     db: datetime  # naive UTC
     mono: float
     wall: float  # time.time() at mono, to notice a jump or a suspend
+    due: float  # the monotonic time at which to measure again
 
 
 _lock = threading.Lock()
@@ -77,12 +72,11 @@ def reset() -> None:
 
 def db_now(using: str) -> datetime:
     """The database ``using``'s current UTC time, aware when ``settings.USE_TZ`` (like ``timezone.now()``)."""
-    conn = connections[using]
-    if conn.vendor not in QUERIES:
+    if connections[using].vendor not in QUERIES:
         return timezone.now()
     anchor = _anchors.get(using)
     mono = time.monotonic()
-    if anchor is None or _stale(anchor, mono):
+    if anchor is None or mono >= anchor.due or abs(time.time() - anchor.wall - (mono - anchor.mono)) > JUMP_SECONDS:
         anchor = _remeasure(using, anchor)
         if anchor is None:
             return timezone.now()  # a broken transaction and nothing measured yet
@@ -93,13 +87,7 @@ def db_now(using: str) -> datetime:
 
 def offset(using: str) -> float:
     """Seconds the database's clock is ahead of this host's (negative: behind); for logs and diagnostics."""
-    now = db_now(using)
-    return (now.replace(tzinfo=UTC) if now.tzinfo is None else now).timestamp() - time.time()
-
-
-def _stale(anchor: _Anchor, mono: float) -> bool:
-    elapsed = mono - anchor.mono
-    return elapsed >= RESYNC_SECONDS or abs((time.time() - anchor.wall) - elapsed) > JUMP_SECONDS
+    return db_now(using).replace(tzinfo=UTC).timestamp() - time.time()  # db_now is UTC, aware or naive
 
 
 def _remeasure(using: str, old: _Anchor | None) -> _Anchor | None:
@@ -111,18 +99,29 @@ def _remeasure(using: str, old: _Anchor | None) -> _Anchor | None:
     except DatabaseError as exc:
         if old is None:
             raise
-        if using not in _failing:
+        with _lock:
+            first = using not in _failing
             _failing.add(using)
+        if first:
             log.warning("meepo: cannot read the database %r's clock (%s); going on with the last reading", using,
                         exc)
-        return old
+        return _keep(using, old)
     if old is not None and round_trip > MAX_ROUND_TRIP:
-        return old
-    _failing.discard(using)
+        return _keep(using, old)
     with _lock:
+        _failing.discard(using)
         _anchors[using] = new
     _warn_offset(new)
     return new
+
+
+def _keep(using: str, old: _Anchor) -> _Anchor:
+    """The old anchor, tried again in RETRY_SECONDS; a jump of the wall clock since it was taken is absorbed."""
+    mono = time.monotonic()
+    kept = replace(old, wall=time.time() - (mono - old.mono), due=mono + RETRY_SECONDS)
+    with _lock:
+        _anchors[using] = kept
+    return kept
 
 
 def _measure(using: str) -> tuple[_Anchor, float]:
@@ -136,14 +135,15 @@ def _measure(using: str) -> tuple[_Anchor, float]:
         raise DatabaseError(f"the database {using!r} answered {row!r} for its time")
     value = row[0] if row[0].tzinfo is None else row[0].astimezone(UTC).replace(tzinfo=None)
     middle = (before + after) / 2
-    return _Anchor(db=value, mono=middle, wall=wall + (middle - before)), after - before
+    return _Anchor(db=value, mono=middle, wall=wall + (middle - before), due=after + RESYNC_SECONDS), after - before
 
 
 def _warn_offset(anchor: _Anchor) -> None:
     global _warned
     skew = anchor.db.replace(tzinfo=UTC).timestamp() - anchor.wall
-    if _warned or abs(skew) <= WARN_OFFSET_SECONDS:
-        return
-    _warned = True
+    with _lock:
+        if _warned or abs(skew) <= WARN_OFFSET_SECONDS:
+            return
+        _warned = True
     log.warning("meepo: this host's clock is %.1f s %s the database's; django-meepo uses the database's",
                 abs(skew), "behind" if skew > 0 else "ahead of")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -133,14 +134,22 @@ def test_a_failed_first_measurement_raises(monkeypatch: pytest.MonkeyPatch, not_
 def test_a_failed_remeasurement_keeps_the_anchor_and_logs_once(monkeypatch: pytest.MonkeyPatch,
                                                                caplog: pytest.LogCaptureFixture,
                                                                not_sqlite: None) -> None:
+    monkeypatch.setattr(clock, "RESYNC_SECONDS", 0.0)  # every call measures again
+    monkeypatch.setattr(clock, "RETRY_SECONDS", 0.3)
     clock.db_now("default")
-    monkeypatch.setattr(clock, "RESYNC_SECONDS", 0.0)
     monkeypatch.setitem(clock.QUERIES, connection.vendor, "SELECT no_such_function_meepo()")
+    tries: list[str] = []
+    measure = clock._measure
+    monkeypatch.setattr(clock, "_measure", lambda using: tries.append(using) or measure(using))
     with caplog.at_level(logging.WARNING, logger="django_meepo.clock"):
         before = database_time()
         now = clock.db_now("default")
         clock.db_now("default")
         after = database_time()
+        assert len(tries) == 1, "after a failure it waits RETRY_SECONDS before it queries again"
+        time.sleep(0.4)
+        clock.db_now("default")
+        assert len(tries) == 2, "and then tries again"
     assert_on_database_clock(now, before, after)
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "cannot read the database 'default'" in warnings[0], warnings
@@ -154,9 +163,9 @@ def test_nothing_is_measured_in_a_broken_transaction(monkeypatch: pytest.MonkeyP
         local = clock.db_now("default")  # no anchor: the local clock
         assert clock_queries(captured) == 0
     assert abs(local - timezone.now()) < timedelta(seconds=1)
+    monkeypatch.setattr(clock, "RESYNC_SECONDS", 0.0)  # the anchor below is stale at once
     measured = clock.db_now("default")
     assert abs(measured + timedelta(hours=1) - timezone.now()) < timedelta(seconds=1), "outside it: measured"
-    monkeypatch.setattr(clock, "RESYNC_SECONDS", 0.0)
     with transaction.atomic(), CaptureQueriesContext(connection) as captured:
         transaction.set_rollback(True)
         kept = clock.db_now("default")  # stale anchor, broken transaction: the anchor, not a query
@@ -169,3 +178,26 @@ def test_naive_utc_without_use_tz(settings: Any) -> None:
     now = clock.db_now("default")
     assert now.tzinfo is None
     assert abs(now - datetime.now(UTC).replace(tzinfo=None)) < timedelta(seconds=1)
+
+
+def test_threads_share_it(monkeypatch: pytest.MonkeyPatch, not_sqlite: None) -> None:
+    monkeypatch.setattr(clock, "RESYNC_SECONDS", 0.01)  # threads measure again and again, each on its connection
+    answers: list[datetime] = []
+
+    def work() -> None:
+        try:
+            for _ in range(50):
+                answers.append(clock.db_now("default"))
+                time.sleep(0.002)
+        finally:
+            connections.close_all()
+
+    before = database_time()
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    after = database_time()
+    assert len(answers) == 300
+    assert all(before - TOLERANCE <= a <= after + TOLERANCE for a in answers), (before, min(answers), after)
