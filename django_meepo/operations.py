@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db.models import Count, QuerySet
-from django.utils import timezone
 
 from . import operators
 from . import statemachine as sm
+from .clock import db_now
 from .conf import get_settings
 from .exceptions import CommitNotAllowed, JobNotFound, UnknownTask
 from .models import Job
@@ -64,7 +64,7 @@ def select_jobs(*, ids: Sequence[object] = (), tasks: Sequence[str] = (), status
     if unchanged_for is not None:
         if unchanged_for.total_seconds() <= 0:
             raise ValueError(f"the age must be positive, not {unchanged_for}")
-        qs = qs.filter(updated_at__lt=(now or timezone.now()) - unchanged_for)
+        qs = qs.filter(updated_at__lt=(now or db_now(alias)) - unchanged_for)
     return qs
 
 

@@ -20,8 +20,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Count, Min
-from django.utils import timezone
 
+from .clock import db_now
 from .conf import get_settings
 from .exceptions import MeepoError
 from .models import Job, Worker
@@ -164,7 +164,7 @@ def _workers(using: str, now: datetime, declared: dict[str, Task]) -> tuple[tupl
 def collect(*, using: str | None = None, now: datetime | None = None, redis: bool = True) -> Snapshot:
     """Take a snapshot of the queue. ``redis=False`` skips the Redis queue lengths."""
     alias = using or get_settings().database
-    now = now or timezone.now()
+    now = now or db_now(alias)
     declared = {t.name: t for t in all_tasks()}
     counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(ALL_STATUSES, 0))
     for name in declared:

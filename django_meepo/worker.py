@@ -29,9 +29,9 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 from django.db import DatabaseError
-from django.utils import timezone
 
 from . import statemachine as sm
+from .clock import db_now
 from .committer import Committer
 from .conf import get_settings
 from .context import JobContext
@@ -306,7 +306,7 @@ class Worker:
             lease_lost(ctx)
 
     def _register(self) -> None:
-        now = timezone.now()
+        now = db_now(self.using)
         try:
             WorkerRow.objects.using(self.using).update_or_create(
                 id=self.id[:200], defaults=dict(hostname=socket.gethostname()[:200], pid=os.getpid(),
@@ -317,7 +317,7 @@ class Worker:
 
     def _report(self) -> None:
         WorkerRow.objects.using(self.using).filter(id=self.id[:200]).update(
-            last_seen=timezone.now(), processed=self.processed, failed=self.failed)
+            last_seen=db_now(self.using), processed=self.processed, failed=self.failed)
 
     # ---------------------------------------------------------------------------------------- stopping
     def _drain(self) -> None:

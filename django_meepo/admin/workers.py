@@ -8,8 +8,8 @@ from django.contrib import admin
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
-from django.utils import timezone
 
+from ..clock import db_now
 from ..conf import get_settings
 from ..models import Job, Worker
 from ..states import Status
@@ -50,7 +50,7 @@ class WorkerAdmin(admin.ModelAdmin):
 
     @admin.display(boolean=True)
     def alive(self, worker: Worker) -> bool:
-        return worker_alive(worker, timezone.now())
+        return worker_alive(worker, db_now(get_settings().database))
 
     @admin.display(description="jobs held")
     def holding(self, worker: Worker) -> int:

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from django_meepo import Job, operators, outbox
 from django_meepo import statemachine as sm
+from django_meepo.clock import db_now
 from django_meepo.db import close_thread_connections
 from django_meepo.dispatch import Dispatcher, Source, database_dispatcher, new_dispatcher, redis_dispatcher
 from django_meepo.registry import get_task
@@ -62,7 +63,7 @@ def fetch(d: Dispatcher, count: int = 100, *tasks: str, worker: str = WORKER) ->
 
 
 def test_a_pushed_job_is_claimed_once(dispatcher: Dispatcher) -> None:
-    before = timezone.now()
+    before = db_now(DB)
     job = Job.objects.push("record", json={"n": 1})
     [claimed] = fetch(dispatcher, 10)
     assert (claimed.id, claimed.task, claimed.cid, claimed.attempts) == (job.id, "record", 2, 1)
@@ -70,7 +71,7 @@ def test_a_pushed_job_is_claimed_once(dispatcher: Dispatcher) -> None:
     row = Job.objects.get(id=job.id)
     assert (row.status, row.cid, row.worker, row.attempts) == ("doing", 2, WORKER, 1)
     lease = get_task("record").options.lease_timeout
-    assert before + timedelta(seconds=lease) <= row.lease_until <= timezone.now() + timedelta(seconds=lease)
+    assert before + timedelta(seconds=lease) <= row.lease_until <= db_now(DB) + timedelta(seconds=lease)
     assert fetch(dispatcher, 10) == []
 
 
