@@ -1,3 +1,26 @@
 """Test jobs for the loss-window tests (lost replies, prefetch, lost claims)."""
 
 from __future__ import annotations
+
+from django_meepo import JobContext, task
+
+from .jobs import FAST, _work
+
+
+@task("windows_prefetch", parallel=1, prefetch=5, **FAST)
+def windows_prefetch(job: JobContext) -> None:
+    """One slot and a fixed PREFETCH of 5: claimed jobs wait in the worker's queue behind a running one.
+    Payload as ``record``'s ({"sleep": s, ...})."""
+    _work(job)
+
+
+@task("windows_hostage", parallel=1, **FAST)
+def windows_hostage(job: JobContext) -> None:
+    """One slot and the adaptive prefetch (it grows to 100 once fast jobs were measured)."""
+    _work(job)
+
+
+# Two tasks whose expired leases end the job `failed`: a job stranded in `doing` (claimed, never run) then ends
+# failed without running, instead of running once.
+for _name in ("windows_claim_a", "windows_claim_b"):
+    task(_name, parallel=2, zombie_status="failed", max_failed_times=3, **FAST)(windows_prefetch.function)

@@ -41,6 +41,8 @@ class RedisServer:
     port: int = field(default_factory=free_port)
     dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="meepo-redis-")))
     process: subprocess.Popen | None = None
+    # More redis-server arguments, e.g. ("--enable-debug-command", "yes") for a test that issues DEBUG SLEEP.
+    extra_args: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -53,7 +55,7 @@ class RedisServer:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.dir), "--maxmemory-policy", "noeviction"],
+             "--dir", str(self.dir), "--maxmemory-policy", "noeviction", *self.extra_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self._ping, timeout=10, message=f"redis-server on port {self.port}")
         return self
