@@ -24,7 +24,7 @@ import pytest
 from django.db import OperationalError, connection, connections, transaction
 from django.utils import timezone
 
-from django_meepo import Job
+from django_meepo import Job, operators
 from django_meepo import statemachine as sm
 from django_meepo.db import Sql
 from django_meepo.exceptions import CommitConflict
@@ -182,7 +182,7 @@ def test_w4_repush_whose_first_copy_committed_after_its_answer_was_lost_does_not
     job = Job.objects.push("record", json={})
     with answer_lost_while_waiting_on_a_row_lock(job.id):
         try:
-            sm.repush(job.id, using="default")
+            operators.repush(job.id, using="default")
         except CommitConflict as exc:
             pytest.fail(f"repush raised although its first copy was written: {exc}")
     assert row(job.id) == ("todo", job.cid + 1), "repushed exactly once"
@@ -192,7 +192,7 @@ def test_w4_operator_commit_whose_first_copy_committed_after_its_answer_was_lost
     job = Job.objects.push("record", json={})
     with answer_lost_while_waiting_on_a_row_lock(job.id):
         try:
-            sm.operator_commit(job.id, "done", using="default")
+            operators.operator_commit(job.id, "done", using="default")
         except CommitConflict as exc:
             pytest.fail(f"operator_commit raised although its first copy was written: {exc}")
     assert row(job.id) == ("done", job.cid + 1), "committed exactly once"
