@@ -79,7 +79,7 @@ def read_won(using: str, ids: Sequence[int], token: str) -> list[Won]:
 
 def apply(using: str, statement: Statement, targets: Mapping[int, int], *, read: Callable[[], list[R]],
           full: Callable[[], list[R]] | None = None, also: Callable[[list[R]], object] | None = None,
-          attempts: int = 8) -> list[R]:
+          tries: int = 8) -> list[R]:
     """Run ``statement`` on the rows ``targets`` (id → the cid it is conditioned on); return the rows it changed.
 
     ``read`` reads back the rows the statement changed (by its token, or by its effect). ``full`` builds the
@@ -104,26 +104,26 @@ def apply(using: str, statement: Statement, targets: Mapping[int, int], *, read:
     def verify() -> list[R] | None:
         return read() or None
 
-    return run_checked(using, run, verify, what=f"{statement.name} of {expected} job(s)", attempts=attempts)
+    return run_checked(using, run, verify, what=f"{statement.name} of {expected} job(s)", tries=tries)
 
 
 def apply_one(using: str, statement: Statement, job_id: int, cid: int, token: str, *, what: str,
-              also: Callable[[], object] | None = None, attempts: int = 8) -> Won:
+              also: Callable[[], object] | None = None, tries: int = 8) -> Won:
     """:func:`apply` on one row; a row that did not change raises :class:`CommitConflict` naming its state
     (``what``: the change, for the message)."""
     won = apply(using, statement, {job_id: cid}, read=lambda: read_won(using, [job_id], token),
-                full=lambda: [Won(job_id, cid + 1)], also=(lambda _: also()) if also else None, attempts=attempts)
+                full=lambda: [Won(job_id, cid + 1)], also=(lambda _: also()) if also else None, tries=tries)
     if not won:
         raise conflict(using, job_id, cid, what)
     return won[0]
 
 
 def apply_many(using: str, statement: Statement, targets: Mapping[int, int], token: str, *,
-               also: Callable[[list[Won]], object] | None = None, attempts: int = 8) -> list[Won]:
+               also: Callable[[list[Won]], object] | None = None, tries: int = 8) -> list[Won]:
     """:func:`apply` on a batch, read back by token unless every target changed."""
     ids = list(targets)
     return apply(using, statement, targets, read=lambda: read_won(using, ids, token),
-                 full=lambda: [Won(i, c + 1) for i, c in targets.items()], also=also, attempts=attempts)
+                 full=lambda: [Won(i, c + 1) for i, c in targets.items()], also=also, tries=tries)
 
 
 def conflict(using: str, job_id: int, cid: int, what: str) -> CommitConflict:

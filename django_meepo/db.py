@@ -77,12 +77,12 @@ def discard_connection(using: str) -> None:
 
 
 def run_checked(using: str, statement: Callable[[], T], verify: Callable[[], T | None], *,
-                what: str, attempts: int = 8, first_delay: float = 0.05) -> T:
+                what: str, tries: int = 8, first_delay: float = 0.05) -> T:
     """Run ``statement``; if its connection is lost, find out with ``verify`` whether it took effect.
 
     ``verify`` returns the statement's result when the change is in the database, or ``None`` when it is not
     (then the statement is run again — every statement here is conditional, so running it again is safe).
-    ``attempts`` bounds the connection errors tolerated in all. Inside a caller's transaction nothing can be
+    ``tries`` bounds the connection errors tolerated in all. Inside a caller's transaction nothing can be
     retried: the error propagates.
     """
     delay = first_delay
@@ -92,7 +92,7 @@ def run_checked(using: str, statement: Callable[[], T], verify: Callable[[], T |
             return statement()
         except (OperationalError, InterfaceError) as exc:
             failures += 1
-            if connections[using].in_atomic_block or not is_connection_lost(exc) or failures >= attempts:
+            if connections[using].in_atomic_block or not is_connection_lost(exc) or failures >= tries:
                 raise
             log.warning("meepo: connection lost during %s (%s); re-checking on a new connection", what, exc)
         while True:
@@ -104,7 +104,7 @@ def run_checked(using: str, statement: Callable[[], T], verify: Callable[[], T |
                 break
             except (OperationalError, InterfaceError) as exc:
                 failures += 1
-                if not is_connection_lost(exc) or failures >= attempts:
+                if not is_connection_lost(exc) or failures >= tries:
                     raise
                 log.warning("meepo: database still unreachable while re-checking %s (%s)", what, exc)
         if outcome is not None:

@@ -70,7 +70,7 @@ def _now(now: datetime | None, using: str) -> datetime:
 # --------------------------------------------------------------------------------------------- claim
 
 def claim(task: str, refs: Sequence[Ref], *, worker: str, lease_seconds: float, using: str,
-          now: datetime | None = None, attempts: int = 30) -> list[ClaimedJob]:
+          now: datetime | None = None, tries: int = 30) -> list[ClaimedJob]:
     """todo → doing for every ref still at its cid and due; one UPDATE, the rows won read back by token.
 
     A ref whose job moved on (a stale or duplicated Redis entry) simply is not won. The read back runs on every
@@ -90,13 +90,13 @@ def claim(task: str, refs: Sequence[Ref], *, worker: str, lease_seconds: float, 
         return [ClaimedJob(id=i, task=task, cid=c, payload=bytes(p or b""), failed_times=f, attempts=a,
                            priority=pr, started_at=now) for i, c, p, f, a, pr in rows]
 
-    return apply(using, statement, {r.id: r.cid for r in refs}, read=read, attempts=attempts)
+    return apply(using, statement, {r.id: r.cid for r in refs}, read=read, tries=tries)
 
 
 # --------------------------------------------------------------------------------------------- finish (worker)
 
 def finish_done(task: str, refs: Sequence[Ref], *, using: str, now: datetime | None = None,
-                results: dict[int, str] | None = None, attempts: int = 30) -> BatchOutcome:
+                results: dict[int, str] | None = None, tries: int = 30) -> BatchOutcome:
     """doing → done for a batch of claimed jobs (auto-commit), each row fenced by its cid; ``on_finished`` follows.
 
     ``results`` maps job id → a text result to store (the Tasks backend's return values); a batch whose results
@@ -111,7 +111,7 @@ def finish_done(task: str, refs: Sequence[Ref], *, using: str, now: datetime | N
         chunk_results = {r.id: results[r.id] for r in chunk if results and r.id in results}
         statement = sql.finish_done(sql.sql_for(using), ((r.id, r.cid) for r in chunk), token=token, now=now,
                                     results=chunk_results or None)
-        won += apply_many(using, statement, {r.id: r.cid for r in chunk}, token, attempts=attempts)
+        won += apply_many(using, statement, {r.id: r.cid for r in chunk}, token, tries=tries)
     by_id = {w.id: w for w in won}
     outcome = BatchOutcome(won=[Ref(r.id, by_id[r.id].cid) for r in refs if r.id in by_id],
                            lost=[r for r in refs if r.id not in by_id])
@@ -137,18 +137,18 @@ def _result_chunks(refs: Sequence[Ref], results: dict[int, str]) -> list[list[Re
 
 def finish_failed(task: str, job: ClaimedJob, options: TaskOptions, *, error: str, error_class: str,
                   worker: str, using: str, outcome: str = Attempt.Outcome.FAILED,
-                  now: datetime | None = None, attempts: int = 30) -> Transition:
+                  now: datetime | None = None, tries: int = 30) -> Transition:
     """doing → todo (retry after backoff) or failed (the n-th failure); records the attempt and its error."""
     now = _now(now, using)
     failed_times = job.failed_times + 1
     final = is_final_failure(failed_times, options)
     due = None if final else now + timedelta(seconds=backoff_seconds(failed_times, options))
     return _fail(task, job, status=Status.FAILED if final else Status.TODO, due=due, error=error,
-                 error_class=error_class, worker=worker, using=using, outcome=outcome, now=now, attempts=attempts)
+                 error_class=error_class, worker=worker, using=using, outcome=outcome, now=now, tries=tries)
 
 
 def _fail(task: str, job: ClaimedJob, *, status: str, due: datetime | None, error: str, error_class: str,
-          worker: str, using: str, outcome: str, now: datetime, attempts: int) -> Transition:
+          worker: str, using: str, outcome: str, now: datetime, tries: int) -> Transition:
     token = new_token()
     statement = sql.finish_failed(sql.sql_for(using), job.id, job.cid, status=status, token=token, now=now,
                                   error=error, due=due)
@@ -159,7 +159,7 @@ def _fail(task: str, job: ClaimedJob, *, status: str, due: datetime | None, erro
             finished_at=now, outcome=outcome, error_class=error_class[:300], error=error[-sql.ERROR_CHARS:])
 
     won = apply_one(using, statement, job.id, job.cid, token, what=f"record the failure of {task} job {job.id}",
-                    also=record, attempts=attempts)
+                    also=record, tries=tries)
     result = Transition(job.id, task, status, won.cid, due, job.priority)
     effects.committed(using, [result], now)
     return result
@@ -190,11 +190,11 @@ def job_commit(task: str, job: ClaimedJob, status: str, options: TaskOptions, *,
         status = Status.FAILED
         error += f"; that was its failure number {job.failed_times + 1} (MAX_FAILED_TIMES), so it failed"
     return _fail(task, job, status=status, due=now if status == Status.TODO else None, error=error,
-                 error_class="", worker=worker, using=using, outcome=Attempt.Outcome.FAILED, now=now, attempts=30)
+                 error_class="", worker=worker, using=using, outcome=Attempt.Outcome.FAILED, now=now, tries=30)
 
 
 def release(task: str, jobs: Sequence[ClaimedJob], *, worker: str, using: str, reason: str,
-            now: datetime | None = None, attempts: int = 30) -> list[Transition]:
+            now: datetime | None = None, tries: int = 30) -> list[Transition]:
     """doing → todo, due now, without counting a failure: a worker hands back what it could not run."""
     if not jobs:
         return []
@@ -209,7 +209,7 @@ def release(task: str, jobs: Sequence[ClaimedJob], *, worker: str, using: str, r
                     started_at=by_id[w.id].started_at, finished_at=now, outcome=Attempt.Outcome.RELEASED,
                     error=reason) for w in won])
 
-    won = apply_many(using, statement, {j.id: j.cid for j in jobs}, token, also=record, attempts=attempts)
+    won = apply_many(using, statement, {j.id: j.cid for j in jobs}, token, also=record, tries=tries)
     changed = [Transition(w.id, task, Status.TODO, w.cid, now, by_id[w.id].priority) for w in won]
     effects.committed(using, changed, now)
     return changed
@@ -236,7 +236,7 @@ def extend_leases(refs: Sequence[Ref], *, lease_seconds: float, using: str,
                 .values_list("id", "cid"))
         return [i for i, c in held if targets.get(i) == c]
 
-    renewed = apply(using, statement, targets, read=read, full=lambda: list(targets), attempts=3)
+    renewed = apply(using, statement, targets, read=read, full=lambda: list(targets), tries=3)
     return set(targets) - set(renewed)
 
 
