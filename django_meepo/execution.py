@@ -9,6 +9,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
+from . import text
 from .context import JobContext
 from .registry import Task
 
@@ -19,12 +20,26 @@ FAILED = "failed"
 SELF_COMMITTED = "self_committed"
 
 
+ERROR_CLASS_MAX = 300
+
+
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
+    """What one run came to. Its texts are made storable when it is built (``text.py``): NUL removed, lone
+    surrogates escaped, the result cut to MAX_RESULT_BYTES (head kept), the error to MAX_ERROR_BYTES (tail kept)."""
+
     kind: str
     result: str | None = None
     error: str = ""
     error_class: str = ""
+
+    def __post_init__(self) -> None:
+        if self.result is not None:
+            object.__setattr__(self, "result", text.result_text(self.result))
+        if self.error:
+            object.__setattr__(self, "error", text.error_text(self.error))
+        if self.error_class:
+            object.__setattr__(self, "error_class", text.clean(self.error_class)[:ERROR_CLASS_MAX])
 
 
 def _class_path(exc: BaseException) -> str:

@@ -48,10 +48,20 @@ class Monitor:
                 except DatabaseError as exc:
                     log.warning("meepo: monitor could not reach the database (%s); retrying", exc)
                     discard_connection(self.using)
+                except Exception:  # the monitor must outlive any error: without it every lease expires
+                    log.exception("meepo: monitor error; going on")
+                    discard_connection(self.using)
         finally:
             close_thread_connections()
 
     def renew_leases(self) -> None:
+        """Renew the leases of the jobs held, finished ones included (their outcome may wait for the committer).
+
+        A renewal finds a lease lost when the job's cid moved on: repushed, rescued, or committed — by this
+        worker too, when its commit landed between reading the holdings and renewing. Only a job still queued
+        or running (and not committed by its own function) is told its lease was lost; for a finished job the
+        committer's commit settles it (a stale cid is reported there), so no false "lease lost" is logged.
+        """
         held = [h for h in self.holdings.in_state(QUEUED, RUNNING, FINISHED) if h.ctx.committed is None]
         by_task: dict[str, list[Held]] = defaultdict(list)
         for h in held:
@@ -59,9 +69,13 @@ class Monitor:
         for name, items in by_task.items():
             lost = sm.extend_leases([h.ctx.job.ref for h in items],
                                     lease_seconds=self.tasks[name].options.lease_timeout, using=self.using)
-            for h in items:
-                if h.ctx.id in lost:
-                    lease_lost(h.ctx)
+            if not lost:
+                continue
+            with self.holdings.lock:  # a job that finished meanwhile may have had its own commit win: not lost
+                gone = [h for h in items if h.ctx.id in lost and h.state in (QUEUED, RUNNING)
+                        and h.ctx.committed is None and not h.recorded]
+            for h in gone:
+                lease_lost(h.ctx)
 
     def enforce_time_limits(self) -> None:
         now = time.monotonic()
@@ -71,17 +85,27 @@ class Monitor:
             for h in over:
                 h.state = TIMED_OUT
         for h in over:
-            limit = h.task.options.time_limit
-            h.ctx.timed_out = True
-            h.ctx.stop_event.set()
-            message = f"job exceeded its hard time limit of {limit:g} s; its lease was given up"
-            log.error("meepo: %s job %s: %s", h.task.name, h.ctx.id, message,
-                      extra={"job_id": h.ctx.id, "task": h.task.name})
-            self.committer.record_failure(
-                h, RunOutcome(FAILED, error=message, error_class="TimeLimitExceeded"), Attempt.Outcome.TIME_LIMIT,
-                db_now(self.using))
-            self.holdings.discard([h])
-            self.recycle(f"{h.task.name} job {h.ctx.id} overran its time limit and its thread cannot be killed")
+            try:
+                self._fail_over_time(h)
+            except Exception:
+                log.exception("meepo: %s job %s: could not record its time-limit failure; its lease will expire "
+                              "and the sweeper will handle it", h.task.name, h.ctx.id,
+                              extra={"job_id": h.ctx.id, "task": h.task.name})
+                discard_connection(self.using)
+            finally:  # whatever the recording did, the thread over its limit cannot be killed: replace the worker
+                self.holdings.discard([h])
+                self.recycle(f"{h.task.name} job {h.ctx.id} overran its time limit and its thread cannot be killed")
+
+    def _fail_over_time(self, h: Held) -> None:
+        limit = h.task.options.time_limit or 0
+        h.ctx.timed_out = True
+        h.ctx.stop_event.set()
+        message = f"job exceeded its hard time limit of {limit:g} s; its lease was given up"
+        log.error("meepo: %s job %s: %s", h.task.name, h.ctx.id, message,
+                  extra={"job_id": h.ctx.id, "task": h.task.name})
+        self.committer.record_failure(
+            h, RunOutcome(FAILED, error=message, error_class="TimeLimitExceeded"), Attempt.Outcome.TIME_LIMIT,
+            db_now(self.using))
 
 
 def lease_lost(ctx: JobContext) -> None:

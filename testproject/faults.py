@@ -60,3 +60,44 @@ def deadlock_second_claim() -> None:
 
 
 HOOKS["deadlock_second_claim"] = deadlock_second_claim
+
+
+def slow_lease_renewal() -> None:
+    """The monitor's lease renewals wait 0.3 s after it read its holdings: jobs finish and commit meanwhile.
+    (Only the monitor thread's: the proofs of waiting jobs before they start go at full speed.)"""
+    import logging
+    import threading
+    import time
+
+    from django_meepo import statemachine as sm
+
+    real = sm.extend_leases
+
+    def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if threading.current_thread().name == "meepo-monitor":
+            time.sleep(0.3)
+            logging.getLogger("django_meepo").warning("fault: slowed a lease renewal of %d job(s)", len(args[0]))
+        return real(*args, **kwargs)
+
+    sm.extend_leases = slow
+
+
+HOOKS["slow_lease_renewal"] = slow_lease_renewal
+
+
+def time_limit_record_raises() -> None:
+    """Recording a time-limit failure raises (the state machine's finish_failed, for that outcome only)."""
+    from django_meepo import statemachine as sm
+    from django_meepo.models import Attempt
+
+    real = sm.finish_failed
+
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if kwargs.get("outcome") == Attempt.Outcome.TIME_LIMIT:
+            raise RuntimeError("fault: recording the time-limit failure raised")
+        return real(*args, **kwargs)
+
+    sm.finish_failed = failing
+
+
+HOOKS["time_limit_record_raises"] = time_limit_record_raises
