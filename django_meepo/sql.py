@@ -26,8 +26,6 @@ from typing import Any
 from .db import Sql, id_cid_condition, in_list, job_table
 from .states import Status
 
-ERROR_CHARS = 60_000  # a last_error / attempt error keeps its end (the newest lines of a traceback)
-
 
 @dataclass(frozen=True, slots=True)
 class Statement:
@@ -75,7 +73,7 @@ def finish_failed(q: Sql, job_id: int, cid: int, *, status: str, token: str, now
     """doing → todo (a retry, due at ``due``) or failed: ``failed_times + 1`` and the error, at the claim's cid."""
     due_sql = ", due_at = %s" if due is not None else ""
     finished = now if status != Status.TODO else None
-    params: list[Any] = [status, token, q.dt(finished), q.dt(now), error[-ERROR_CHARS:]]
+    params: list[Any] = [status, token, q.dt(finished), q.dt(now), error]
     if due is not None:
         params.append(q.dt(due))
     return Statement("finish_failed", (

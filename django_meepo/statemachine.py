@@ -48,6 +48,7 @@ from .states import (  # value objects re-exported: callers speak of sm.Ref, sm.
     validate_id,
     validate_status,
 )
+from .text import error_text
 
 log = logging.getLogger(__name__)
 
@@ -150,13 +151,14 @@ def finish_failed(task: str, job: ClaimedJob, options: TaskOptions, *, error: st
 def _fail(task: str, job: ClaimedJob, *, status: str, due: datetime | None, error: str, error_class: str,
           worker: str, using: str, outcome: str, now: datetime, tries: int) -> Transition:
     token = new_token()
+    error = error_text(error)  # already so for a run's outcome (execution.py); a commit's own note is short
     statement = sql.finish_failed(sql.sql_for(using), job.id, job.cid, status=status, token=token, now=now,
                                   error=error, due=due)
 
     def record() -> None:
         Attempt.objects.using(using).create(
             job_id=job.id, number=job.attempts, worker=worker[:200], started_at=job.started_at,
-            finished_at=now, outcome=outcome, error_class=error_class[:300], error=error[-sql.ERROR_CHARS:])
+            finished_at=now, outcome=outcome, error_class=error_class[:300], error=error)
 
     won = apply_one(using, statement, job.id, job.cid, token, what=f"record the failure of {task} job {job.id}",
                     also=record, tries=tries)

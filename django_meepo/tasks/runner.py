@@ -32,6 +32,7 @@ from ..models import Job
 from ..options import TaskOptions
 from ..registry import get_task
 from ..states import Status
+from ..text import max_result_bytes
 from . import results
 from .compat import Task, TaskContext, TaskResult, backend_class, task_finished, task_started
 from .errors import MalformedTaskJob, NotATask, TaskJobError, TaskNotFound
@@ -111,7 +112,12 @@ def run_django_task(job: JobContext) -> str:
     _send(task_started, backend_class(spec.backend), result, job.task, job.id)
     args = [TaskContext(task_result=result), *result.args] if task.takes_context else result.args
     value = json_round_trip(task.call(*args, **result.kwargs), "a Task's return value")
-    return json.dumps(value, allow_nan=False, ensure_ascii=False)
+    encoded = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    size, limit = len(encoded.encode("utf-8", "surrogatepass")), max_result_bytes()
+    if size > limit:  # cut, it would no longer be JSON: the run fails with a clear error instead
+        raise ValueError(f"a Task's return value is {size} bytes as JSON, over MEEPO['MAX_RESULT_BYTES'] ({limit} "
+                         f"bytes); store large results elsewhere and return a reference")
+    return encoded
 
 
 def finished(job_ids: list[int], using: str) -> None:

@@ -158,4 +158,8 @@ def test_the_commit_thread_survives_a_poison_outcome_and_records_the_next(redis,
     thread.join(timeout=60)
     assert not thread.is_alive()
     assert Job.objects.get(id=good.ctx.id).status == "done"
-    assert Job.objects.get(id=bad.ctx.id).status == "failed"
+    # The state machine stores clean text whoever built the outcome: the failure is recorded as any other (a
+    # retry), its lone surrogate kept as a visible escape.
+    bad_row = Job.objects.get(id=bad.ctx.id)
+    assert (bad_row.status, bad_row.failed_times) == ("todo", 1)
+    assert "\\udcff" in bad_row.last_error
