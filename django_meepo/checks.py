@@ -18,69 +18,36 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import connections
 
-from .conf import DISPATCHERS, GLOBAL_KEYS, get_settings, raw_settings
+from .conf import get_settings, raw_settings
 from .options import normalise_keys, option_errors
+from .spec import SETTINGS, setting_problem
 
 REDIS_TAG = "meepo_redis"
 
 
 def _global_errors(raw: Any) -> list[CheckMessage]:
+    """Each key of ``MEEPO`` against its validator in ``spec.SETTINGS``; ``DEFAULTS`` also option by option."""
     if not isinstance(raw, dict):
         return [Error(f"MEEPO must be a dict, not {type(raw).__name__}", id="meepo.E001",
                       hint="See docs/reference.md for the MEEPO setting.")]
     errors: list[CheckMessage] = []
-    for key in raw:
-        if key not in GLOBAL_KEYS:
+    for key, value in raw.items():
+        setting = SETTINGS.get(key)
+        if setting is None:
             errors.append(Error(f"MEEPO has an unknown key {key!r}", id="meepo.E001",
-                                hint=f"Known keys: {', '.join(sorted(GLOBAL_KEYS))}."))
-    limit = raw.get("MAX_PAYLOAD_BYTES", 1)
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= 64 * 1024 * 1024:
-        errors.append(Error(f"MEEPO['MAX_PAYLOAD_BYTES'] must be an integer from 1 to 67108864, not {limit!r}",
-                            id="meepo.E001", hint="Keep it well under the server's max_allowed_packet."))
-    for key in ("KEY_PREFIX", "REDIS", "DATABASE"):
-        value = raw.get(key, "x")
-        if not isinstance(value, str) or not value or any(c.isspace() for c in value):
-            errors.append(Error(f"MEEPO[{key!r}] must be a non-empty string without spaces, not {value!r}",
-                                id="meepo.E001"))
-    if not isinstance(raw.get("TASKS", {}), dict):
-        errors.append(Error("MEEPO['TASKS'] must be a dict of task name → options", id="meepo.E002"))
+                                hint=f"Known keys: {', '.join(sorted(SETTINGS))}."))
+        elif problem := setting_problem(setting, value):
+            errors.append(Error(problem, id=setting.check_id, hint=setting.hint or None))
     defaults = raw.get("DEFAULTS", {})
-    if not isinstance(defaults, dict):
-        errors.append(Error("MEEPO['DEFAULTS'] must be a dict of options", id="meepo.E003"))
-    else:
+    if isinstance(defaults, dict):
         errors += [Error(f"MEEPO['DEFAULTS']: {m}", id="meepo.E003", hint="See docs/reference.md.")
                    for m in option_errors(normalise_keys(defaults))]
-    retention = raw.get("RETENTION_DAYS")
-    if retention is not None and (isinstance(retention, bool) or not isinstance(retention, int | float)
-                                  or not math.isfinite(retention) or retention <= 0):
-        errors.append(Error(f"MEEPO['RETENTION_DAYS'] must be None (keep finished jobs) or a number of days > 0, "
-                            f"not {retention!r}", id="meepo.E001",
-                            hint="E.g. 7: the sweeper then deletes done and failed jobs finished over 7 days ago."))
-    if raw.get("DISPATCH", "redis") not in DISPATCHERS:
-        errors.append(Error(f"MEEPO['DISPATCH'] must be 'redis' or 'database', not {raw.get('DISPATCH')!r}",
-                            id="meepo.E001", hint="'redis' dispatches through Redis and fails over to the database "
-                                                  "while Redis is down; 'database' needs no Redis at all."))
-    ttl = raw.get("WORKER_ALIVE_TTL", 5)
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 2 <= ttl <= 3600:
-        errors.append(Error(f"MEEPO['WORKER_ALIVE_TTL'] must be a number of seconds from 2 to 3600, not {ttl!r}",
-                            id="meepo.E001", hint="A worker refreshes its alive key every second; when the key "
-                                                  "lapses, the ids it popped are given back to the queue."))
-    discover = raw.get("AUTODISCOVER", ["jobs"])
-    if not isinstance(discover, list | tuple) or not all(isinstance(m, str) and m for m in discover):
-        errors.append(Error(f"MEEPO['AUTODISCOVER'] must be a list of module names, not {discover!r}",
-                            id="meepo.E001", hint="E.g. ['jobs']: imports <app>.jobs of each installed app."))
-    poll = raw.get("POLL_INTERVAL", 0.5)
-    if isinstance(poll, bool) or not isinstance(poll, int | float) or not 0.01 <= poll <= 60:
-        errors.append(Error(f"MEEPO['POLL_INTERVAL'] must be a number of seconds from 0.01 to 60, not {poll!r}",
-                            id="meepo.E001", hint="How long an idle worker at most waits between polls of the "
-                                                  "job table (database dispatcher, and during a Redis outage)."))
     return errors
 
 

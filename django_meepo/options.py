@@ -1,54 +1,27 @@
 """Task options: every knob Meepo's ``MustNewTask`` had, typed and validated in one place.
 
-| option (decorator / settings)          | Meepo                          | default |
-|----------------------------------------|--------------------------------|---------|
-| ``parallel`` / ``PARALLEL``            | SetParallelNum                 | 4       |
-| ``max_failed_times`` / ``MAX_FAILED_TIMES`` | SetMaxFailedTimes (0 = no limit) | 3 |
-| ``zombie_status`` / ``ZOMBIE_STATUS``  | SetHandleZombieJobsDstStatus   | "todo"  |
-| ``sweep_period`` / ``SWEEP_PERIOD``    | SetHandleZombieJobsPeriod (s)  | 5       |
-| ``lease_timeout`` / ``LEASE_TIMEOUT``  | SetHandleZombieJobsTimeout (s) | 30      |
-| ``heartbeat`` / ``HEARTBEAT``          | (new) lease renewal period (s) | 10      |
-| ``sweep_limit`` / ``SWEEP_LIMIT``      | SetHandleZombieJobsLimit (rows per query) | 1000 |
-| ``key_prefix`` / ``KEY_PREFIX``        | SetListNamePrefix              | MEEPO["KEY_PREFIX"] |
-| ``auto_commit`` / ``AUTO_COMMIT``      | SetAutoCommit                  | True    |
-| ``time_limit`` / ``TIME_LIMIT``        | (new) hard time limit (s)      | None    |
-| ``retry_backoff`` / ``RETRY_BACKOFF``  | (new) first retry delay (s)    | 1       |
-| ``retry_backoff_max`` / ``RETRY_BACKOFF_MAX`` | (new) longest retry delay (s) | 600 |
-| ``retry_jitter`` / ``RETRY_JITTER``    | (new) randomise delays         | True    |
-| ``prefetch`` / ``PREFETCH``            | (new) jobs claimed beyond free slots | None (adapts) |
+Each option's name, default, validator, doc line and Meepo equivalent are defined once, in
+``django_meepo/spec`` (``OPTIONS``); docs/reference.md's table of options is printed from there. Settings spell
+an option in UPPER_CASE (``PARALLEL``), the decorator in lower_case (``parallel``).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .states import ZOMBIE_DESTINATIONS
+from .spec import OPTIONS, is_number, option_problem
 
-DEFAULTS: dict[str, Any] = {
-    "parallel": 4,
-    "max_failed_times": 3,
-    "zombie_status": "todo",
-    "sweep_period": 5.0,
-    "lease_timeout": 30.0,
-    "heartbeat": 10.0,
-    "sweep_limit": 1000,
-    "key_prefix": None,
-    "auto_commit": True,
-    "time_limit": None,
-    "retry_backoff": 1.0,
-    "retry_backoff_max": 600.0,
-    "retry_jitter": True,
-    "prefetch": None,
-}
+DEFAULTS: dict[str, Any] = {o.name: o.default for o in OPTIONS.values()}
 
 TASK_NAME_MAX = 100
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskOptions:
+    """One attribute per ``spec.OPTIONS`` entry (a unit test holds them equal)."""
+
     parallel: int
     max_failed_times: int
     zombie_status: str
@@ -66,72 +39,9 @@ class TaskOptions:
 
 
 OPTION_NAMES = frozenset(f.name for f in fields(TaskOptions))
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return (isinstance(v, int | float) and not isinstance(v, bool)) and math.isfinite(v)
-
-
-def _positive_int(v: Any) -> str | None:
-    return None if _is_int(v) and v >= 1 else "must be an integer >= 1"
-
-
-def _non_negative_int(v: Any) -> str | None:
-    return None if _is_int(v) and v >= 0 else "must be an integer >= 0"
-
-
-def _optional_non_negative_int(v: Any) -> str | None:
-    return None if v is None else _non_negative_int(v)
-
-
-def _positive_number(v: Any) -> str | None:
-    return None if _is_number(v) and v > 0 else "must be a number of seconds > 0"
-
-
-def _non_negative_number(v: Any) -> str | None:
-    return None if _is_number(v) and v >= 0 else "must be a number of seconds >= 0"
-
-
-def _optional_positive_number(v: Any) -> str | None:
-    return None if v is None else _positive_number(v)
-
-
-def _bool(v: Any) -> str | None:
-    return None if isinstance(v, bool) else "must be True or False"
-
-
-def _zombie_status(v: Any) -> str | None:
-    if v in ZOMBIE_DESTINATIONS:
-        return None
-    return f"must be one of {', '.join(ZOMBIE_DESTINATIONS)}"
-
-
-def _key_prefix(v: Any) -> str | None:
-    if v is None or (isinstance(v, str) and v and not any(c.isspace() for c in v)):
-        return None
-    return "must be a non-empty string without spaces"
-
-
-VALIDATORS: dict[str, Callable[[Any], str | None]] = {
-    "parallel": _positive_int,
-    "max_failed_times": _non_negative_int,
-    "zombie_status": _zombie_status,
-    "sweep_period": _positive_number,
-    "lease_timeout": _positive_number,
-    "heartbeat": _positive_number,
-    "sweep_limit": _positive_int,
-    "key_prefix": _key_prefix,
-    "auto_commit": _bool,
-    "time_limit": _optional_positive_number,
-    "retry_backoff": _non_negative_number,
-    "retry_backoff_max": _non_negative_number,
-    "retry_jitter": _bool,
-    "prefetch": _optional_non_negative_int,
-}
+VALIDATORS: dict[str, Callable[[Any], str | None]] = {o.name: o.validate for o in OPTIONS.values()}
+__all__ = ["DEFAULTS", "OPTION_NAMES", "TASK_NAME_MAX", "VALIDATORS", "TaskOptions", "build_options", "normalise_keys",
+           "option_errors", "task_name_error"]
 
 
 def normalise_keys(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -143,15 +53,15 @@ def option_errors(values: Mapping[str, Any]) -> list[str]:
     """Human-readable problems with a (lower-cased) option mapping; empty when it is valid."""
     errors: list[str] = []
     for name, value in values.items():
-        if name not in VALIDATORS:
+        if name not in OPTIONS:
             errors.append(f"unknown option {name.upper()!r} (known: {', '.join(sorted(OPTION_NAMES))})")
             continue
-        problem = VALIDATORS[name](value)
+        problem = option_problem(OPTIONS[name], value)
         if problem:
-            errors.append(f"{name.upper()} {problem}, not {value!r}")
-    merged = {**DEFAULTS, **{k: v for k, v in values.items() if k in VALIDATORS}}
+            errors.append(problem)
+    merged = {**DEFAULTS, **{k: v for k, v in values.items() if k in OPTIONS}}
     lease, beat = merged["lease_timeout"], merged["heartbeat"]
-    if _is_number(lease) and _is_number(beat) and lease > 0 and beat > 0 and beat >= lease:
+    if is_number(lease) and is_number(beat) and lease > 0 and beat > 0 and beat >= lease:
         errors.append(f"HEARTBEAT ({beat}) must be shorter than LEASE_TIMEOUT ({lease}), or leases lapse "
                       "while jobs still run; a third of it is a good value")
     return errors
