@@ -14,9 +14,6 @@ from __future__ import annotations
 
 from .conf import get_settings
 
-DEFAULT_MAX_RESULT_BYTES = 1_048_576
-DEFAULT_MAX_ERROR_BYTES = 65_536
-
 
 def clean(text: str) -> str:
     """``text`` without NUL characters and with each lone surrogate as a visible ``\\udXXX`` escape."""
@@ -64,11 +61,11 @@ def cut_tail(text: str, limit: int, setting: str = "MAX_ERROR_BYTES") -> str:
 
 
 def max_result_bytes() -> int:
-    return int(getattr(get_settings(), "max_result_bytes", DEFAULT_MAX_RESULT_BYTES))
+    return get_settings().max_result_bytes
 
 
 def max_error_bytes() -> int:
-    return int(getattr(get_settings(), "max_error_bytes", DEFAULT_MAX_ERROR_BYTES))
+    return get_settings().max_error_bytes
 
 
 def result_text(value: str, limit: int | None = None) -> str:
