@@ -71,7 +71,8 @@ def reset() -> None:
 
 
 def db_now(using: str) -> datetime:
-    """The database ``using``'s current UTC time, aware when ``settings.USE_TZ`` (like ``timezone.now()``)."""
+    """The database ``using``'s current time in Django's convention, like ``timezone.now()``: aware UTC when
+    ``settings.USE_TZ``, else naive local time in ``TIME_ZONE`` (what Django stores then)."""
     if connections[using].vendor not in QUERIES:
         return timezone.now()
     anchor = _anchors.get(using)
@@ -81,13 +82,16 @@ def db_now(using: str) -> datetime:
         if anchor is None:
             return timezone.now()  # a broken transaction and nothing measured yet
         mono = time.monotonic()
-    naive = anchor.db + timedelta(seconds=mono - anchor.mono)
-    return naive.replace(tzinfo=UTC) if settings.USE_TZ else naive
+    aware = (anchor.db + timedelta(seconds=mono - anchor.mono)).replace(tzinfo=UTC)
+    return aware if settings.USE_TZ else timezone.make_naive(aware, timezone.get_default_timezone())
 
 
 def offset(using: str) -> float:
     """Seconds the database's clock is ahead of this host's (negative: behind); for logs and diagnostics."""
-    return db_now(using).replace(tzinfo=UTC).timestamp() - time.time()  # db_now is UTC, aware or naive
+    value = db_now(using)
+    if value.tzinfo is None:  # USE_TZ False: naive local time in TIME_ZONE
+        value = timezone.make_aware(value, timezone.get_default_timezone())
+    return value.timestamp() - time.time()
 
 
 def _remeasure(using: str, old: _Anchor | None) -> _Anchor | None:

@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import replace
 from datetime import datetime
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, DataError, connections
 
 from . import statemachine as sm
 from . import text
@@ -32,6 +32,19 @@ log = logging.getLogger(__name__)
 BATCH_MAX = 500
 TRIES = 3  # of a batch that fails although the database answers, before it is split (a deadlock passes)
 WHY_MAX_BYTES = 2000
+# A database error that says nothing about the outcome itself (not a DataError, not a packet too large, not a lost
+# connection while the server answers) is retried this long before the batch is split and judged row by row: a
+# read-only primary during a failover or a full disk must not make a successful run end 'failed'.
+TRANSIENT_SECONDS = 60.0
+_POISON_CODES = {1153, 1301, 2020}  # MySQL/MariaDB: packet too large, result too large, client packet limit
+
+
+def _transient(exc: BaseException) -> bool:
+    """A database error that is the database's state, not the outcome's content."""
+    if not isinstance(exc, DatabaseError) or isinstance(exc, DataError) or is_connection_lost(exc):
+        return False
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    return code not in _POISON_CODES
 
 Item = tuple[Held, RunOutcome]
 
@@ -126,6 +139,7 @@ class Committer:
     def _try(self, batch: list[Item]) -> Exception | None:
         """Record ``batch``, retrying as :meth:`commit_batch` says; None, or the exception it gave up on."""
         delay, tries = 0.2, 0
+        transient_until = time.monotonic() + TRANSIENT_SECONDS
         while True:
             try:
                 self._record(batch)
@@ -134,6 +148,8 @@ class Committer:
                 discard_connection(self.using)
                 if is_connection_lost(exc) and not self._reachable():
                     pass  # the database is down: wait for it, however long
+                elif _transient(exc) and time.monotonic() < transient_until:
+                    pass  # read-only during a failover, a full disk, deadlocks: not the outcome's fault
                 elif isinstance(exc, DatabaseError) and tries + 1 < TRIES:
                     tries += 1
                 else:

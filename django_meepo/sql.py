@@ -42,15 +42,16 @@ def sql_for(using: str) -> Sql:
 # --------------------------------------------------------------------------------------------- worker side
 
 def claim(q: Sql, task: str, refs: Iterable[tuple[int, int]], *, token: str, worker: str, now: datetime,
-          lease_until: datetime) -> Statement:
-    """todo → doing for each (id, cid) still at that cid and due: ``attempts + 1``, a lease, this worker's name."""
+          due_by: datetime, lease_until: datetime) -> Statement:
+    """todo → doing for each (id, cid) still at that cid and due by ``due_by``: ``attempts + 1``, a lease, this
+    worker's name."""
     cond, params = id_cid_condition(refs)
     return Statement("claim", (
         f"UPDATE {q.table} SET status = %s, cid = cid + 1, attempts = attempts + 1, token = %s, worker = %s, "
         f"started_at = %s, finished_at = NULL, lease_until = %s, updated_at = %s "
         f"WHERE task = %s AND status = %s AND due_at <= %s AND {cond}"),
-        [Status.DOING, token, worker[:200], q.dt(now), q.dt(lease_until), q.dt(now), task, Status.TODO, q.dt(now),
-         *params])
+        [Status.DOING, token, worker[:200], q.dt(now), q.dt(lease_until), q.dt(now), task, Status.TODO,
+         q.dt(due_by), *params])
 
 
 def finish_done(q: Sql, refs: Iterable[tuple[int, int]], *, token: str, now: datetime,

@@ -54,6 +54,10 @@ log = logging.getLogger(__name__)
 
 # A batch of done commits is split so that no statement carries more result text than this (max_allowed_packet).
 RESULT_BYTES_PER_STATEMENT = 4 * 1024 * 1024
+# A claim takes a job due up to this much later: processes measure the database's clock each with its own anchor
+# (a few milliseconds apart), and an entry popped "before" its due time would otherwise be acknowledged unclaimed
+# and wait for the sweeper. Only due jobs are dispatched, so nothing runs early by more than this.
+CLOCK_SLACK = 0.05
 
 __all__ = [
     "BatchOutcome", "ClaimedJob", "Dispatchable", "Ref", "Transition", "claim", "expire_leases", "extend_leases",
@@ -82,7 +86,8 @@ def claim(task: str, refs: Sequence[Ref], *, worker: str, lease_seconds: float, 
     now = _now(now, using)
     token = new_token()
     statement = sql.claim(sql.sql_for(using), task, ((r.id, r.cid) for r in refs), token=token, worker=worker,
-                          now=now, lease_until=now + timedelta(seconds=lease_seconds))
+                          now=now, due_by=now + timedelta(seconds=CLOCK_SLACK),
+                          lease_until=now + timedelta(seconds=lease_seconds))
     ids = sorted({r.id for r in refs})
 
     def read() -> list[ClaimedJob]:
@@ -112,14 +117,16 @@ def finish_done(task: str, refs: Sequence[Ref], *, using: str, now: datetime | N
         chunk_results = {r.id: results[r.id] for r in chunk if results and r.id in results}
         statement = sql.finish_done(sql.sql_for(using), ((r.id, r.cid) for r in chunk), token=token, now=now,
                                     results=chunk_results or None)
-        won += apply_many(using, statement, {r.id: r.cid for r in chunk}, token, tries=tries)
+        chunk_won = apply_many(using, statement, {r.id: r.cid for r in chunk}, token, tries=tries)
+        # announced chunk by chunk: a later chunk that raises must not silence what an earlier one ended
+        effects.committed(using, [Transition(w.id, task, Status.DONE, w.cid, None) for w in chunk_won], now)
+        won += chunk_won
     by_id = {w.id: w for w in won}
     outcome = BatchOutcome(won=[Ref(r.id, by_id[r.id].cid) for r in refs if r.id in by_id],
                            lost=[r for r in refs if r.id not in by_id])
     for ref in outcome.lost:
         log.warning("meepo: %s job %s: cid %s is stale (repushed, rescued or committed elsewhere); its outcome was "
                     "not recorded", task, ref.id, ref.cid, extra={"job_id": ref.id, "task": task})
-    effects.committed(using, [Transition(r.id, task, Status.DONE, r.cid, None) for r in outcome.won], now)
     return outcome
 
 

@@ -6,7 +6,7 @@ back when a slot does not come.
   before it runs a job: a job whose lease was last proven more than :data:`PROOF_AGE` seconds ago is proven
   again — in one statement with every other waiting job as old, so a deep queue costs a few statements a second,
   not one per job — and a job whose lease is lost never starts.
-* **Handed back when held hostage.** With every slot busy for longer than expected (a job hangs), waiting jobs
+* **Handed back when held hostage.** With no slot finishing a job for longer than expected (a job hangs), waiting jobs
   would keep their leases renewed for as long as it hangs while other workers idle. A job that waited past
   ``max(HOSTAGE_MIN, HOSTAGE_FACTOR × max_wait)`` seconds is handed back (``todo``, due now, no failure
   counted) for another worker, and the worker stops prefetching until a slot frees.
@@ -23,7 +23,7 @@ import threading
 import time
 from collections import defaultdict
 
-from django.db import DatabaseError
+from django.db import Error
 
 from . import statemachine as sm
 from .holdings import QUEUED, RELEASED, Held, Holdings
@@ -46,6 +46,11 @@ class Waiting:
         self.using = using
         self.hostage_after = max(HOSTAGE_MIN, HOSTAGE_FACTOR * max_wait)
         self._proving = threading.Lock()
+        self._last_finish = time.monotonic()  # when a slot last finished a job (or the worker started)
+
+    def finished(self) -> None:
+        """A slot finished a job: the queue is moving."""
+        self._last_finish = time.monotonic()
 
     def start(self, held: Held) -> bool:
         """True if ``held`` may start now: its lease is (freshly) known to be this worker's."""
@@ -68,7 +73,7 @@ class Waiting:
             try:
                 lost = sm.extend_leases([h.ctx.job.ref for h in group],
                                         lease_seconds=self.tasks[name].options.lease_timeout, using=self.using)
-            except DatabaseError as exc:
+            except Error as exc:
                 log.debug("meepo: could not prove the leases of %d waiting %s job(s): %s", len(group), name, exc)
                 continue
             for h in group:
@@ -80,6 +85,8 @@ class Waiting:
     def release_hostages(self) -> int:
         """Hand back the jobs that waited longer than :attr:`hostage_after` seconds; how many were."""
         now = time.monotonic()
+        if now - self._last_finish <= self.hostage_after:
+            return 0  # the slots are finishing jobs: a long queue is a queue, not hostages
         with self.holdings.lock:
             items = [h for h in self.holdings.jobs.values()
                      if h.state == QUEUED and now - h.queued_at > self.hostage_after]
@@ -96,9 +103,14 @@ class Waiting:
             try:
                 changed = sm.release(name, [h.ctx.job for h in group], worker=self.worker_id, using=self.using,
                                      reason=reason)
-            except DatabaseError as exc:
-                log.warning("meepo: could not hand back %d waiting %s job(s) (%s); their leases will expire",
-                            len(group), name, exc)
+            except Error as exc:  # still this worker's: queued again, renewed, and handed back at the next try
+                log.warning("meepo: could not hand back %d waiting %s job(s) (%s); keeping them", len(group), name,
+                            exc)
+                with self.holdings.lock:
+                    for h in group:
+                        if h.state == RELEASED:
+                            h.state = QUEUED
+                items = [h for h in items if h not in group]
                 continue
             log.warning("meepo: handed back %d %s job(s): %s", len(changed), name, reason, extra={"task": name})
         self.holdings.discard(items)

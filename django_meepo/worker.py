@@ -28,9 +28,10 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from django.db import DatabaseError
+from django.db import DatabaseError, Error, InterfaceError
 
 from . import statemachine as sm
+from .checked import held_by
 from .clock import db_now
 from .committer import Committer
 from .conf import get_settings
@@ -196,8 +197,11 @@ class Worker:
             if time.monotonic() - alive_at >= 1.0:
                 alive_at = time.monotonic()
                 self._check_limits()
-                if self.waiting.release_hostages():
-                    self._prefetch_suspended = True
+                try:
+                    if self.waiting.release_hostages():
+                        self._prefetch_suspended = True
+                except Error as exc:  # the hand-back is tried again at the next second
+                    log.warning("meepo: worker %s: could not hand back waiting jobs (%s)", self.id, exc)
                 with contextlib.suppress(DispatchError):
                     self.dispatcher.heartbeat(self.id)
             self._slot_free.clear()
@@ -217,7 +221,7 @@ class Worker:
                 self._stop.wait(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            except DatabaseError as exc:
+            except (DatabaseError, InterfaceError) as exc:
                 self._outage(f"database unavailable: {exc}")
                 discard_connection(self.using)
                 self._stop.wait(delay)
@@ -249,8 +253,13 @@ class Worker:
 
     def _claim(self, source: Source, refs: Sequence[sm.Ref]) -> list[sm.ClaimedJob]:
         """The state machine's claim of ``refs`` for this worker (given to the transport, which takes the ids)."""
-        return sm.claim(source.task, list(refs), worker=self.id, lease_seconds=source.lease_seconds,
-                        using=self.using)
+        won = sm.claim(source.task, list(refs), worker=self.id, lease_seconds=source.lease_seconds,
+                       using=self.using)
+        # An entry handed out again (its earlier claim committed but the answer never arrived) no longer matches
+        # its cid; if this worker owns it and does not hold it, it is delivered now rather than left 'doing'.
+        won_ids = {j.id for j in won}
+        unsettled = [r for r in refs if r.id not in won_ids and self.holdings.get(r.id) is None]
+        return won + (held_by(source.task, unsettled, worker=self.id, using=self.using) if unsettled else [])
 
     def _enqueue(self, jobs: Sequence[sm.ClaimedJob]) -> None:
         for job in interleave(jobs):
@@ -288,6 +297,7 @@ class Worker:
                     if held.state == RUNNING:
                         held.state = FINISHED
                 self._prefetch_suspended = False
+                self.waiting.finished()
                 self._slot_free.set()
                 self.committer.put(held, outcome)
                 clean_connections()

@@ -28,7 +28,7 @@ from django.db import InterfaceError, OperationalError, connections, transaction
 from .. import sql
 from ..checked import held_by
 from ..clock import db_now
-from ..db import discard_connection, is_connection_lost, job_model
+from ..db import discard_connection, is_connection_lost, job_model, run_checked
 from ..states import ClaimedJob, Dispatchable, Ref
 from .base import Claim, Deliver, Dispatcher, Source, in_order_of
 
@@ -147,7 +147,8 @@ class DatabaseDispatcher(Dispatcher):
                 raise
             log.warning("meepo: %s: connection lost during a fetch (%s); re-checking its claims", source.task, exc)
             discard_connection(using)
-            won = held_by(source.task, state["candidates"], worker=worker, using=using)
+            settle = lambda: held_by(source.task, state["candidates"], worker=worker, using=using)  # noqa: E731
+            won = run_checked(using, settle, settle, what=f"re-check of a {source.task} claim", tries=30)
         return state["candidates"], in_order_of(won, state["candidates"])
 
     def wait(self, sources: Sequence[Source], timeout: float) -> None:

@@ -201,3 +201,13 @@ def test_threads_share_it(monkeypatch: pytest.MonkeyPatch, not_sqlite: None) -> 
     after = database_time()
     assert len(answers) == 300
     assert all(before - TOLERANCE <= a <= after + TOLERANCE for a in answers), (before, min(answers), after)
+
+
+def test_naive_local_time_without_use_tz_in_another_zone(settings: Any) -> None:
+    # With USE_TZ off Django stores naive local times of TIME_ZONE: db_now must be one of them, like timezone.now().
+    settings.USE_TZ = False
+    settings.TIME_ZONE = "Asia/Tokyo"
+    now = clock.db_now("default")
+    assert now.tzinfo is None
+    assert abs(now - timezone.now()) < timedelta(seconds=1), (now, timezone.now())
+    assert abs(clock.offset("default")) < 1.0

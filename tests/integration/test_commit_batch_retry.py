@@ -163,3 +163,25 @@ def test_the_commit_thread_survives_a_poison_outcome_and_records_the_next(redis,
     bad_row = Job.objects.get(id=bad.ctx.id)
     assert (bad_row.status, bad_row.failed_times) == ("todo", 1)
     assert "\\udcff" in bad_row.last_error
+
+
+def test_a_database_that_refuses_writes_for_a_while_does_not_fail_a_run_that_succeeded(monkeypatch, no_endless_retry,  # type: ignore[no-untyped-def]
+                                                                                        redis, key_prefix) -> None:
+    # A read-only primary during a failover (1290) says nothing about the outcome: it is retried, not split off
+    # and recorded 'failed' after a few tries.
+    worker = Worker([get_task("record")], sweep=False)
+    [held] = _held(worker, 1)
+    real_finish_done = sm.finish_done
+    refusals = []
+
+    def read_only_for_a_while(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if len(refusals) < 8:
+            refusals.append(1)
+            raise OperationalError(1290, "The MariaDB server is running with the --read-only option")
+        return real_finish_done(*args, **kwargs)
+
+    monkeypatch.setattr(sm, "finish_done", read_only_for_a_while)
+    worker.committer.commit_batch([(held, RunOutcome(DONE, result="ok"))])
+    row = Job.objects.get(id=held.ctx.id)
+    assert (row.status, row.result, row.failed_times) == ("done", "ok", 0)
+    assert len(refusals) == 8

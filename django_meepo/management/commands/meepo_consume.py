@@ -73,6 +73,7 @@ class Command(BaseCommand):
             if opts["no_recycle"]:
                 sys.exit(75)
             self.stderr.write(f"meepo: replacing the worker process ({worker.recycle_reason})")
+            outbox.flush()  # exec runs no atexit handler: the drain's hand-backs must be dispatched first
             sys.stdout.flush()
             sys.stderr.flush()
             _close_on_exec()
@@ -81,6 +82,7 @@ class Command(BaseCommand):
     def _install_signals(self, worker: Worker) -> None:
         def handler(signum: int, frame: Any) -> None:
             if worker.stop_requested:
+                outbox.flush(1.0)
                 os._exit(1)  # second signal: leave now; running jobs come back through their leases
             worker.request_stop()  # also while the worker is being replaced: then it exits and is not replaced
 
