@@ -54,10 +54,6 @@ log = logging.getLogger(__name__)
 
 # A batch of done commits is split so that no statement carries more result text than this (max_allowed_packet).
 RESULT_BYTES_PER_STATEMENT = 4 * 1024 * 1024
-# A claim takes a job due up to this much later: processes measure the database's clock each with its own anchor
-# (a few milliseconds apart), and an entry popped "before" its due time would otherwise be acknowledged unclaimed
-# and wait for the sweeper. Only due jobs are dispatched, so nothing runs early by more than this.
-CLOCK_SLACK = 0.05
 
 __all__ = [
     "BatchOutcome", "ClaimedJob", "Dispatchable", "Ref", "Transition", "claim", "expire_leases", "extend_leases",
@@ -86,7 +82,7 @@ def claim(task: str, refs: Sequence[Ref], *, worker: str, lease_seconds: float, 
     now = _now(now, using)
     token = new_token()
     statement = sql.claim(sql.sql_for(using), task, ((r.id, r.cid) for r in refs), token=token, worker=worker,
-                          now=now, due_by=now + timedelta(seconds=CLOCK_SLACK),
+                          now=now, due_by=now,
                           lease_until=now + timedelta(seconds=lease_seconds))
     ids = sorted({r.id for r in refs})
 
