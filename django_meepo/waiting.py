@@ -33,7 +33,7 @@ from .registry import Task
 log = logging.getLogger(__name__)
 
 PROOF_AGE = 0.25
-HOSTAGE_MIN = 2.0
+HOSTAGE_MIN = 5.0  # well above a pause of a loaded machine: a healthy queue is never handed back
 HOSTAGE_FACTOR = 5.0
 
 

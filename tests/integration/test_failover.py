@@ -7,7 +7,7 @@ import logging
 import pytest
 from django.db.models import Count
 
-from django_meepo import Job
+from django_meepo import Job, outbox
 from django_meepo import statemachine as sm
 from django_meepo.dispatch import new_dispatcher, redis_dispatcher
 from django_meepo.dispatch.failover import FailoverDispatcher
@@ -72,6 +72,7 @@ def test_redis_back_with_its_data_still_gets_the_jobs_pushed_while_it_was_down(p
     private_redis.stop(keep_data=True)
     with caplog.at_level(logging.WARNING, logger="django_meepo"):
         during = [Job.objects.push("record", json={}).id for _ in range(15)]  # every push succeeds
+    outbox.flush()  # the dispatch is tried on the outbox's thread, after the commit
     assert said(caplog, "not dispatched") >= 1
     assert sweeper.tick().redispatched == 0, "nothing can be dispatched while Redis is down"
     private_redis.start()  # from its dump: the entries it held, their record and its epoch
