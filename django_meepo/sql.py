@@ -94,10 +94,19 @@ def release(q: Sql, refs: Iterable[tuple[int, int]], *, token: str, now: datetim
 
 
 def renew(q: Sql, refs: Iterable[tuple[int, int]], *, lease_until: datetime) -> Statement:
-    """Move the leases of running jobs (still ``doing`` at their claim's cid) to ``lease_until``; not a transition."""
+    """Move the leases of running jobs (still ``doing`` at their claim's cid) to at least ``lease_until``; not a
+    transition.
+
+    A lease only ever grows: renewals of one job come from several threads (the monitor, the proof of a waiting
+    job, the job's own heartbeat), each with its own reading of the clock, and may land out of order. Were the
+    later-landing one to set an earlier time, the other's check (``lease_until`` reached its time) would find its
+    effect gone and report a live lease as lost."""
     cond, params = id_cid_condition(refs)
-    return Statement("renew", f"UPDATE {q.table} SET lease_until = %s WHERE status = %s AND {cond}",
-                     [q.dt(lease_until), Status.DOING, *params])
+    until = q.dt(lease_until)
+    return Statement("renew", (
+        f"UPDATE {q.table} SET lease_until = CASE WHEN lease_until IS NULL OR lease_until < %s THEN %s "
+        f"ELSE lease_until END WHERE status = %s AND {cond}"),
+        [until, until, Status.DOING, *params])
 
 
 # --------------------------------------------------------------------------------------------- sweeper side

@@ -10,6 +10,7 @@ from django.db.models import Count
 from django.test import override_settings
 
 from django_meepo import Job
+from django_meepo.models import Attempt
 from testproject.models import Run
 from tests.support.services import wait_until
 
@@ -26,7 +27,11 @@ def test_two_worker_processes_never_claim_the_same_job(workers) -> None:  # type
     wait_until(lambda: jobs.filter(status__in=["done", "failed"]).count() == JOBS, timeout=600, interval=0.5,
                message=f"{JOBS} jobs on the database dispatcher")
     assert jobs.count() == JOBS and set(jobs.values_list("status", flat=True)) == {"done"}
-    assert jobs.filter(attempts=1, rescues=0).count() == JOBS
+    again = list(jobs.exclude(attempts=1, rescues=0).values("id", "cid", "attempts", "rescues", "worker")[:20])
+    history = list(Attempt.objects.filter(job_id__in=[j["id"] for j in again])
+                   .values_list("job_id", "number", "worker", "outcome", "error")[:40])
+    warnings = [line for w in workers.started for line in w.output().splitlines() if "WARNING" in line][:20]
+    assert not again, f"jobs claimed more than once: {again}; their attempts: {history}; the workers said: {warnings}"
     runs = dict(Run.objects.values_list("job_id").annotate(n=Count("id")).order_by())
     assert runs == {i: 1 for i in ids}, "every job ran exactly once"
     assert jobs.values("worker").distinct().count() == 2, "both workers took part"

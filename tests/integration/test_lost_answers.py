@@ -222,3 +222,32 @@ def test_w8_a_renewal_lost_before_it_reached_the_server_is_not_reported_renewed(
     assert lease_until is not None and lease_until >= before + timedelta(seconds=lease - 2), (
         f"extend_leases reported the lease renewed, but lease_until is {lease_until}, not about "
         f"{before + timedelta(seconds=lease)}: the renewal lost with its connection was never run again")
+
+
+def test_renewals_landing_out_of_order_report_no_live_lease_lost(key_prefix) -> None:  # type: ignore[no-untyped-def]
+    """Two renewals of one held job (the monitor and the proof of a waiting job) read the clock, then land in the
+    other order, while a finished job in the same statement makes its count short. The one that read the later
+    time must not find its effect undone by the earlier one and call the live lease lost (seen under load: the
+    worker dropped the job, its lease expired, a second worker ran it)."""
+    held, finished = Job.objects.push("record", json={}), Job.objects.push("record", json={})
+    claimed = sm.claim("record", [Ref(held.id, held.cid), Ref(finished.id, finished.cid)], worker="test-race",
+                       lease_seconds=30, using="default")
+    by_id = {c.id: c for c in claimed}
+    sm.finish_done("record", [by_id[finished.id].ref], using="default")  # its cid moved on
+    now = timezone.now()
+    original = Sql.execute
+    raced: list[bool] = []
+
+    def execute(self: Sql, sql: str, params: Sequence[Any]) -> int:
+        changed = original(self, sql, params)
+        if not raced and is_update(sql):  # the later reading landed; the earlier one lands now
+            raced.append(True)
+            sm.extend_leases([by_id[held.id].ref], lease_seconds=30, using="default", now=now)
+        return changed
+
+    with mock.patch.object(Sql, "execute", execute):
+        lost = sm.extend_leases([by_id[held.id].ref, by_id[finished.id].ref], lease_seconds=30, using="default",
+                                now=now + timedelta(seconds=2))
+    assert raced, "extend_leases executed no UPDATE through db.Sql.execute"
+    assert lost == {finished.id}, f"job {held.id} is still doing at its claim's cid: its lease is not lost"
+    assert Job.objects.get(id=held.id).lease_until == now + timedelta(seconds=32), "a lease never moves back"
