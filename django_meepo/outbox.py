@@ -33,7 +33,7 @@ from typing import Any
 from django.db import connections, transaction
 
 from .conf import get_settings
-from .dispatch import producer_dispatcher
+from .dispatch import process_dispatcher
 from .exceptions import MeepoError
 from .registry import get_task
 from .states import Dispatchable
@@ -129,7 +129,7 @@ class Outbox:
 def _dispatcher() -> Any:
     if get_settings().dispatch == "database":
         return None
-    return producer_dispatcher()
+    return process_dispatcher()
 
 
 def _prefixes(tasks: set[str]) -> dict[str, str]:

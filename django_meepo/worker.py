@@ -37,7 +37,7 @@ from .committer import Committer
 from .conf import get_settings
 from .context import JobContext
 from .db import clean_connections, close_thread_connections, discard_connection
-from .dispatch import Dispatcher, new_dispatcher
+from .dispatch import Dispatcher, process_dispatcher
 from .dispatch.base import Source
 from .exceptions import DispatchError
 from .execution import run_job
@@ -79,7 +79,7 @@ def interleave(jobs: Sequence[sm.ClaimedJob]) -> list[sm.ClaimedJob]:
 class Worker:
     def __init__(self, tasks: Sequence[Task], *, parallel: int | None = None, using: str | None = None,
                  sweep: bool = True, max_jobs: int | None = None, max_memory_mb: float | None = None,
-                 grace: float = 30.0, dispatcher_factory: Callable[[], Dispatcher] = new_dispatcher,
+                 grace: float = 30.0, dispatcher_factory: Callable[[], Dispatcher] = process_dispatcher,
                  worker_id: str | None = None) -> None:
         if not tasks:
             raise ValueError("a worker needs at least one task")
@@ -97,8 +97,8 @@ class Worker:
         self.max_jobs = max_jobs
         self.max_memory_mb = max_memory_mb
         self.grace = grace
-        self.dispatcher_factory = dispatcher_factory
-        self.dispatcher = dispatcher_factory()
+        self.dispatcher = dispatcher_factory()  # the process's own by default: shared with the outbox (one breaker)
+        self.sweeper: Sweeper | None = None
         self.holdings = Holdings()
         self._run_q: queue.SimpleQueue[Held | None] = queue.SimpleQueue()
         self.committer = Committer(self.holdings, worker_id=self.id, using=self.using)
@@ -161,8 +161,8 @@ class Worker:
         self._spawn(self.committer.run, "commit")
         self._spawn(lambda: self.monitor.run(self._monitor_stop), "monitor")
         if self.sweep:
-            sweeper = Sweeper(all_tasks() or list(self.tasks.values()), dispatcher=self.dispatcher_factory(),
-                              using=self.using, holder=self.id)
+            self.sweeper = sweeper = Sweeper(all_tasks() or list(self.tasks.values()), dispatcher=self.dispatcher,
+                                             using=self.using, holder=self.id)
             self._spawn(lambda: sweeper.run(self._sweep_stop), "sweeper")
 
     # ---------------------------------------------------------------------------------------- fetching

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from .database import DatabaseDispatcher
     from .redis import RedisDispatcher
 
-__all__ = ["Dispatcher", "Source", "database_dispatcher", "new_dispatcher", "producer_dispatcher", "redis_dispatcher",
-           "reset_producer_dispatcher"]
+__all__ = ["Dispatcher", "Source", "database_dispatcher", "new_dispatcher", "process_dispatcher",
+           "producer_dispatcher", "redis_dispatcher", "reset_producer_dispatcher"]
 
 _producer: Dispatcher | None = None
 _producer_lock = threading.Lock()
@@ -52,7 +52,7 @@ def database_dispatcher() -> DatabaseDispatcher:
 
 
 def new_dispatcher() -> Dispatcher:
-    """A dispatcher of one's own (a worker's fetcher keeps state: its subscription, its pending entries).
+    """A new dispatcher (tests, and callers that want one apart from the process's: :func:`process_dispatcher`).
 
     ``MEEPO["DISPATCH"] = "database"``: the database dispatcher. ``"redis"`` (the default): Redis, with
     automatic failover to the database while Redis does not answer (``failover.py``).
@@ -64,14 +64,24 @@ def new_dispatcher() -> Dispatcher:
     return FailoverDispatcher(redis_dispatcher(), database_dispatcher())
 
 
-def producer_dispatcher() -> Dispatcher:
-    """The process-wide dispatcher used after commits (stateless use only: ``dispatch``)."""
+def process_dispatcher() -> Dispatcher:
+    """The one dispatcher of this process: the outbox dispatches through it, a worker fetches through it and its
+    sweeper asks it what Redis holds. One dispatcher means one circuit breaker: when the outbox finds Redis down,
+    the worker claims from the table at once, and one answer from Redis brings every caller back.
+
+    Sharing is safe: the state a fetch keeps (the subscription, the round-robin turn) is touched only by the
+    worker's fetching thread, the sweeper's (the epoch last seen) only by the sweeper; the Redis client is
+    thread-safe and the breaker locks its own state.
+    """
     global _producer
     if _producer is None:
         with _producer_lock:
             if _producer is None:
                 _producer = new_dispatcher()
     return _producer
+
+
+producer_dispatcher = process_dispatcher  # the name used before the worker shared it
 
 
 def reset_producer_dispatcher(**_: object) -> None:

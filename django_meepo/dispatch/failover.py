@@ -1,7 +1,10 @@
 """Automatic failover: Redis while it answers, the database while it does not, and back again.
 
 :class:`FailoverDispatcher` wraps the Redis dispatcher (the fast path) and the database dispatcher (the table is
-the queue). It is what ``MEEPO["DISPATCH"] = "redis"`` gives every worker, sweeper and producer:
+the queue). It is what ``MEEPO["DISPATCH"] = "redis"`` gives each process: one, shared by its worker, its
+sweeper and its outbox (``process_dispatcher``), so they share one breaker: an outage seen by any of them switches
+them all, and one answer from Redis switches them all back.
+
 
 * **Workers** fetch through Redis. When Redis stops answering (a pop, a wait or a heartbeat fails), the worker
   logs it once and claims due jobs straight from the table; about every ``probe_interval`` seconds it asks
@@ -89,7 +92,7 @@ class FailoverDispatcher(Dispatcher):
         self.drain_seconds = drain_seconds
         self.clock = clock
         self._drain_until = float("-inf")
-        self._worker = "?"
+        self._worker: str | None = None  # the worker fetching through this dispatcher, if any
 
     @property
     def using_fallback(self) -> bool:
@@ -97,21 +100,24 @@ class FailoverDispatcher(Dispatcher):
         return not self.breaker.up
 
     # -- switching
-    def _went_down(self, exc: Exception, *, consumer: bool) -> None:
+    def _went_down(self, exc: Exception) -> None:
+        """Redis failed: the breaker opens. Said once per outage by whichever caller saw it first, in the words of
+        a worker when this process's dispatcher has one (a worker, its sweeper and the outbox share it)."""
         if not self.breaker.failed():
             return
-        if consumer:
+        if self._worker is not None:
             log.warning("meepo: worker %s: Redis unavailable (%s); claiming jobs straight from the database "
-                        "until it answers again", self._worker, exc)
+                        "until it answers again (dispatches are skipped meanwhile)", self._worker, exc)
         else:
             log.info("meepo: Redis unavailable (%s); dispatches are skipped until it answers again (workers "
                      "claim from the database, the sweeper dispatches what is due once Redis is back)", exc)
 
-    def _came_back(self, *, consumer: bool) -> None:
+    def _came_back(self) -> None:
+        """Redis answered: the breaker closes, and workers drain the table for ``drain_seconds``."""
         if not self.breaker.succeeded():
             return
         self._drain_until = self.clock() + self.drain_seconds
-        if consumer:
+        if self._worker is not None:
             log.warning("meepo: worker %s: Redis answers again; fetching through Redis again", self._worker)
         else:
             log.info("meepo: Redis answers again; dispatching through Redis again")
@@ -125,7 +131,7 @@ class FailoverDispatcher(Dispatcher):
         except DispatchError:
             self.breaker.failed()
             return False
-        self._came_back(consumer=True)
+        self._came_back()
         return True
 
     # -- producer side
@@ -138,9 +144,9 @@ class FailoverDispatcher(Dispatcher):
         try:
             self.primary.dispatch(items, prefixes=prefixes)
         except DispatchError as exc:
-            self._went_down(exc, consumer=False)
+            self._went_down(exc)
             raise
-        self._came_back(consumer=False)
+        self._came_back()
 
     # -- consumer side
     def fetch(self, sources: Sequence[Source], count: int, *, worker: str, claim: Claim,
@@ -158,7 +164,7 @@ class FailoverDispatcher(Dispatcher):
             try:
                 found = self.primary.fetch(sources, count, worker=worker, claim=claim, deliver=counting)
             except DispatchError as exc:
-                self._went_down(exc, consumer=True)
+                self._went_down(exc)
             else:
                 if delivered or self.clock() >= self._drain_until:
                     return found
@@ -171,7 +177,7 @@ class FailoverDispatcher(Dispatcher):
                 self.primary.wait(sources, timeout)
                 return
             except DispatchError as exc:
-                self._went_down(exc, consumer=True)
+                self._went_down(exc)
         self.fallback.wait(sources, timeout)
 
     def heartbeat(self, worker: str) -> None:
@@ -181,9 +187,11 @@ class FailoverDispatcher(Dispatcher):
         try:
             self.primary.heartbeat(worker)
         except DispatchError as exc:
-            self._went_down(exc, consumer=True)
+            self._went_down(exc)
 
     def worker_stopped(self, worker: str) -> None:
+        if self._worker == worker:
+            self._worker = None
         if self.breaker.up:
             self.primary.worker_stopped(worker)
 
@@ -198,9 +206,9 @@ class FailoverDispatcher(Dispatcher):
         try:
             result = call()
         except DispatchError as exc:
-            self._went_down(exc, consumer=False)
+            self._went_down(exc)
             raise
-        self._came_back(consumer=False)
+        self._came_back()
         return result
 
     def missing(self, task: str, key_prefix: str, refs: Sequence[Ref]) -> list[Ref]:

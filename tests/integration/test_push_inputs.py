@@ -35,7 +35,7 @@ class Broken:
 
 
 def test_an_unexpected_dispatch_error_is_logged_not_raised(monkeypatch, caplog, redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(outbox, "producer_dispatcher", Broken)
+    monkeypatch.setattr(outbox, "process_dispatcher", Broken)
     with caplog.at_level(logging.WARNING, logger="django_meepo"), transaction.atomic():
         job = Job.objects.push("record", b"x")
     outbox.flush()

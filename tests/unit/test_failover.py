@@ -208,3 +208,29 @@ def test_fair_shares_split_a_fetch_over_tasks() -> None:
     assert fair_shares([a, b, c], 2, 1) == [(b, 1), (c, 1)]
     assert fair_shares([a], 5, 3) == [(a, 5)]
     assert fair_shares([], 5, 0) == []
+
+
+def test_a_dispatch_that_fails_switches_the_fetcher_at_once(failover: FailoverDispatcher, redis: Fake,
+                                                           table: Fake, caplog: pytest.LogCaptureFixture) -> None:
+    """One dispatcher per process: the outbox's failed dispatch opens the breaker the worker fetches through, so
+    its next fetch claims from the table without waiting on Redis itself; the switch is said once, as the
+    worker's."""
+    assert fetch(failover) == [1]  # the worker fetches through this dispatcher
+    redis.down = True
+    redis.calls.clear()
+    with caplog.at_level(logging.WARNING, logger="django_meepo"):
+        with pytest.raises(DispatchError):
+            failover.dispatch([Dispatchable("t", 5, 1, 0)])
+        assert fetch(failover) == [2]
+        failover.wait([SOURCE], 1.0)
+    assert redis.calls == ["dispatch"], "Redis was not asked again before the next probe"
+    assert switches(caplog, "worker w1: Redis unavailable") == 1
+
+
+def test_without_a_worker_the_switch_is_said_as_the_producers(failover: FailoverDispatcher, redis: Fake,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    redis.down = True
+    with caplog.at_level(logging.INFO, logger="django_meepo"), pytest.raises(DispatchError):
+        failover.dispatch([Dispatchable("t", 5, 1, 0)])
+    assert switches(caplog, "dispatches are skipped until it answers again") == 1
+    assert switches(caplog, "worker") == 1  # "workers claim from the database": no worker named

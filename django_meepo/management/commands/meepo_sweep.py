@@ -12,7 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_meepo.conf import get_settings
-from django_meepo.dispatch import new_dispatcher
+from django_meepo.dispatch import process_dispatcher
 from django_meepo.exceptions import MeepoError
 from django_meepo.registry import all_tasks, get_task
 from django_meepo.sweeper import Sweeper
@@ -33,7 +33,7 @@ class Command(BaseCommand):
         if not tasks:
             raise CommandError("no tasks are declared (MEEPO['TASKS'] or @django_meepo.task)")
         holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        sweeper = Sweeper(tasks, dispatcher=new_dispatcher(), using=get_settings().database, holder=holder)
+        sweeper = Sweeper(tasks, dispatcher=process_dispatcher(), using=get_settings().database, holder=holder)
         if opts["once"]:
             sweeper._last_period.clear()
             report = sweeper.tick()
