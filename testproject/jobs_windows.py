@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 from django_meepo import JobContext, task
 
-from .jobs import FAST, _work
+from .jobs import FAST, _record, _work
+
+HANG_SECONDS = 600.0
 
 
 @task("windows_prefetch", parallel=1, prefetch=5, **FAST)
@@ -17,6 +21,20 @@ def windows_prefetch(job: JobContext) -> None:
 @task("windows_hostage", parallel=1, **FAST)
 def windows_hostage(job: JobContext) -> None:
     """One slot and the adaptive prefetch (it grows to 100 once fast jobs were measured)."""
+    _work(job)
+
+
+@task("windows_hang_once", parallel=1, prefetch=2, **FAST)
+def windows_hang_once(job: JobContext) -> None:
+    """Payload {"hang": true}: the job's first attempt records its run, then hangs for HANG_SECONDS without
+    looking at ``job.stopping`` (a call stuck in a library); its later attempts, and jobs without "hang", run as
+    ``record``'s (payload {"sleep": s, ...}). One slot and a fixed PREFETCH of 2 queue claimed jobs behind it."""
+    if job.attempt == 1 and (job.json() if job.payload else {}).get("hang"):
+        _record(job)
+        deadline = time.monotonic() + HANG_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+        return
     _work(job)
 
 
