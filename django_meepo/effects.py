@@ -23,11 +23,11 @@ from .hooks import FINAL, transitions_ended
 from .states import Transition
 
 
-def committed(using: str, transitions: Sequence[Transition], now: datetime) -> None:
+def after_transaction(using: str, transitions: Sequence[Transition], now: datetime) -> None:
     """Dispatch what ``transitions`` made due and announce what they ended, once their commit is durable."""
     due = [d for t in transitions if (d := t.dispatchable(now)) is not None]
     ended = [t for t in transitions if t.status in FINAL]
     if due:
-        outbox.on_commit(due, using=using)
+        outbox.after_transaction(due, using=using)
     if ended:
         transaction.on_commit(lambda: transitions_ended(ended, using), using=using)

@@ -81,7 +81,7 @@ def repush(job_id: int, *, cid: int | None = None, using: str | None = None, now
     won = apply_one(alias, statement, job_id, expected, token, what=f"repush job {job_id}",
                     also=_recorder(alias, closed))
     result = Transition(job_id, row.task, Status.TODO, won.cid, now, row.priority)
-    effects.committed(alias, [result], now)
+    effects.after_transaction(alias, [result], now)
     return result
 
 
@@ -108,7 +108,7 @@ def repush_many(job_ids: Sequence[int], *, using: str | None = None, now: dateti
     won = apply_many(alias, statement, {i: r.cid for i, r in rows.items()}, token,
                      also=record if closing else None)
     changed = [Transition(w.id, rows[w.id].task, Status.TODO, w.cid, now, rows[w.id].priority) for w in won]
-    effects.committed(alias, changed, now)
+    effects.after_transaction(alias, changed, now)
     return changed
 
 
@@ -139,7 +139,7 @@ def operator_commit(job_id: int, status: str, *, cid: int | None = None, using: 
     won = apply_one(alias, statement, job_id, expected, token, what=f"commit job {job_id} {status!r}",
                     also=_recorder(alias, closed))
     result = Transition(job_id, row.task, status, won.cid, None, row.priority)
-    effects.committed(alias, [result], now)
+    effects.after_transaction(alias, [result], now)
     return result
 
 

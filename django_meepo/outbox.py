@@ -1,7 +1,7 @@
 """One outbox per process: the ids of committed, due jobs reach the workers through it, off the caller's thread.
 
 Every path that makes a job due — a push, a retry, a hand-back, a rescue, a repush — gives the outbox its ids
-*after the commit* (:func:`on_commit`: at the caller's COMMIT inside a transaction, at once in autocommit, never
+*after the commit* (:func:`after_transaction`: at the caller's COMMIT inside a transaction, at once in autocommit, never
 after a rollback). A background thread takes everything pending, coalesces it (one Redis round trip per task
 and band, however many transactions it came from) and dispatches it through the process's dispatcher, whose
 circuit breaker skips dispatches at once while Redis is down.
@@ -185,7 +185,7 @@ class _OnCommit:
         put(items)
 
 
-def on_commit(items: Sequence[Dispatchable], *, using: str) -> None:
+def after_transaction(items: Sequence[Dispatchable], *, using: str) -> None:
     """Give ``items`` to the outbox once the current transaction on ``using`` commits (at once in autocommit).
 
     A transaction that makes many jobs due registers one callback, which the items of the whole transaction

@@ -145,7 +145,7 @@ def push(task: str, payload: Any = None, *, json: Any = _MISSING, delay: Any = N
         if not job._meepo_created:  # type: ignore[attr-defined]
             return job
     if when.immediate:
-        outbox.on_commit([Dispatchable(task, job.id, 1, priority)], using=alias)
+        outbox.after_transaction([Dispatchable(task, job.id, 1, priority)], using=alias)
     return job
 
 
@@ -194,7 +194,7 @@ def push_many(task: str, payloads: Iterable[Any] | None = None, *, json: Iterabl
         for chunk in _chunks(news):
             ids += inserts.insert(alias, chunk)
     if when.immediate:
-        outbox.on_commit([Dispatchable(task, i, 1, priority) for i in ids], using=alias)
+        outbox.after_transaction([Dispatchable(task, i, 1, priority) for i in ids], using=alias)
     return [inserts.as_model(alias, i, n) for i, n in zip(ids, news, strict=True)]
 
 

@@ -14,7 +14,7 @@ commit) that does all of it:
 1. its conditional statement, by name from ``sql.py``, applied through :func:`checked.apply` (which reads back
    by token what it won, on every short count, and settles lost answers by the statement's effect);
 2. the attempt rows it writes, in the same transaction;
-3. its side effects once the commit is durable (``effects.committed``): the jobs it made due go to the
+3. its side effects once the commit is durable (``effects.after_transaction``): the jobs it made due go to the
    process's outbox, the jobs it ended to their task's ``on_finished`` hook.
 
 Callers — the worker, the sweeper, the admin, commands, the Tasks backend — call one verb and cannot forget a
@@ -115,7 +115,7 @@ def finish_done(task: str, refs: Sequence[Ref], *, using: str, now: datetime | N
                                     results=chunk_results or None)
         chunk_won = apply_many(using, statement, {r.id: r.cid for r in chunk}, token, tries=tries)
         # announced chunk by chunk: a later chunk that raises must not silence what an earlier one ended
-        effects.committed(using, [Transition(w.id, task, Status.DONE, w.cid, None) for w in chunk_won], now)
+        effects.after_transaction(using, [Transition(w.id, task, Status.DONE, w.cid, None) for w in chunk_won], now)
         won += chunk_won
     by_id = {w.id: w for w in won}
     outcome = BatchOutcome(won=[Ref(r.id, by_id[r.id].cid) for r in refs if r.id in by_id],
@@ -166,7 +166,7 @@ def _fail(task: str, job: ClaimedJob, *, status: str, due: datetime | None, erro
     won = apply_one(using, statement, job.id, job.cid, token, what=f"record the failure of {task} job {job.id}",
                     also=record, tries=tries)
     result = Transition(job.id, task, status, won.cid, due, job.priority)
-    effects.committed(using, [result], now)
+    effects.after_transaction(using, [result], now)
     return result
 
 
@@ -216,7 +216,7 @@ def release(task: str, jobs: Sequence[ClaimedJob], *, worker: str, using: str, r
 
     won = apply_many(using, statement, {j.id: j.cid for j in jobs}, token, also=record, tries=tries)
     changed = [Transition(w.id, task, Status.TODO, w.cid, now, by_id[w.id].priority) for w in won]
-    effects.committed(using, changed, now)
+    effects.after_transaction(using, changed, now)
     return changed
 
 
@@ -298,7 +298,7 @@ def expire_leases(task: str, options: TaskOptions, *, using: str, now: datetime 
         delay = backoff_seconds(failed_after, policies[(dst, failed_after, _)]) if dst == Status.TODO else None
         due = now + timedelta(seconds=delay) if delay is not None else None
         changed += _expire_group(task, group, dst, due, using=using, now=now, options=options)
-    effects.committed(using, changed, now)
+    effects.after_transaction(using, changed, now)
     return ExpiryOutcome(found=len(found), changed=changed)
 
 
