@@ -49,6 +49,8 @@ COMPARED = (
 
 MEEPO_ONLY = (
     Figure("push_tx1", "pushed one per transaction", "jobs/s", ",.0f", True, Target("≥ 2,000/s", lambda v: v >= 2_000)),
+    Figure("tx1_floor", "ceiling: one bare INSERT per transaction, no django-meepo", "rows/s", ",.0f", True,
+           compared=False),
     Figure("push_tx100", "pushed 100 per transaction", "jobs/s", ",.0f", True,
            Target("≥ 4,000/s", lambda v: v >= 4_000)),
     Figure("latency_p50", "pickup latency on an idle worker, p50", "ms", ".1f", False,

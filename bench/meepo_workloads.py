@@ -35,6 +35,7 @@ def tx(system: System, ctx: Context) -> None:
     """``tx_jobs`` single pushes, each in a transaction of its own (→ push_tx1), then in transactions of 100
     (→ push_tx100): django-meepo dispatches each transaction's jobs in one Redis call at its commit."""
     from django.db import transaction
+    from django.utils import timezone
 
     from django_meepo import Job
 
@@ -53,7 +54,23 @@ def tx(system: System, ctx: Context) -> None:
                 for i in range(start, min(n, start + TX_BATCH)):
                     Job.objects.push(MEEPO_NOOP, str(i).encode())
 
-    for figure, action in (("push_tx1", one_per_transaction), ("push_tx100", hundred_per_transaction)):
+    def bare_insert_per_transaction() -> None:
+        """The ceiling of one push per transaction here: Django's atomic() around one INSERT of a job row by a raw
+        cursor (no model, no django-meepo, no Redis) — the round trips and fsync any push in its own transaction
+        pays."""
+        from django.db import connection
+
+        table = Job._meta.db_table
+        now = timezone.now()
+        for i in range(n):
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(f"INSERT INTO {table} (task, status, cid, priority, payload, failed_times, rescues, "
+                               f"attempts, created_at, updated_at, due_at, worker, token, last_error) "
+                               f"VALUES (%s, 'todo', 1, 0, %s, 0, 0, 0, %s, %s, %s, '', '', '')",
+                               ["bench-floor", str(i).encode(), now, now, now])
+
+    for figure, action in (("push_tx1", one_per_transaction), ("tx1_floor", bare_insert_per_transaction),
+                           ("push_tx100", hundred_per_transaction)):
         seconds = timed(action)
         ctx.out.add(figure, n / seconds, run=ctx.run)
         log.info("django-meepo run %d: %s %.0f/s", ctx.run + 1, figure, n / seconds)
