@@ -1,7 +1,7 @@
 """The side effects of committed transitions, owned by the state machine's verbs (never by their callers).
 
 After a transition commits — at once in autocommit, at the caller's COMMIT inside a transaction, never after a
-rollback — :func:`committed`:
+rollback — :func:`after_transaction`:
 
 * gives the jobs it made due (``todo``, due now) to the process's outbox, which dispatches them;
 * calls each task's ``on_finished`` hook with the jobs it ended (``done``, ``failed``, ``zombie``), once per

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from .db import Sql, id_cid_condition, in_list, job_table
@@ -93,20 +93,23 @@ def release(q: Sql, refs: Iterable[tuple[int, int]], *, token: str, now: datetim
         [Status.TODO, token, q.dt(now), q.dt(now), Status.DOING, *params])
 
 
-def renew(q: Sql, refs: Iterable[tuple[int, int]], *, lease_until: datetime) -> Statement:
+def renew(q: Sql, refs: Iterable[tuple[int, int]], *, lease_until: datetime, lease_seconds: float) -> Statement:
     """Move the leases of running jobs (still ``doing`` at their claim's cid) to at least ``lease_until``; not a
     transition.
 
-    A lease only ever grows: renewals of one job come from several threads (the monitor, the proof of a waiting
+    A lease does not move back: renewals of one job come from several threads (the monitor, the proof of a waiting
     job, the job's own heartbeat), each with its own reading of the clock, and may land out of order. Were the
     later-landing one to set an earlier time, the other's check (``lease_until`` reached its time) would find its
-    effect gone and report a live lease as lost."""
+    effect gone and report a live lease as lost. A lease more than ``lease_seconds`` beyond ``lease_until`` is
+    not kept, though: no renewal wrote it at this clock (the clock stepped back — an NTP step, a daylight-saving
+    fall-back with ``USE_TZ = False``), and keeping it would leave a dead worker's job ``doing`` that much longer.
+    """
     cond, params = id_cid_condition(refs)
-    until = q.dt(lease_until)
+    until, most = q.dt(lease_until), q.dt(lease_until + timedelta(seconds=lease_seconds))
     return Statement("renew", (
-        f"UPDATE {q.table} SET lease_until = CASE WHEN lease_until IS NULL OR lease_until < %s THEN %s "
-        f"ELSE lease_until END WHERE status = %s AND {cond}"),
-        [until, until, Status.DOING, *params])
+        f"UPDATE {q.table} SET lease_until = CASE WHEN lease_until >= %s AND lease_until <= %s THEN lease_until "
+        f"ELSE %s END WHERE status = %s AND {cond}"),
+        [until, most, until, Status.DOING, *params])
 
 
 # --------------------------------------------------------------------------------------------- sweeper side

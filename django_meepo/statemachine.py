@@ -234,7 +234,7 @@ def extend_leases(refs: Sequence[Ref], *, lease_seconds: float, using: str,
     now = _now(now, using)
     until = now + timedelta(seconds=lease_seconds)
     targets = {r.id: r.cid for r in refs}
-    statement = sql.renew(sql.sql_for(using), targets.items(), lease_until=until)
+    statement = sql.renew(sql.sql_for(using), targets.items(), lease_until=until, lease_seconds=lease_seconds)
 
     def read() -> list[int]:
         held = (Job.objects.using(using).filter(id__in=list(targets), status=Status.DOING, lease_until__gte=until)

@@ -37,7 +37,7 @@ from .committer import Committer
 from .conf import get_settings
 from .context import JobContext
 from .db import clean_connections, close_thread_connections, discard_connection
-from .dispatch import Dispatcher, process_dispatcher
+from .dispatch import Dispatcher, give_back_fetch_dispatcher, take_fetch_dispatcher
 from .dispatch.base import Source
 from .exceptions import DispatchError
 from .execution import run_job
@@ -79,7 +79,7 @@ def interleave(jobs: Sequence[sm.ClaimedJob]) -> list[sm.ClaimedJob]:
 class Worker:
     def __init__(self, tasks: Sequence[Task], *, parallel: int | None = None, using: str | None = None,
                  sweep: bool = True, max_jobs: int | None = None, max_memory_mb: float | None = None,
-                 grace: float = 30.0, dispatcher_factory: Callable[[], Dispatcher] = process_dispatcher,
+                 grace: float = 30.0, dispatcher_factory: Callable[[], Dispatcher] | None = None,
                  worker_id: str | None = None) -> None:
         if not tasks:
             raise ValueError("a worker needs at least one task")
@@ -97,7 +97,10 @@ class Worker:
         self.max_jobs = max_jobs
         self.max_memory_mb = max_memory_mb
         self.grace = grace
-        self.dispatcher = dispatcher_factory()  # the process's own by default: shared with the outbox (one breaker)
+        # By default the process's own dispatcher, shared with the outbox (one breaker), if no other worker of
+        # this process fetches through it.
+        self.dispatcher, self._owns_process_dispatcher = (
+            (dispatcher_factory(), False) if dispatcher_factory else take_fetch_dispatcher(self))
         self.sweeper: Sweeper | None = None
         self.holdings = Holdings()
         self._run_q: queue.SimpleQueue[Held | None] = queue.SimpleQueue()
@@ -356,7 +359,9 @@ class Worker:
         with contextlib.suppress(DatabaseError):
             WorkerRow.objects.using(self.using).filter(id=self.id[:200]).delete()
         self.dispatcher.worker_stopped(self.id)
-        self.dispatcher.close()
+        self.dispatcher.close()  # its subscription only: the outbox still dispatches through it
+        if self._owns_process_dispatcher:
+            give_back_fetch_dispatcher(self)
         close_thread_connections()
         log.info("meepo: worker %s stopped after %d job(s)", self.id, self.processed)
 

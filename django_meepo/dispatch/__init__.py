@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -15,10 +17,12 @@ if TYPE_CHECKING:
     from .database import DatabaseDispatcher
     from .redis import RedisDispatcher
 
-__all__ = ["Dispatcher", "Source", "database_dispatcher", "new_dispatcher", "process_dispatcher",
-           "producer_dispatcher", "redis_dispatcher", "reset_producer_dispatcher"]
+__all__ = ["Dispatcher", "Source", "database_dispatcher", "give_back_fetch_dispatcher", "new_dispatcher",
+           "process_dispatcher", "producer_dispatcher", "redis_dispatcher", "reset_producer_dispatcher",
+           "take_fetch_dispatcher"]
 
 _producer: Dispatcher | None = None
+_fetcher: weakref.ref[object] | None = None  # the worker of this process that fetches through _producer
 _producer_lock = threading.Lock()
 
 
@@ -84,7 +88,37 @@ def process_dispatcher() -> Dispatcher:
 producer_dispatcher = process_dispatcher  # the name used before the worker shared it
 
 
+def take_fetch_dispatcher(owner: object) -> tuple[Dispatcher, bool]:
+    """A dispatcher for the worker ``owner`` to fetch through, and whether it is the process's own (see
+    :func:`process_dispatcher`).
+
+    The first worker of a process gets the process's dispatcher, so its fetches share one breaker with the
+    outbox. Fetch state (the subscription, the round-robin turn) belongs to one worker, though: another worker
+    alive in the same process at the same time (embedded workers, tests) gets a new dispatcher of its own. The
+    worker gives the process's back with :func:`give_back_fetch_dispatcher` when it stops (or by being
+    garbage-collected, if it never ran).
+    """
+    global _fetcher
+    with _producer_lock:
+        first = _fetcher is None or _fetcher() is None
+        if first:
+            _fetcher = weakref.ref(owner)
+    return (process_dispatcher(), True) if first else (new_dispatcher(), False)
+
+
+def give_back_fetch_dispatcher(owner: object) -> None:
+    global _fetcher
+    with _producer_lock:
+        if _fetcher is not None and _fetcher() is owner:
+            _fetcher = None
+
+
 def reset_producer_dispatcher(**_: object) -> None:
-    """Forget the process-wide dispatcher (settings changed, or after a fork)."""
-    global _producer
+    """Forget the process-wide dispatcher (settings changed, or in a forked child: the parent's subscription and
+    breaker are not the child's)."""
+    global _producer, _fetcher
     _producer = None
+    _fetcher = None
+
+
+os.register_at_fork(after_in_child=reset_producer_dispatcher)

@@ -251,3 +251,16 @@ def test_renewals_landing_out_of_order_report_no_live_lease_lost(key_prefix) -> 
     assert raced, "extend_leases executed no UPDATE through db.Sql.execute"
     assert lost == {finished.id}, f"job {held.id} is still doing at its claim's cid: its lease is not lost"
     assert Job.objects.get(id=held.id).lease_until == now + timedelta(seconds=32), "a lease never moves back"
+
+
+def test_a_lease_written_before_the_clock_stepped_back_is_renewed_to_the_new_time(key_prefix) -> None:  # type: ignore[no-untyped-def]
+    """A lease only grows, but not past what a renewal at this clock could have written: one an hour ahead (the
+    clock stepped back) is set to the renewal's time, so a worker that dies now is rescued a lease later, not an
+    hour later."""
+    job = Job.objects.push("record", json={})
+    [claimed] = sm.claim("record", [Ref(job.id, job.cid)], worker="test-step", lease_seconds=30, using="default")
+    now = timezone.now()
+    Job.objects.filter(id=job.id).update(lease_until=now + timedelta(hours=1))
+    lost = sm.extend_leases([claimed.ref], lease_seconds=30, using="default", now=now)
+    assert lost == set()
+    assert Job.objects.get(id=job.id).lease_until == now + timedelta(seconds=30)
