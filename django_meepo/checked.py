@@ -79,7 +79,7 @@ def read_won(using: str, ids: Sequence[int], token: str) -> list[Won]:
 
 def apply(using: str, statement: Statement, targets: Mapping[int, int], *, read: Callable[[], list[R]],
           full: Callable[[], list[R]] | None = None, also: Callable[[list[R]], object] | None = None,
-          tries: int = 8) -> list[R]:
+          settle: Callable[[], list[R] | None] | None = None, tries: int = 8) -> list[R]:
     """Run ``statement`` on the rows ``targets`` (id → the cid it is conditioned on); return the rows it changed.
 
     ``read`` reads back the rows the statement changed (by its token, or by its effect). ``full`` builds the
@@ -87,9 +87,10 @@ def apply(using: str, statement: Statement, targets: Mapping[int, int], *, read:
     whole); without it every call reads back. ``also`` writes more in the same transaction, given the rows won.
 
     What if the answer is lost? ``read`` on a new connection decides; the statement runs again only when its
-    effect is absent. What if it runs twice? The second copy matches nothing (the cids moved) and the read finds
-    the first copy's rows. What if the next statement (``also``) raises? The transaction rolls back whole: the
-    transition did not happen and the caller sees the error.
+    effect is absent (``settle``, when given, decides that instead of ``read``: it returns the rows changed, or
+    ``None`` when the statement did not run). What if it runs twice? The second copy matches nothing (the cids
+    moved) and the read finds the first copy's rows. What if the next statement (``also``) raises? The
+    transaction rolls back whole: the transition did not happen and the caller sees the error.
     """
     expected = len(targets)
 
@@ -102,7 +103,7 @@ def apply(using: str, statement: Statement, targets: Mapping[int, int], *, read:
         return won
 
     def verify() -> list[R] | None:
-        return read() or None
+        return settle() if settle is not None else (read() or None)
 
     return run_checked(using, run, verify, what=f"{statement.name} of {expected} job(s)", tries=tries)
 

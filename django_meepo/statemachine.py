@@ -241,7 +241,18 @@ def extend_leases(refs: Sequence[Ref], *, lease_seconds: float, using: str,
                 .values_list("id", "cid"))
         return [i for i, c in held if targets.get(i) == c]
 
-    renewed = apply(using, statement, targets, read=read, full=lambda: list(targets), tries=3)
+    def settle() -> list[int] | None:
+        """After a lost answer: a lease still ours that did not reach ``until`` says the statement never ran
+        (it renews every lease still ours, or none), so it runs again — even when other leases of the batch
+        reached ``until`` through another thread's renewal; else the leases still ours were renewed."""
+        rows = (Job.objects.using(using).filter(id__in=list(targets), status=Status.DOING)
+                .values_list("id", "cid", "lease_until"))
+        ours = [(i, lease) for i, c, lease in rows if targets.get(i) == c]
+        if any(lease is None or lease < until for _, lease in ours):
+            return None
+        return [i for i, _ in ours]
+
+    renewed = apply(using, statement, targets, read=read, full=lambda: list(targets), settle=settle, tries=3)
     return set(targets) - set(renewed)
 
 

@@ -264,3 +264,31 @@ def test_a_lease_written_before_the_clock_stepped_back_is_renewed_to_the_new_tim
     lost = sm.extend_leases([claimed.ref], lease_seconds=30, using="default", now=now)
     assert lost == set()
     assert Job.objects.get(id=job.id).lease_until == now + timedelta(seconds=30)
+
+
+def test_a_lost_renewal_of_a_batch_is_run_again_though_another_thread_renewed_part_of_it(key_prefix) -> None:  # type: ignore[no-untyped-def]
+    """The monitor's renewal of two held jobs never reaches the server (its connection killed); meanwhile the
+    proof of one waiting job renews that one to a later time. The re-check must see that the other lease is
+    still the worker's but did not move — the statement never ran — and run it again, not report that live lease
+    lost (seen in the chaos runs: a killed renewal made the worker drop live jobs)."""
+    a, b = Job.objects.push("record", json={}), Job.objects.push("record", json={})
+    claimed = sm.claim("record", [Ref(a.id, a.cid), Ref(b.id, b.cid)], worker="test-w8b", lease_seconds=5,
+                       using="default")
+    by_id = {c.id: c for c in claimed}
+    now = timezone.now()
+    original = Sql.execute
+    dropped: list[str] = []
+
+    def execute(self: Sql, sql: str, params: Sequence[Any]) -> int:
+        if not dropped and is_update(sql):
+            dropped.append(sql)
+            # another thread's renewal of job a lands, later than ours; ours never reaches the server
+            in_thread(lambda: sm.extend_leases([by_id[a.id].ref], lease_seconds=31, using="default", now=now))
+            raise lost_connection()
+        return original(self, sql, params)
+
+    with mock.patch.object(Sql, "execute", execute):
+        lost = sm.extend_leases([by_id[a.id].ref, by_id[b.id].ref], lease_seconds=30, using="default", now=now)
+    assert dropped, "extend_leases executed no UPDATE through db.Sql.execute"
+    assert lost == set(), "both jobs are still doing at their claim's cid: no lease was lost"
+    assert Job.objects.get(id=b.id).lease_until == now + timedelta(seconds=30), "the renewal was run again"
