@@ -4,6 +4,7 @@
 push ──► todo ──claim──► doing ──commit done──► done
           ▲  ▲             │  └─commit failed / n-th failure──► failed
           │  └─retry(backoff)┘ (failed_times+1)
+          │  └─snooze(s)─────┘ (due in s seconds; failed_times unchanged)
           │                │ lease expired (sweeper): dst = todo | failed | done | zombie
           └──── repush (any status, cid+1) ◄── zombie / done / failed
 ```
