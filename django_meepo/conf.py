@@ -50,6 +50,7 @@ class MeepoSettings:
     worker_alive_ttl: float = field(default_factory=_default("WORKER_ALIVE_TTL"))
     retention_days: float | None = field(default_factory=_default("RETENTION_DAYS"))
     poll_interval: float = field(default_factory=_default("POLL_INTERVAL"))
+    progress_interval: float = field(default_factory=_default("PROGRESS_INTERVAL"))
 
 
 def raw_settings() -> Any:

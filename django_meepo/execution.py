@@ -63,7 +63,8 @@ def run_job(task: Task, ctx: JobContext) -> RunOutcome:
     """Call the task's function with ``ctx``; an exception (of any kind) is a failure with its traceback.
 
     Auto-commit: a normal return is ``done`` (a ``str`` return value is stored as the job's result). Manual
-    mode: the function commits itself; returning without a commit is a failure.
+    mode: the function commits itself; returning without a commit is a failure. A run that snoozed (either
+    mode) or committed itself records nothing more, whether it then returns or raises.
     """
     extra = {"job_id": ctx.id, "task": ctx.task}
     try:
@@ -75,9 +76,9 @@ def run_job(task: Task, ctx: JobContext) -> RunOutcome:
             return RunOutcome(SELF_COMMITTED)
         log.warning("meepo: %s job %s failed: %s: %s", ctx.task, ctx.id, type(exc).__name__, exc, extra=extra)
         return RunOutcome(FAILED, error=traceback.format_exc(), error_class=_class_path(exc))
+    if ctx.committed is not None:  # committed by hand (manual mode) or snoozed (either mode): the claim is over
+        return RunOutcome(SELF_COMMITTED)
     if not task.options.auto_commit:
-        if ctx.committed is not None:
-            return RunOutcome(SELF_COMMITTED)
         message = (f"job function {task.path} returned without committing (task {task.name!r} has AUTO_COMMIT "
                    f"False: call job.commit('done'|'failed'|'todo'))")
         log.warning("meepo: %s job %s: %s", ctx.task, ctx.id, message, extra=extra)

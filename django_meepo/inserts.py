@@ -122,7 +122,8 @@ def as_model(alias: str, job_id: int, new: NewJob) -> Job:
               "payload": new.payload, "idempotency_key": new.idempotency_key, "failed_times": 0, "rescues": 0,
               "attempts": 0, "created_at": new.created_at, "updated_at": new.created_at, "due_at": new.due_at,
               "started_at": None, "finished_at": None, "lease_until": None, "worker": "", "token": "",
-              "last_error": "", "result": None}
+              "last_error": "", "result": None, "progress_done": None, "progress_total": None,
+              "progress_note": None, "progress_at": None}
     model = job_model()
     fields = [f.attname for f in model._meta.concrete_fields]
     return model.from_db(alias, fields, [values[name] for name in fields])

@@ -66,6 +66,12 @@ class Job(models.Model):
                              help_text="Nonce of the last batch statement that changed the row.")
     last_error = models.TextField(blank=True, default="")
     result = models.TextField(null=True, blank=True)
+    # What a running job reported through ``job.progress(done, total, note)`` (throttled, see progress.py); NULL
+    # until its first report. Written at the claim's cid while ``doing``; left as the last run wrote it.
+    progress_done = models.PositiveBigIntegerField(null=True, blank=True)
+    progress_total = models.PositiveBigIntegerField(null=True, blank=True)
+    progress_note = models.CharField(max_length=200, null=True, blank=True)
+    progress_at = models.DateTimeField(null=True, blank=True)
 
     objects = JobManager()
 
@@ -126,8 +132,8 @@ class AttemptInfo:
 
 
 class Attempt(models.Model):
-    """A finished attempt the job row no longer describes: a failure, an expired lease, a time limit or a
-    hand-back when it happens; a ``done`` run, or a run cut short, when an operator repushes or commits the job."""
+    """A finished attempt the job row no longer describes: a failure, an expired lease, a time limit, a hand-back
+    or a snooze when it happens; a ``done`` run, or a run cut short, when an operator repushes or commits the job."""
 
     class Outcome(models.TextChoices):
         FAILED = "failed", "failed"
@@ -136,6 +142,7 @@ class Attempt(models.Model):
         RELEASED = "released", "handed back"
         DONE = "done", "done"
         SUPERSEDED = "superseded", "stopped by an operator"
+        SNOOZED = "snoozed", "snoozed"
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE)
     number = models.PositiveIntegerField()

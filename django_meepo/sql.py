@@ -93,6 +93,24 @@ def release(q: Sql, refs: Iterable[tuple[int, int]], *, token: str, now: datetim
         [Status.TODO, token, q.dt(now), q.dt(now), Status.DOING, *params])
 
 
+def snooze(q: Sql, job_id: int, cid: int, *, token: str, now: datetime, due: datetime) -> Statement:
+    """doing → todo, due at ``due``, at the claim's cid: no failure counted (``failed_times`` unchanged), no
+    error written; a job function puts its own run off (``job.snooze``)."""
+    return Statement("snooze", (
+        f"UPDATE {q.table} SET status = %s, cid = cid + 1, token = %s, lease_until = NULL, due_at = %s, "
+        f"updated_at = %s WHERE id = %s AND cid = %s AND status = %s"),
+        [Status.TODO, token, q.dt(due), q.dt(now), job_id, cid, Status.DOING])
+
+
+def progress(q: Sql, job_id: int, cid: int, *, done: int, total: int, note: str, now: datetime) -> Statement:
+    """A running job's progress, written while it is still ``doing`` at its claim's cid (a stale run writes
+    nothing); not a transition: neither ``cid`` nor ``token`` changes, as for a lease renewal."""
+    return Statement("progress", (
+        f"UPDATE {q.table} SET progress_done = %s, progress_total = %s, progress_note = %s, progress_at = %s "
+        f"WHERE id = %s AND cid = %s AND status = %s"),
+        [done, total, note, q.dt(now), job_id, cid, Status.DOING])
+
+
 def renew(q: Sql, refs: Iterable[tuple[int, int]], *, lease_until: datetime, lease_seconds: float) -> Statement:
     """Move the leases of running jobs (still ``doing`` at their claim's cid) to at least ``lease_until``; not a
     transition.

@@ -4,6 +4,7 @@
 push ──► todo ──claim──► doing ──commit done──► done
           ▲  ▲             │  └─commit failed / n-th failure──► failed
           │  └─retry(backoff)┘ (failed_times+1)
+          │  └─snooze(s)─────┘ (due in s seconds; failed_times unchanged)
           │                │ lease expired (sweeper): dst = todo | failed | done | zombie
           └──── repush (any status, cid+1) ◄── zombie / done / failed
 ```
@@ -25,6 +26,7 @@ host are compared on the same clock by every other.
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ from .db import new_token
 from .exceptions import CommitNotAllowed
 from .models import Attempt, Job
 from .options import TaskOptions
+from .progress import Progress
 from .retry import backoff_seconds, is_final_failure
 from .states import (  # value objects re-exported: callers speak of sm.Ref, sm.Transition, ...
     BatchOutcome,
@@ -57,7 +60,8 @@ RESULT_BYTES_PER_STATEMENT = 4 * 1024 * 1024
 
 __all__ = [
     "BatchOutcome", "ClaimedJob", "Dispatchable", "Ref", "Transition", "claim", "expire_leases", "extend_leases",
-    "finish_done", "finish_failed", "job_commit", "release", "validate_id", "validate_status",
+    "finish_done", "finish_failed", "job_commit", "release", "snooze", "validate_id", "validate_snooze",
+    "validate_status", "write_progress",
 ]
 
 # A job function in manual mode commits from `doing` with its claim's cid (DESIGN §3).
@@ -218,6 +222,67 @@ def release(task: str, jobs: Sequence[ClaimedJob], *, worker: str, using: str, r
     changed = [Transition(w.id, task, Status.TODO, w.cid, now, by_id[w.id].priority) for w in won]
     effects.after_transaction(using, changed, now)
     return changed
+
+
+def validate_snooze(seconds: object) -> float:
+    """``seconds`` as a float, or ValueError naming it: a finite number >= 0 (bool is not a number here)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds) \
+            or seconds < 0:
+        raise ValueError(f"snooze takes a finite number of seconds >= 0, not {seconds!r}")
+    return float(seconds)
+
+
+def snooze(task: str, job: ClaimedJob, seconds: float, *, worker: str, using: str,
+           now: datetime | None = None) -> Transition:
+    """doing → todo, due ``seconds`` from now, at the claim's cid: a job function puts its own run off.
+
+    No failure is counted (``failed_times`` and ``last_error`` unchanged) and the run is recorded as an Attempt
+    with outcome ``snoozed``. ``attempts`` is not given back: it counts claimed runs, and this was one (the retry
+    budget is ``failed_times``, which a snooze leaves alone). A job due later is dispatched by the sweeper once
+    due, as a retry after backoff is; ``snooze(0)`` is dispatched at once.
+
+    Bad ``seconds`` raise ValueError before anything is written. A stale run (the lease lost: rescued, repushed,
+    committed or snoozed already) raises CommitConflict naming the job's state; nothing is written. What if the
+    answer is lost? The token settles it (``checked.apply_one``): the snooze and its Attempt row exist together
+    or not at all, and a second copy matches nothing.
+    """
+    delay = validate_snooze(seconds)
+    now = _now(now, using)
+    try:
+        due = now + timedelta(seconds=delay)
+    except OverflowError:
+        raise ValueError(f"snooze takes a number of seconds that keeps the due time a date, not {seconds!r}") \
+            from None
+    token = new_token()
+    statement = sql.snooze(sql.sql_for(using), job.id, job.cid, token=token, now=now, due=due)
+
+    def record() -> None:
+        Attempt.objects.using(using).create(
+            job_id=job.id, number=job.attempts, worker=worker[:200], started_at=job.started_at, finished_at=now,
+            outcome=Attempt.Outcome.SNOOZED, error=f"snoozed for {delay:g} s by the job function")
+
+    won = apply_one(using, statement, job.id, job.cid, token, what=f"snooze {task} job {job.id}", also=record)
+    result = Transition(job.id, task, Status.TODO, won.cid, due, job.priority)
+    effects.after_transaction(using, [result], now)
+    return result
+
+
+def write_progress(ref: Ref, progress: Progress, *, using: str, now: datetime | None = None) -> bool:
+    """Store a running job's progress on its row while it is ``doing`` at ``ref.cid``; False when the job moved
+    on (a stale run writes nothing). Not a transition: no cid, token or status changes.
+
+    What if the answer is lost? The effect decides (the row at that cid holds these values); the statement runs
+    again only when it is absent, and running it twice writes the same values."""
+    now = _now(now, using)
+    statement = sql.progress(sql.sql_for(using), ref.id, ref.cid, done=progress.done, total=progress.total,
+                             note=progress.note, now=now)
+
+    def read() -> list[int]:
+        return list(Job.objects.using(using).filter(
+            id=ref.id, cid=ref.cid, status=Status.DOING, progress_done=progress.done,
+            progress_total=progress.total, progress_note=progress.note).values_list("id", flat=True))
+
+    return bool(apply(using, statement, {ref.id: ref.cid}, read=read, full=lambda: [ref.id], tries=3))
 
 
 def extend_leases(refs: Sequence[Ref], *, lease_seconds: float, using: str,

@@ -28,7 +28,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from django.db import DatabaseError, Error, InterfaceError
+from django.db import DatabaseError, Error, InterfaceError, connections
 
 from . import statemachine as sm
 from .checked import held_by
@@ -44,6 +44,7 @@ from .execution import run_job
 from .holdings import FINISHED, QUEUED, RELEASED, RUNNING, Held, Holdings
 from .models import Worker as WorkerRow
 from .monitor import Monitor, lease_lost
+from .progress import Progress, Throttle
 from .registry import Task, all_tasks
 from .sweeper import Sweeper, source_of
 from .waiting import Waiting
@@ -97,6 +98,7 @@ class Worker:
         self.max_jobs = max_jobs
         self.max_memory_mb = max_memory_mb
         self.grace = grace
+        self.progress_interval = get_settings().progress_interval
         # By default the process's own dispatcher, shared with the outbox (one breaker), if no other worker of
         # this process fetches through it.
         self.dispatcher, self._owns_process_dispatcher = (
@@ -266,7 +268,9 @@ class Worker:
 
     def _enqueue(self, jobs: Sequence[sm.ClaimedJob]) -> None:
         for job in interleave(jobs):
-            ctx = JobContext(job=job, _commit=self._job_commit, _heartbeat=self._job_heartbeat)
+            ctx = JobContext(job=job, _commit=self._job_commit, _heartbeat=self._job_heartbeat,
+                             _snooze=self._job_snooze)
+            ctx._progress = self._throttle(ctx)
             held = Held(ctx=ctx, task=self.tasks[job.task])
             self.holdings.add(held)
             self._fetched += 1
@@ -293,6 +297,7 @@ class Worker:
                         continue
                     held.state, held.started = RUNNING, time.monotonic()
                 outcome = run_job(held.task, held.ctx)
+                held.ctx.flush_progress()  # the last report, before the outcome ends the claim
                 elapsed = time.monotonic() - held.started
                 avg = self.avg_seconds
                 self.avg_seconds = elapsed if avg is None else avg * 0.9 + elapsed * 0.1
@@ -311,6 +316,30 @@ class Worker:
         held = self.holdings.get(ctx.id)
         task = held.task if held else self.tasks[ctx.task]
         return sm.job_commit(ctx.task, ctx.job, status, task.options, worker=self.id, using=self.using)
+
+    def _job_snooze(self, ctx: JobContext, seconds: float) -> sm.Transition:
+        """The state machine's snooze of this run; the claim is then over, so the worker records nothing more for
+        it (``Held.recorded``: the committer settles its outcome without a commit)."""
+        result = sm.snooze(ctx.task, ctx.job, seconds, worker=self.id, using=self.using)
+        held = self.holdings.get(ctx.id)
+        if held is not None and held.ctx is ctx:
+            held.recorded = True
+        return result
+
+    def _throttle(self, ctx: JobContext) -> Throttle:
+        """The throttle of ``ctx``'s progress reports: written in the job's own thread, unless it is inside a
+        transaction of its own (see progress.py); a write that finds the job moved on means the lease was lost."""
+        def write(progress: Progress) -> bool:
+            written = sm.write_progress(ctx.job.ref, progress, using=self.using)
+            if not written and ctx.committed is None:
+                lease_lost(ctx)
+            return written
+
+        def can_write() -> bool:
+            connection = connections[self.using]
+            return not connection.in_atomic_block and connection.get_autocommit()
+
+        return Throttle(write, self.progress_interval, label=f"{ctx.task} job {ctx.id}", can_write=can_write)
 
     def _job_heartbeat(self, ctx: JobContext) -> None:
         task = self.tasks[ctx.task]

@@ -8,6 +8,7 @@ Services come from the environment, with this machine's defaults:
 * ``MEEPO_DISPATCH`` — ``redis`` (default; fails over to the database while Redis is down) or ``database``
 * ``MEEPO_DB_NAME`` — overrides the database name (tests point worker subprocesses at the test database)
 * ``MEEPO_TEST_DB_NAME`` — the test database's name (with SQLite: a file beside the database, unless a path)
+* ``MEEPO_PROGRESS_INTERVAL`` — ``MEEPO["PROGRESS_INTERVAL"]`` when set (tests of ``job.progress``)
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ CACHES = {
     },
 }
 
-MEEPO = {
+MEEPO: dict[str, Any] = {
     "DATABASE": "default",
     "REDIS": "meepo",
     "KEY_PREFIX": os.environ.get("MEEPO_KEY_PREFIX", "meepo"),
@@ -82,6 +83,8 @@ MEEPO = {
         "demo": {"FUNCTION": "testproject.jobs.demo", "PARALLEL": 4},
     },
 }
+if os.environ.get("MEEPO_PROGRESS_INTERVAL"):
+    MEEPO["PROGRESS_INTERVAL"] = float(os.environ["MEEPO_PROGRESS_INTERVAL"])
 
 # Django's Tasks framework (django.tasks; the django-tasks backport on Django 5.2) on django-meepo: each queue
 # is a django-meepo task (`manage.py meepo_consume default emails slow`). Short leases so fault tests are quick.

@@ -109,6 +109,22 @@ def duration(started: datetime | None, finished: datetime | None) -> str:
     return f"{seconds:.3f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
 
 
+def progress_html(done: int | None, total: int | None, note: str | None, *, wide: bool = False) -> SafeString:
+    """A job's last progress report as a bar with ``37% · 370/1000`` (and the note: beside it on the detail
+    page, as the bar's tooltip in the list); a dash when the job never reported any."""
+    if done is None or total is None:
+        return SafeString('<span class="meepo-quiet">-</span>')
+    percent = min(100.0, 100.0 * done / total) if total else 0.0
+    label = f"{percent:.0f}% · {done:,}/{total:,}"
+    note = note or ""
+    extra = format_html(' <span class="meepo-progress-note">{}</span>', note) if wide and note else ""
+    return format_html(
+        '<span class="meepo-progress{}" title="{}"><span class="meepo-progress-track">'
+        '<span class="meepo-progress-fill" style="width: {}%"></span></span>'
+        '<span class="meepo-progress-label">{}</span>{}</span>',
+        " meepo-progress-wide" if wide else "", note or label, f"{percent:.1f}", label, extra)
+
+
 def attempts_html(history: list[AttemptInfo]) -> SafeString:
     """Every attempt: number, worker, start, end, duration, outcome, and its error (folded)."""
     rows = [{"a": a, "duration": duration(a.started_at, a.finished_at)} for a in history]

@@ -42,7 +42,8 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
     actions_list = ()
     actions = bulk.ACTIONS
 
-    list_display = ("id", "task", "status_label", "failed_times", "cid", "created", "updated", "due", "worker")
+    list_display = ("id", "task", "status_label", "progress", "failed_times", "cid", "created", "updated", "due",
+                    "worker")
     list_display_links = ("id",)
     list_filter = (TaskFilter, "status", HasFailedFilter, ("created_at", admin.DateFieldListFilter),
                    ("finished_at", admin.DateFieldListFilter))
@@ -56,7 +57,8 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
     paginator = CappedCountPaginator
 
     fieldsets = (
-        (None, {"fields": ("id", "task", "status_label", "cid", "priority", "idempotency_key", "worker")}),
+        (None, {"fields": ("id", "task", "status_label", "progress_view", "cid", "priority", "idempotency_key",
+                           "worker")}),
         ("Times", {"fields": ("created_at", "updated_at", "due_at", "started_at", "finished_at", "lease_until")}),
         ("Counters", {"fields": ("attempts", "failed_times", "rescues")}),
         ("Payload", {"fields": ("payload_view",)}),
@@ -147,6 +149,16 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
     @admin.display(description="status", ordering="status")
     def status_label(self, job: Job) -> SafeString:
         return format_html('<span class="meepo-status meepo-status-{}">{}</span>', job.status, job.status)
+
+    @admin.display(description="progress")
+    def progress(self, job: Job) -> SafeString:
+        return display.progress_html(job.progress_done, job.progress_total, job.progress_note)
+
+    @admin.display(description="progress")
+    def progress_view(self, job: Job) -> SafeString:
+        when = f" (reported {display.moment(job.progress_at)})" if job.progress_at else ""
+        return format_html("{}{}", display.progress_html(job.progress_done, job.progress_total, job.progress_note,
+                                                          wide=True), when)
 
     @admin.display(description="created", ordering="created_at")
     def created(self, job: Job) -> str:

@@ -177,6 +177,10 @@ _SETTINGS = (
                 "dispatcher (or during a Redis outage)",
             hint="How long an idle worker at most waits between polls of the job table (database dispatcher, and "
                  "during a Redis outage)."),
+    Setting(key="PROGRESS_INTERVAL", default=1.0, validate=_seconds_between(0, 3600),
+            doc="least time, in seconds (0 to 3600), between two writes of one running job's `job.progress()` "
+                "reports; the last report is written when the run ends",
+            hint="How often at most a running job's progress reports are written to its row."),
 )
 SETTINGS: dict[str, Setting] = {s.key: s for s in _SETTINGS}
 

@@ -19,6 +19,7 @@ from .browser import chromium, log_in
 from .conftest import PASSWORD
 
 OUT = os.environ.get("MEEPO_SCREENSHOTS_DIR")
+WIDTH = int(os.environ.get("MEEPO_SCREENSHOTS_WIDTH", "1920"))  # e.g. 1280 to look at a narrower window
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not OUT, reason="set MEEPO_SCREENSHOTS_DIR to take screenshots")]
 
 TRACEBACK = """Traceback (most recent call last):
@@ -48,7 +49,11 @@ def demo_data() -> Job:
             if status in ("done", "failed"):
                 fields["finished_at"] = now - timedelta(seconds=20 * i)
             if status == "doing":
-                fields.update(worker="web-1:4711:9f3c21ab", started_at=now, lease_until=now + timedelta(seconds=30))
+                fields.update(worker="web-1:4711:9f3c21ab", started_at=now, lease_until=now + timedelta(seconds=30),
+                              progress_done=120 * (i + 1), progress_total=500, progress_note=f"order {1000 + i}: items",
+                              progress_at=now)
+            if status == "done" and i % 3 == 0:
+                fields.update(progress_done=500, progress_total=500, progress_note="all items", progress_at=now)
             if status == "todo":
                 fields["due_at"] = now - timedelta(seconds=95)
             Job.objects.filter(id=job.id).update(**fields)
@@ -57,7 +62,9 @@ def demo_data() -> Job:
         idempotency_key="receipt-1042")
     Job.objects.filter(id=failed.id).update(status="failed", failed_times=3, attempts=3, cid=9,
                                             worker="web-1:4711:9f3c21ab", started_at=now - timedelta(seconds=4),
-                                            finished_at=now - timedelta(seconds=3), last_error=TRACEBACK)
+                                            finished_at=now - timedelta(seconds=3), last_error=TRACEBACK,
+                                            progress_done=1, progress_total=2, progress_note="receipt rendered",
+                                            progress_at=now - timedelta(seconds=3))
     for number, outcome, worker in ((1, "failed", "web-2:5120:07d1e2c4"), (2, "lease_expired", "web-2:5120:07d1e2c4"),
                                     (3, "failed", "web-1:4711:9f3c21ab")):
         start = now - timedelta(minutes=10 - 3 * number)
@@ -90,13 +97,13 @@ def test_take_screenshots(live_server) -> None:  # type: ignore[no-untyped-def]
     pages = {"list.png": "/admin/django_meepo/job/",
              "detail.png": f"/admin/django_meepo/job/{failed.id}/change/",
              "dashboard.png": "/admin/django_meepo/job/dashboard/"}
-    with chromium(1920, 1200) as driver:
+    with chromium(WIDTH, 1200) as driver:
         log_in(driver, live_server.url, "admin", PASSWORD, "/admin/")
         driver.execute_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
         for name, page in pages.items():
-            driver.set_window_size(1920, 1200)
+            driver.set_window_size(WIDTH, 1200)
             driver.get(live_server.url + page)
             height = driver.execute_script("return document.documentElement.scrollHeight")
-            driver.set_window_size(1920, min(max(height, 700), 1500 if name == "list.png" else 2600))
+            driver.set_window_size(WIDTH, min(max(height, 700), 1500 if name == "list.png" else 2600))
             assert driver.save_screenshot(str(out / name))
             assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

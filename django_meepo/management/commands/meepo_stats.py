@@ -1,4 +1,5 @@
-"""``manage.py meepo_stats``: the dashboard's numbers in the terminal (a table, or ``--json``; ``--watch N``)."""
+"""``manage.py meepo_stats``: the dashboard's numbers in the terminal (a table, or ``--json``; ``--watch N``);
+``--job ID``: one job instead, with its progress bar."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import json
 import time
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_meepo import stats
+from django_meepo import jobview, stats
+from django_meepo.exceptions import InvalidJob, JobNotFound
 from django_meepo.management.arguments import positive_int, positive_number
 from django_meepo.states import ALL_STATUSES
 
@@ -45,23 +47,36 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print JSON (one object per refresh)")
         parser.add_argument("--watch", metavar="N", help="refresh every N seconds until interrupted")
         parser.add_argument("--iterations", metavar="K", help="with --watch: stop after K refreshes")
+        parser.add_argument("--job", metavar="ID", help="show this one job (its state and progress) instead")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         interval = positive_number(opts["watch"], "--watch") if opts["watch"] is not None else None
         limit = positive_int(opts["iterations"], "--iterations") if opts["iterations"] is not None else None
+        job_id = positive_int(opts["job"], "--job") if opts["job"] is not None else None
         shown = 0
         try:
             while True:
-                snapshot = stats.collect()
+                data, text = self._job(job_id) if job_id is not None else self._snapshot()
                 if opts["json"]:
-                    self.stdout.write(json.dumps(snapshot.to_dict(), sort_keys=True))
+                    self.stdout.write(json.dumps(data, sort_keys=True))
                 else:
                     if interval is not None and self.stdout.isatty():
                         self.stdout.write("\x1b[2J\x1b[H", ending="")
-                    self.stdout.write(table(snapshot) + ("\n" if interval is not None else ""))
+                    self.stdout.write(text + ("\n" if interval is not None else ""))
                 shown += 1
                 if interval is None or (limit is not None and shown >= limit):
                     return
                 time.sleep(interval)
         except KeyboardInterrupt:
             return
+
+    def _snapshot(self) -> tuple[dict[str, Any], str]:
+        snapshot = stats.collect()
+        return snapshot.to_dict(), table(snapshot)
+
+    def _job(self, job_id: int) -> tuple[dict[str, Any], str]:
+        try:
+            found = jobview.view(job_id)
+        except (JobNotFound, InvalidJob) as exc:
+            raise CommandError(str(exc)) from None
+        return found.to_dict(), "\n".join(found.lines())
