@@ -23,8 +23,11 @@ if TYPE_CHECKING:
 __all__ = ["NewJob", "as_model", "insert", "job_model"]
 
 _COLUMNS = ("task", "status", "cid", "priority", "payload", "idempotency_key", "failed_times", "rescues",
-            "attempts", "created_at", "updated_at", "due_at", "worker", "token", "last_error")
-_ROW = "(%s, 'todo', 1, %s, %s, %s, 0, 0, 0, %s, %s, %s, '', %s, '')"
+            "attempts", "created_at", "updated_at", "due_at", "worker", "token", "last_error", "unique_key",
+            "unique_hold")
+# A unique key is written twice: ``unique_key`` is kept for display, ``unique_hold`` holds the key (unique per
+# task) until a later push finds the job out of its scope and lets go of it (``unique.py``).
+_ROW = "(%s, 'todo', 1, %s, %s, %s, 0, 0, 0, %s, %s, %s, '', %s, '', %s, %s)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,7 @@ class NewJob:
     idempotency_key: str | None
     created_at: datetime
     due_at: datetime
+    unique_key: str | None = None
 
 
 _heads: dict[str, str] = {}
@@ -57,7 +61,8 @@ def _params(alias: str, jobs: Sequence[NewJob], token: str) -> list[Any]:
     for j in jobs:
         created = adapted.get(j.created_at) or adapted.setdefault(j.created_at, adapt(j.created_at))
         due = adapted.get(j.due_at) or adapted.setdefault(j.due_at, adapt(j.due_at))
-        params += [j.task, j.priority, j.payload, j.idempotency_key, created, created, due, token]
+        params += [j.task, j.priority, j.payload, j.idempotency_key, created, created, due, token, j.unique_key,
+                   j.unique_key]
     return params
 
 
@@ -67,8 +72,8 @@ def _uniform_mysql_rows(alias: str, jobs: Sequence[NewJob], token: str) -> tuple
     conn = connections[alias]
     first = jobs[0]
     if conn.vendor != "mysql" or len(jobs) < 2 or any(
-            (j.task, j.priority, j.idempotency_key, j.created_at, j.due_at)
-            != (first.task, first.priority, None, first.created_at, first.due_at) for j in jobs):
+            (j.task, j.priority, j.idempotency_key, j.unique_key, j.created_at, j.due_at)
+            != (first.task, first.priority, None, None, first.created_at, first.due_at) for j in jobs):
         return None
     conn.ensure_connection()
     adapt = conn.ops.adapt_datetimefield_value
@@ -80,7 +85,7 @@ def _uniform_mysql_rows(alias: str, jobs: Sequence[NewJob], token: str) -> tuple
 
     created = literal(adapt(first.created_at))
     row = (f"({literal(first.task)}, 'todo', 1, {int(first.priority)}, %s, NULL, 0, 0, 0, {created}, {created}, "
-           f"{literal(adapt(first.due_at))}, '', {literal(token)}, '')")
+           f"{literal(adapt(first.due_at))}, '', {literal(token)}, '', NULL, NULL)")
     return ", ".join([row] * len(jobs)), [j.payload for j in jobs]
 
 
@@ -114,8 +119,6 @@ def insert(alias: str, jobs: Sequence[NewJob]) -> list[int]:
     return ids
 
 
-
-
 def as_model(alias: str, job_id: int, new: NewJob) -> Job:
     """The Job instance for a row just inserted (no query; built like a row read from the database)."""
     values = {"id": job_id, "task": new.task, "status": "todo", "cid": 1, "priority": new.priority,
@@ -123,7 +126,8 @@ def as_model(alias: str, job_id: int, new: NewJob) -> Job:
               "attempts": 0, "created_at": new.created_at, "updated_at": new.created_at, "due_at": new.due_at,
               "started_at": None, "finished_at": None, "lease_until": None, "worker": "", "token": "",
               "last_error": "", "result": None, "progress_done": None, "progress_total": None,
-              "progress_note": None, "progress_at": None}
+              "progress_note": None, "progress_at": None,
+              "unique_key": new.unique_key, "unique_hold": new.unique_key}
     model = job_model()
     fields = [f.attname for f in model._meta.concrete_fields]
     return model.from_db(alias, fields, [values[name] for name in fields])

@@ -72,6 +72,10 @@ class Job(models.Model):
     progress_total = models.PositiveBigIntegerField(null=True, blank=True)
     progress_note = models.CharField(max_length=200, null=True, blank=True)
     progress_at = models.DateTimeField(null=True, blank=True)
+    # A unique job (``push(unique_key=...)``, see unique.py): the key as pushed, kept for display, and the key
+    # while the job holds it — unique per task, NULL once a later push found this job out of its scope.
+    unique_key = models.CharField(max_length=200, null=True, blank=True)
+    unique_hold = models.CharField(max_length=200, null=True, blank=True, editable=False)
 
     objects = JobManager()
 
@@ -94,6 +98,7 @@ class Job(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(fields=["task", "idempotency_key"], name="meepo_job_task_idem_key"),
+            models.UniqueConstraint(fields=["task", "unique_hold"], name="meepo_job_task_unique_hold"),
         ]
         permissions = [
             ("repush_job", "Can force-repush a job"),

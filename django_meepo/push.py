@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
-from . import inserts, outbox
+from . import inserts, outbox, unique
 from .clock import db_now
 from .conf import get_settings
 from .exceptions import ConfigurationError, InvalidPayload
@@ -128,20 +128,30 @@ def check_idempotency_key(key: Any) -> str | None:
 
 
 def push(task: str, payload: Any = None, *, json: Any = _MISSING, delay: Any = None, due_at: Any = None,
-         priority: int = 0, idempotency_key: str | None = None, using: str | None = None) -> Job:
-    """INSERT a job now (in the caller's transaction) and return it; its id is dispatched after the commit."""
+         priority: int = 0, idempotency_key: str | None = None, unique_key: str | None = None,
+         unique_for: Any = None, unique_while: str | None = None, using: str | None = None) -> Job:
+    """INSERT a job now (in the caller's transaction) and return it; its id is dispatched after the commit.
+
+    With ``idempotency_key``: at most one job per task and key, ever. With ``unique_key`` (``unique.py``): no
+    second job while one holding the key counts (``unique_while``, ``unique_for``). Either way the existing job
+    is returned and nothing is written or dispatched.
+    """
     get_task(task)
     data = check_size(encode_payload(payload, json))
     priority = check_priority(priority)
     key = check_idempotency_key(idempotency_key)
+    uniq = unique.check_unique(unique_key, unique_for, unique_while)
+    if key is not None and uniq is not None:
+        raise ValueError("give either idempotency_key= (once per task, ever) or unique_key= (one at a time), "
+                         "not both")
     alias = _alias(using)
     now = db_now(alias)
     when = schedule(now, delay, due_at)
-    new = NewJob(task, data, priority, key, now, when.due_at)
-    if key is None:
+    new = NewJob(task, data, priority, key, now, when.due_at, uniq.key if uniq else None)
+    if key is None and uniq is None:
         job = inserts.as_model(alias, inserts.insert(alias, [new])[0], new)
     else:
-        job = _insert_once(new, alias)
+        job = _insert_once(new, alias) if uniq is None else unique.push_unique(new, uniq, alias, now)
         if not job._meepo_created:  # type: ignore[attr-defined]
             return job
     if when.immediate:
@@ -167,11 +177,14 @@ def _insert_once(new: NewJob, alias: str) -> Job:
 
 
 def push_many(task: str, payloads: Iterable[Any] | None = None, *, json: Iterable[Any] | None = None,
-              delay: Any = None, due_at: Any = None, priority: int = 0, using: str | None = None) -> list[Job]:
+              delay: Any = None, due_at: Any = None, priority: int = 0, unique_keys: Iterable[str | None] | None = None,
+              unique_for: Any = None, unique_while: str | None = None, using: str | None = None) -> list[Job]:
     """INSERT many jobs of one task (bytes ``payloads`` or JSON values ``json``) and return them with their ids.
 
     Every payload is checked before anything is written; the INSERTs (as few as the bytes allow) run in one
-    transaction, and the whole batch is dispatched in one Redis round trip after the commit.
+    transaction, and the whole batch is dispatched in one Redis round trip after the commit. ``unique_keys``
+    gives a unique key (or None) per payload, as ``push(unique_key=...)`` with the batch's ``unique_for`` and
+    ``unique_while``: where a job holding the key counts, it is returned in that place and not dispatched.
     """
     get_task(task)
     if (payloads is None) == (json is None):
@@ -183,19 +196,61 @@ def push_many(task: str, payloads: Iterable[Any] | None = None, *, json: Iterabl
     else:
         datas = [check_size(encode_payload(json=v), limit) for v in json or ()]
     priority = check_priority(priority)
+    uniques = _unique_keys(unique_keys, len(datas), unique_for, unique_while)
     alias = _alias(using)
     now = db_now(alias)
     when = schedule(now, delay, due_at)
     if not datas:
         return []
+    if uniques is not None:
+        return _push_many_unique(task, datas, uniques, priority, alias, now, when)
     news = [NewJob(task, d, priority, None, now, when.due_at) for d in datas]
-    ids: list[int] = []
     with transaction.atomic(using=alias):
-        for chunk in _chunks(news):
-            ids += inserts.insert(alias, chunk)
+        ids = _bulk_insert(alias, news)
     if when.immediate:
         outbox.after_transaction([Dispatchable(task, i, 1, priority) for i in ids], using=alias)
     return [inserts.as_model(alias, i, n) for i, n in zip(ids, news, strict=True)]
+
+
+def _bulk_insert(alias: str, news: Sequence[NewJob]) -> list[int]:
+    ids: list[int] = []
+    for chunk in _chunks(news):
+        ids += inserts.insert(alias, chunk)
+    return ids
+
+
+def _unique_keys(keys: Iterable[str | None] | None, count: int, unique_for: Any,
+                 unique_while: Any) -> list[unique.Unique | None] | None:
+    """push_many's ``unique_keys``, one per payload, each checked as push() checks one; None without them."""
+    if keys is None:
+        unique.check_unique(None, unique_for, unique_while)
+        return None
+    _check_batch("unique_keys", keys)
+    keys = list(keys)
+    if len(keys) != count:
+        raise ValueError(f"push_many: unique_keys= has {len(keys)} key(s) for {count} payload(s); give one per "
+                         f"payload (None for a job without a key)")
+    checked = []
+    for i, key in enumerate(keys):
+        try:
+            checked.append(unique.check_unique(key, unique_for if key is not None else None,
+                                               unique_while if key is not None else None))
+        except ValueError as exc:
+            raise ValueError(f"push_many: unique_keys[{i}]: {exc}") from None
+    if all(c is None for c in checked):
+        unique.check_unique("x", unique_for, unique_while)  # still refuse a bad unique_for / unique_while
+    return checked
+
+
+def _push_many_unique(task: str, datas: Sequence[bytes], uniques: Sequence[unique.Unique | None], priority: int,
+                      alias: str, now: datetime, when: Schedule) -> list[Job]:
+    news = [NewJob(task, d, priority, None, now, when.due_at, u.key if u else None)
+            for d, u in zip(datas, uniques, strict=True)]
+    jobs = unique.push_many_unique(news, uniques, alias, now, lambda batch: _bulk_insert(alias, batch))
+    created = [j for j in jobs if j._meepo_created]  # type: ignore[attr-defined]
+    if when.immediate and created:
+        outbox.after_transaction([Dispatchable(task, j.id, 1, priority) for j in created], using=alias)
+    return jobs
 
 
 def _chunks(news: Sequence[NewJob]) -> Iterable[Sequence[NewJob]]:

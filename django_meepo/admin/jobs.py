@@ -58,7 +58,7 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
 
     fieldsets = (
         (None, {"fields": ("id", "task", "status_label", "progress_view", "cid", "priority", "idempotency_key",
-                           "worker")}),
+                           "unique_view", "worker")}),
         ("Times", {"fields": ("created_at", "updated_at", "due_at", "started_at", "finished_at", "lease_until")}),
         ("Counters", {"fields": ("attempts", "failed_times", "rescues")}),
         ("Payload", {"fields": ("payload_view",)}),
@@ -173,6 +173,13 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
         return display.moment(job.due_at)
 
     # -- detail
+    @admin.display(description="unique key")
+    def unique_view(self, job: Job) -> str:
+        if not job.unique_key:
+            return "-"
+        holds = "holds it" if job.unique_hold else "let go of it (a later push found this job out of its scope)"
+        return f"{job.unique_key} — {holds}"
+
     @admin.display(description="payload")
     def payload_view(self, job: Job) -> SafeString:
         return display.payload_html(job.payload_bytes)
