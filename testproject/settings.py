@@ -5,6 +5,7 @@ Services come from the environment, with this machine's defaults:
 * ``DATABASE_URL`` — ``mysql://root@127.0.0.1:3306/meepo`` (also ``postgres://…`` and ``sqlite:///path``)
 * ``REDIS_URL`` — ``redis://127.0.0.1:6379/0``
 * ``MEEPO_KEY_PREFIX`` — Redis key prefix (tests give every run its own)
+* ``MEEPO_REDIS_SENTINELS`` — ``host:port,…`` of Redis sentinels; REDIS_URL then names the master
 * ``MEEPO_DISPATCH`` — ``redis`` (default; fails over to the database while Redis is down) or ``database``
 * ``MEEPO_DB_NAME`` — overrides the database name (tests point worker subprocesses at the test database)
 * ``MEEPO_TEST_DB_NAME`` — the test database's name (with SQLite: a file beside the database, unless a path)
@@ -64,7 +65,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3") and "/" not in _test_name:
 DATABASES["default"]["TEST"] = {"NAME": _test_name}
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-CACHES = {
+CACHES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "meepo": {
         "BACKEND": "django_redis.cache.RedisCache",
@@ -73,6 +74,15 @@ CACHES = {
                     "SOCKET_TIMEOUT": float(os.environ.get("MEEPO_REDIS_SOCKET_TIMEOUT", "5"))},
     },
 }
+if os.environ.get("MEEPO_REDIS_SENTINELS"):
+    # Redis through Sentinel, with django-redis's own client (docs/dispatch.md): REDIS_URL names the master
+    # (redis://<master name>/<db>), MEEPO_REDIS_SENTINELS lists the sentinels as host:port,host:port.
+    CACHES["meepo"]["OPTIONS"].update({
+        "CLIENT_CLASS": "django_redis.client.SentinelClient",
+        "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+        "SENTINELS": [(host, int(port)) for host, port in
+                      (a.rsplit(":", 1) for a in os.environ["MEEPO_REDIS_SENTINELS"].split(","))],
+    })
 
 MEEPO: dict[str, Any] = {
     "DATABASE": "default",
