@@ -1,6 +1,7 @@
-"""The database crashes and comes back while jobs flow: a test-owned mariadbd is killed with SIGKILL and started
-again on its data directory. Workers, their sweepers and a producer reconnect; no job is lost and none is
-pushed twice, and a job runs twice only when its first run overlapped the outage (at-least-once).
+"""The database crashes and comes back while jobs flow: a test-owned mariadbd is killed with SIGKILL (or a
+test-owned PostgreSQL stopped with ``-m immediate``) and started again on its data directory. Workers, their
+sweepers and a producer reconnect; no job is lost and none is pushed twice, and a job runs twice only when its
+first run overlapped the outage (at-least-once).
 
 The producer pushes each job in its own transaction with an idempotency key and retries it on any database
 error, as an application should: a COMMIT whose answer was lost may have committed, and the key makes the
@@ -22,6 +23,7 @@ import pytest
 from django.db import connection
 
 from tests.support.mariadb import PrivateMariaDB
+from tests.support.postgres import PrivatePostgres
 from tests.support.services import wait_until
 from tests.support.workers import MANAGE, ROOT
 
@@ -54,18 +56,25 @@ PRODUCER = textwrap.dedent("""
 """)
 
 
+Server = PrivateMariaDB | PrivatePostgres
+
+
 @pytest.fixture
-def mariadb() -> Iterator[PrivateMariaDB]:
-    if connection.vendor != "mysql":
-        pytest.skip("the private server is MariaDB: run once, with the MariaDB suite")
-    server = PrivateMariaDB().install().start()
+def server() -> Iterator[Server]:
+    # The server of the suite's own database kind, so that each drill runs once (with the MariaDB suite, and
+    # with the PostgreSQL one); SQLite has no server to crash.
+    kinds: dict[str, type[PrivateMariaDB] | type[PrivatePostgres]] = {
+        "mysql": PrivateMariaDB, "postgresql": PrivatePostgres}
+    if connection.vendor not in kinds:
+        pytest.skip(f"{connection.vendor} has no server to crash")
+    made = kinds[connection.vendor]().install().start()
     try:
-        yield server
+        yield made
     finally:
-        server.cleanup()
+        made.cleanup()
 
 
-def env_for(server: PrivateMariaDB) -> dict[str, str]:
+def env_for(server: Server) -> dict[str, str]:
     env = dict(os.environ)
     env.update({"DATABASE_URL": server.url(DATABASE), "MEEPO_DB_NAME": DATABASE,
                 "MEEPO_KEY_PREFIX": f"restart-{uuid.uuid4().hex[:8]}", "DJANGO_SETTINGS_MODULE": "testproject.settings",
@@ -73,22 +82,21 @@ def env_for(server: PrivateMariaDB) -> dict[str, str]:
     return env
 
 
-def rows(server: PrivateMariaDB, sql: str) -> list[tuple]:
+def rows(server: Server, sql: str) -> list[tuple]:
+    """The rows of ``sql`` on the server, or none while it is down."""
     try:
-        conn = server.connect(DATABASE)
+        return server.query(DATABASE, sql)
     except Exception:
         return []
-    try:
-        cursor = conn.cursor()
-        cursor.execute(sql)
-        return list(cursor.fetchall())
-    finally:
-        conn.close()
 
 
-def test_the_database_killed_and_restarted_while_jobs_flow(mariadb: PrivateMariaDB, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    mariadb.connect().cursor().execute(f"CREATE DATABASE {DATABASE}")
-    env = env_for(mariadb)
+def done(server: Server) -> int:
+    return int((rows(server, "SELECT COUNT(*) FROM meepo_job WHERE status = 'done'") or [(0,)])[0][0])
+
+
+def test_the_database_crashed_and_restarted_while_jobs_flow(server: Server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    server.create_database(DATABASE)
+    env = env_for(server)
     subprocess.run([sys.executable, *MANAGE, "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=180)
     logs = [open(tmp_path / f"worker-{i}.log", "wb") for i in range(2)]  # noqa: SIM115
     procs = [subprocess.Popen([sys.executable, *MANAGE, "meepo_consume", "record"], cwd=ROOT, env=env, stdout=log,
@@ -96,18 +104,16 @@ def test_the_database_killed_and_restarted_while_jobs_flow(mariadb: PrivateMaria
     producer = subprocess.Popen([sys.executable, "-c", PRODUCER, str(JOBS)], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_until(lambda: (rows(mariadb, "SELECT COUNT(*) FROM meepo_job WHERE status = 'done'") or [(0,)])[0][0]
-                   >= JOBS // 4, timeout=120, message="a quarter of the jobs to run")
+        wait_until(lambda: done(server) >= JOBS // 4, timeout=120, message="a quarter of the jobs to run")
         outage_start = time.time()
-        mariadb.kill()
+        server.crash()
         time.sleep(3)
-        mariadb.start()
+        server.start()
         outage_end = time.time()
         out, err = producer.communicate(timeout=240)
         assert producer.returncode == 0, err
         assert f"pushed {JOBS}" in out
-        wait_until(lambda: (rows(mariadb, "SELECT COUNT(*) FROM meepo_job WHERE status = 'done'") or [(0,)])[0][0]
-                   == JOBS, timeout=180, message="every job to be done after the restart")
+        wait_until(lambda: done(server) == JOBS, timeout=180, message="every job to be done after the restart")
         assert all(p.poll() is None for p in procs), "the workers lived through the restart"
     finally:
         for p in procs:
@@ -117,12 +123,12 @@ def test_the_database_killed_and_restarted_while_jobs_flow(mariadb: PrivateMaria
             log.close()
         if producer.poll() is None:
             producer.kill()
-    jobs = rows(mariadb, "SELECT id, idempotency_key, status FROM meepo_job")
+    jobs = rows(server, "SELECT id, idempotency_key, status FROM meepo_job")
     assert len(jobs) == JOBS and {k for _, k, _ in jobs} == {f"p{i}" for i in range(JOBS)}, \
         "each push made exactly one job, the retried ones too"
     runs: dict[int, list[tuple]] = defaultdict(list)
     for job_id, cid, created, finished in rows(
-            mariadb, "SELECT job_id, cid, UNIX_TIMESTAMP(created_at), finished FROM testproject_run ORDER BY id"):
+            server, f"SELECT job_id, cid, {server.epoch('created_at')}, finished FROM testproject_run ORDER BY id"):
         runs[job_id].append((cid, float(created), finished))
     assert set(runs) == {j for j, _, _ in jobs}, "every job ran"
     unexplained = {j: r for j, r in runs.items()

@@ -60,6 +60,25 @@ class PrivateMariaDB:
         conn.autocommit(True)
         return conn
 
+    def create_database(self, name: str) -> None:
+        self.connect().cursor().execute(f"CREATE DATABASE {name}")
+
+    def query(self, database: str, sql: str) -> list[tuple]:
+        conn = self.connect(database)
+        try:
+            cursor = conn.cursor()
+            cursor.execute(sql)
+            return list(cursor.fetchall())
+        finally:
+            conn.close()
+
+    @staticmethod
+    def epoch(column: str) -> str:
+        return f"UNIX_TIMESTAMP({column})"
+
+    def crash(self) -> None:
+        self.kill()
+
     def kill(self) -> None:
         """SIGKILL: a crash. InnoDB recovers what was committed when it starts again."""
         if self.process and self.process.poll() is None:
