@@ -3,9 +3,9 @@ test-owned PostgreSQL stopped with ``-m immediate``) and started again on its da
 sweepers and a producer reconnect; no job is lost and none is pushed twice, and a job runs twice only when its
 first run overlapped the outage (at-least-once).
 
-The producer pushes each job in its own transaction with an idempotency key and retries it on any database
-error, as an application should: a COMMIT whose answer was lost may have committed, and the key makes the
-retry return that job instead of pushing a second one.
+The producer (``tests.support.producer``) pushes each job in its own transaction with an idempotency key and
+retries it on any database error, as an application should: a COMMIT whose answer was lost may have committed,
+and the key makes the retry return that job instead of pushing a second one.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 import time
 import uuid
 from collections import defaultdict
@@ -32,28 +31,7 @@ pytestmark = [pytest.mark.slow]
 JOBS = 300
 DATABASE = "meepo_restart"
 
-PRODUCER = textwrap.dedent("""
-    import sys, time, django
-    django.setup()
-    from django.db import DatabaseError, connection, transaction
-    from django_meepo import Job
-    count, retries = int(sys.argv[1]), 0
-    for i in range(count):
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with transaction.atomic():
-                    Job.objects.push("record", json={"sleep": 0.02}, idempotency_key=f"p{i}")
-                break
-            except DatabaseError as exc:
-                retries += 1
-                if time.monotonic() > deadline:
-                    raise
-                connection.close()
-                time.sleep(0.2)
-        time.sleep(0.01)
-    print(f"pushed {count} retries {retries}", flush=True)
-""")
+PRODUCER = ["-m", "tests.support.producer"]
 
 
 Server = PrivateMariaDB | PrivatePostgres
@@ -101,7 +79,7 @@ def test_the_database_crashed_and_restarted_while_jobs_flow(server: Server, tmp_
     logs = [open(tmp_path / f"worker-{i}.log", "wb") for i in range(2)]  # noqa: SIM115
     procs = [subprocess.Popen([sys.executable, *MANAGE, "meepo_consume", "record"], cwd=ROOT, env=env, stdout=log,
                               stderr=subprocess.STDOUT) for log in logs]
-    producer = subprocess.Popen([sys.executable, "-c", PRODUCER, str(JOBS)], cwd=ROOT, env=env,
+    producer = subprocess.Popen([sys.executable, *PRODUCER, str(JOBS)], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_until(lambda: done(server) >= JOBS // 4, timeout=120, message="a quarter of the jobs to run")

@@ -20,13 +20,14 @@ class PrivateMariaDB:
     port: int = field(default_factory=free_port)
     dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="meepo-mariadb-")))
     process: subprocess.Popen | None = None
+    host: str = "127.0.0.1"  # the address it listens on (a test's own bridge, for hosts in network namespaces)
 
     @property
     def datadir(self) -> Path:
         return self.dir / "data"
 
     def url(self, database: str) -> str:
-        return f"mysql://root@127.0.0.1:{self.port}/{database}"
+        return f"mysql://root@{self.host}:{self.port}/{database}"
 
     def install(self) -> PrivateMariaDB:
         binary = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
@@ -39,7 +40,7 @@ class PrivateMariaDB:
         binary = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
         log = open(self.dir / "server.log", "ab")  # noqa: SIM115 - the server's log, closed with the process
         self.process = subprocess.Popen(
-            [binary, "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}", "--bind-address=127.0.0.1",
+            [binary, "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}", f"--bind-address={self.host}",
              f"--socket={self.dir / 'sock'}", "--user=root", "--innodb-buffer-pool-size=64M", "--max-connections=300",
              f"--pid-file={self.dir / 'pid'}", "--character-set-server=utf8mb4"],
             stdout=log, stderr=log)
@@ -49,16 +50,23 @@ class PrivateMariaDB:
 
     def _ping(self) -> bool:
         try:
-            MySQLdb.connect(host="127.0.0.1", port=self.port, user="root", connect_timeout=2).close()
+            MySQLdb.connect(unix_socket=str(self.dir / "sock"), user="root", connect_timeout=2).close()
             return True
         except MySQLdb.Error:
             return False
 
     def connect(self, database: str | None = None) -> MySQLdb.Connection:
         kwargs = {"db": database} if database else {}
-        conn = MySQLdb.connect(host="127.0.0.1", port=self.port, user="root", connect_timeout=5, **kwargs)
+        conn = MySQLdb.connect(host=self.host, port=self.port, user="root", connect_timeout=5, **kwargs)
         conn.autocommit(True)
         return conn
+
+    def allow_root_from_anywhere(self) -> None:
+        """root without a password from any address (the test's own server, on the test's own bridge)."""
+        conn = MySQLdb.connect(unix_socket=str(self.dir / "sock"), user="root", connect_timeout=5)
+        cursor = conn.cursor()
+        cursor.execute("CREATE USER IF NOT EXISTS 'root'@'%'")
+        cursor.execute("GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION")
 
     def create_database(self, name: str) -> None:
         self.connect().cursor().execute(f"CREATE DATABASE {name}")

@@ -43,19 +43,22 @@ class RedisServer:
     process: subprocess.Popen | None = None
     # More redis-server arguments, e.g. ("--enable-debug-command", "yes") for a test that issues DEBUG SLEEP.
     extra_args: tuple[str, ...] = ()
+    host: str = "127.0.0.1"  # the address it listens on (a test's own bridge, for hosts in network namespaces)
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
+        return redis.Redis(host=self.host, port=self.port, socket_timeout=2)
 
     def start(self) -> RedisServer:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.dir), "--maxmemory-policy", "noeviction", *self.extra_args],
+            [binary, "--port", str(self.port), "--bind", self.host, "--save", "", "--appendonly", "no",
+             "--dir", str(self.dir), "--maxmemory-policy", "noeviction",
+             # Off the loopback (a test's own bridge) Redis refuses clients without a password unless told not to.
+             "--protected-mode", "yes" if self.host.startswith("127.") else "no", *self.extra_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self._ping, timeout=10, message=f"redis-server on port {self.port}")
         return self
