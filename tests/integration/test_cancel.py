@@ -98,7 +98,7 @@ def test_cancel_of_a_finished_job_is_a_clear_refusal_and_writes_nothing(status) 
 def test_cancel_at_a_cid_the_job_moved_past_is_a_conflict_naming_its_state() -> None:
     job = Job.objects.push("record", b"x")
     claim_one(job)
-    with pytest.raises(CommitConflict, match="cannot cancel job .*: it is now 'doing' at cid 2, not at cid 1"):
+    with pytest.raises(CommitConflict, match=r"cannot cancel job .*: it is now 'doing' at cid 2, not at cid 1"):
         api.cancel(job.id, cid=1)
     assert state(job.id)[:2] == ("doing", 2)
     assert outcomes(job.id) == []
