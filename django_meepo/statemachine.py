@@ -6,11 +6,12 @@ push ──► todo ──claim──► doing ──commit done──► done
           │  └─retry(backoff)┘ (failed_times+1)
           │  └─snooze(s)─────┘ (due in s seconds; failed_times unchanged)
           │                │ lease expired (sweeper): dst = todo | failed | done | zombie
-          └──── repush (any status, cid+1) ◄── zombie / done / failed
+          └──── repush (any status, cid+1) ◄── zombie / done / failed / cancelled
+todo | doing | zombie ──cancel (operator, cid+1)──► cancelled
 ```
 
-A transition is one verb here (the workers' and the sweeper's; ``operators.py`` has the operators': repush and
-commit) that does all of it:
+A transition is one verb here (the workers' and the sweeper's; ``operators.py`` has the operators': repush,
+commit and cancel) that does all of it:
 
 1. its conditional statement, by name from ``sql.py``, applied through :func:`checked.apply` (which reads back
    by token what it won, on every short count, and settles lost answers by the statement's effect);

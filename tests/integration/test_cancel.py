@@ -234,3 +234,27 @@ def test_a_job_cancelled_in_an_earlier_run_and_repushed_is_not_called_cancelled(
     Job.objects.filter(id=job.id).update(status="cancelled", cid=claimed.cid)  # as if, at this run's own cid
     lease_lost(ctx, DB)
     assert ctx.cancelled is False
+
+
+def test_a_cancelled_job_can_be_repushed_and_then_runs(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+    job = Job.objects.push("record", b"x")
+    api.cancel(job.id)
+    result = api.repush(job.id)
+    assert (result.status, result.cid) == ("todo", 3)
+    assert redis.hget(dispatched_key(key_prefix, "record"), str(job.id)) == b"3", "dispatched again"
+    [claimed] = sm.claim("record", [sm.Ref(job.id, 3)], worker="w", lease_seconds=30, using=DB)
+    assert claimed.cid == 4
+
+
+def test_a_cancelled_job_is_finished_for_the_purge() -> None:
+    from datetime import timedelta
+
+    from django_meepo.purge import finished_before, purge
+    from django_meepo.states import FINISHED_STATUSES
+
+    assert "cancelled" in FINISHED_STATUSES
+    job, kept = Job.objects.push("record", b"x"), Job.objects.push("record", b"y")
+    api.cancel(job.id)
+    cutoff = Job.objects.get(id=job.id).finished_at + timedelta(seconds=1)
+    assert purge(finished_before(cutoff)).deleted == 1
+    assert list(Job.objects.values_list("id", flat=True)) == [kept.id]
