@@ -126,8 +126,8 @@ def finish_done(task: str, refs: Sequence[Ref], *, using: str, now: datetime | N
     outcome = BatchOutcome(won=[Ref(r.id, by_id[r.id].cid) for r in refs if r.id in by_id],
                            lost=[r for r in refs if r.id not in by_id])
     for ref in outcome.lost:
-        log.warning("meepo: %s job %s: cid %s is stale (repushed, rescued or committed elsewhere); its outcome was "
-                    "not recorded", task, ref.id, ref.cid, extra={"job_id": ref.id, "task": task})
+        log.warning("meepo: %s job %s: cid %s is stale (repushed, rescued, cancelled or committed elsewhere); its "
+                    "outcome was not recorded", task, ref.id, ref.cid, extra={"job_id": ref.id, "task": task})
     return outcome
 
 
