@@ -56,3 +56,17 @@ def cancel_stubborn_manual(job: JobContext) -> None:
     except CommitConflict as exc:
         outcome = f"CommitConflict: {exc}"
     Path(job.json()["report"]).write_text(f"{seen} {outcome}")
+
+
+@task("cancel_heartbeat", lease_timeout=300, heartbeat=120, sweep_period=1)
+def cancel_heartbeat(job: JobContext) -> str:
+    """Payload {"report": path}: as ``cancel_coop``, but renews its own lease with ``job.heartbeat()`` every 0.05 s;
+    the worker's monitor renews only every 120 s, so a cancel seen sooner was seen by the job's own heartbeat."""
+    spec = job.json()
+    _record(job)
+    deadline = time.monotonic() + GATE_SECONDS
+    while not job.cancelled and time.monotonic() < deadline:
+        job.heartbeat()
+        time.sleep(0.05)
+    Path(spec["report"]).write_text(f"cancelled={job.cancelled} stopping={job.stopping}")
+    return "returned early"

@@ -60,6 +60,20 @@ def test_a_running_job_sees_the_cancel_through_its_heartbeat_and_stops_early(  #
     assert Run.objects.filter(job_id=job.id).count() == 1, "it is not run again"
 
 
+def test_a_running_job_sees_the_cancel_at_its_own_heartbeat(workers, redis, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The task's HEARTBEAT is 120 s: the monitor's first renewal comes two minutes after the start, so a cancel
+    seen within the wait below was seen by the function's own ``job.heartbeat()``."""
+    report = tmp_path / "report"
+    job = Job.objects.push("cancel_heartbeat", json={"report": str(report)})
+    worker = workers.consume("cancel_heartbeat")
+    wait_until(lambda: started(job.id), timeout=60, message=f"the job to start; log: {worker.output()[-2000:]}")
+    api.cancel(job.id)
+    wait_until(report.exists, timeout=60,
+               message=f"the job's own heartbeat to see job.cancelled; worker log: {worker.output()[-2000:]}")
+    assert report.read_text() == "cancelled=True stopping=True"
+    assert row(job.id) == ("cancelled", 3) and outcomes(job.id) == ["cancelled"]
+
+
 @pytest.mark.parametrize("task", ["cancel_stubborn", "cancel_stubborn_manual"])
 def test_a_running_job_that_ignores_the_cancel_has_its_commit_refused(  # type: ignore[no-untyped-def]
         task, workers, redis, tmp_path: Path) -> None:
