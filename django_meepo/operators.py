@@ -28,6 +28,7 @@ from .models import Attempt
 from .registry import get_task
 from .statemachine import job_commit
 from .states import CANCEL_SOURCES, ClaimedJob, Status, Transition, validate_id, validate_status
+from .text import max_error_bytes, result_text
 
 # An operator acts on the job's current cid; committing `todo` is a repush (allowed from any status).
 OPERATOR_COMMIT_SOURCES = (Status.TODO, Status.DOING, Status.ZOMBIE)
@@ -198,6 +199,14 @@ class CancelOutcome:
     refused: list[str] = field(default_factory=list)
 
 
+def _cancel_note(note: object) -> str:
+    """The note a cancel writes as the job's last error: cleaned and cut to MAX_ERROR_BYTES (keeping its head);
+    ValueError naming it when it is not text."""
+    if not isinstance(note, str):
+        raise ValueError(f"a cancel's note must be a string, not {note!r}")
+    return result_text(note or CANCEL_NOTE, max_error_bytes())
+
+
 def _not_cancellable(row: JobRow) -> str:
     return (f"job {row.id} is {row.status!r}: only a job in {', '.join(CANCEL_SOURCES)} can be cancelled (a "
             f"finished job is left as it is; repush it to run it again); nothing was written")
@@ -221,13 +230,13 @@ def cancel(job_id: int, *, cid: int | None = None, using: str | None = None, now
     job_id = validate_id(job_id)
     if cid is not None:
         cid = validate_id(cid, "cid")
+    note = _cancel_note(note)
     alias = _using(using)
     row = current(alias, job_id)
     expected = row.cid if cid is None else cid
     if row.status not in CANCEL_SOURCES and expected == row.cid:
         raise CommitNotAllowed(_not_cancellable(row))
     now = now or db_now(alias)
-    note = note or CANCEL_NOTE
     token = new_token()
     statement = sql.cancel(sql.sql_for(alias), [(job_id, expected)], sources=CANCEL_SOURCES, token=token, now=now,
                            note=note)
@@ -247,8 +256,11 @@ def cancel_many(job_ids: Sequence[int], *, using: str | None = None, now: dateti
     Every id is checked first: a bad or unknown id raises (:class:`~django_meepo.exceptions.InvalidJob`,
     :class:`JobNotFound` naming them) and nothing is written. A job already finished, or one that changed
     between the read and the UPDATE, is left alone with a message in ``refused``; the others are cancelled.
+    What if the answer is lost? As for :func:`cancel`: the rows carrying the statement's token are those it won
+    (``checked.apply_many``), their Attempt rows were written with them, and a second copy matches nothing.
     """
     ids = sorted({validate_id(i) for i in job_ids})
+    note = _cancel_note(note)
     alias = _using(using)
     if not ids:
         return CancelOutcome()
@@ -262,7 +274,6 @@ def cancel_many(job_ids: Sequence[int], *, using: str | None = None, now: dateti
     if not eligible:
         return outcome
     now = now or db_now(alias)
-    note = note or CANCEL_NOTE
     token = new_token()
     statement = sql.cancel(sql.sql_for(alias), [(i, r.cid) for i, r in eligible.items()], sources=CANCEL_SOURCES,
                            token=token, now=now, note=note)

@@ -76,6 +76,15 @@ def test_cancel_of_a_manual_job_refuses_its_own_commit() -> None:
     assert state(job.id)[:2] == ("cancelled", 3)
 
 
+def test_a_long_note_is_cut_to_max_error_bytes_and_cleaned(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.MEEPO = {**settings.MEEPO, "MAX_ERROR_BYTES": 200}
+    job = Job.objects.push("record", b"x")
+    api.cancel(job.id, note="why\x00" + "x" * 1000)
+    stored = Job.objects.get(id=job.id).last_error
+    assert stored.startswith("whyxxx") and "\x00" not in stored
+    assert len(stored.encode()) <= 200 and "bytes cut by django-meepo" in stored
+
+
 def test_cancel_of_a_parked_zombie() -> None:
     job = Job.objects.push("record", b"x")
     Job.objects.filter(id=job.id).update(status="zombie", cid=5)
@@ -114,8 +123,10 @@ def test_cancel_at_a_cid_the_job_moved_past_is_a_conflict_naming_its_state() -> 
         (lambda j: api.cancel(True), InvalidJob, "not True"),
         (lambda j: api.cancel_many([j.id, j.id + 1000]), JobNotFound, r"no job with id \d+; nothing was cancelled"),
         (lambda j: api.cancel_many([j.id, -1]), InvalidJob, "not -1"),
+        (lambda j: api.cancel(j.id, note=None), ValueError, "a cancel's note must be a string, not None"),
+        (lambda j: api.cancel_many([j.id], note=b"x"), ValueError, "a cancel's note must be a string, not b'x'"),
     ],
-    ids=["unknown", "zero", "text", "bad-cid", "bool", "many-unknown", "many-negative"],
+    ids=["unknown", "zero", "text", "bad-cid", "bool", "many-unknown", "many-negative", "note", "many-note"],
 )
 def test_bad_cancel_input_is_named_and_writes_nothing(call, error, fragment) -> None:  # type: ignore[no-untyped-def]
     job = Job.objects.push("record", b"x")
