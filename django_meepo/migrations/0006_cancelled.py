@@ -7,6 +7,17 @@
 from django.db import migrations, models
 
 
+def refuse_if_cancelled(apps, schema_editor):  # type: ignore[no-untyped-def]
+    """Going back to 0005: the column cannot hold 'cancelled' again; say so instead of failing on a truncation."""
+    using = schema_editor.connection.alias
+    jobs = apps.get_model("django_meepo", "Job").objects.using(using).filter(status="cancelled").count()
+    attempts = apps.get_model("django_meepo", "Attempt").objects.using(using).filter(outcome="cancelled").count()
+    if jobs or attempts:
+        raise RuntimeError(f"cannot unapply django_meepo 0006_cancelled: {jobs} job(s) are 'cancelled' and "
+                           f"{attempts} attempt(s) have outcome 'cancelled'; purge or repush those jobs first "
+                           f"(meepo_purge --status cancelled, meepo_repush --status cancelled)")
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -28,4 +39,6 @@ class Migration(migrations.Migration):
             name='status',
             field=models.CharField(choices=[('todo', 'todo'), ('doing', 'doing'), ('done', 'done'), ('failed', 'failed'), ('zombie', 'zombie'), ('cancelled', 'cancelled')], default='todo', max_length=16),
         ),
+        # Last, so that it runs first when the migration is unapplied.
+        migrations.RunPython(migrations.RunPython.noop, reverse_code=refuse_if_cancelled, elidable=True),
     ]
