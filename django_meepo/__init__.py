@@ -50,6 +50,7 @@ __all__ = [
     "Status",
     "Task",
     "UnknownTask",
+    "cancel",
     "commit",
     "operator_commit",
     "push",
@@ -61,6 +62,7 @@ __all__ = [
 _LAZY = {
     "Job": ("models", "Job"),
     "JobContext": ("context", "JobContext"),
+    "cancel": ("api", "cancel"),
     "commit": ("api", "commit"),
     "operator_commit": ("api", "operator_commit"),
     "repush": ("api", "repush"),

@@ -7,6 +7,16 @@ module is their public name, kept for code that imported it.
 from __future__ import annotations
 
 from .exceptions import MeepoError
-from .operators import commit, operator_commit, operator_commit_many, repush, repush_many
+from .operators import (
+    CancelOutcome,
+    cancel,
+    cancel_many,
+    commit,
+    operator_commit,
+    operator_commit_many,
+    repush,
+    repush_many,
+)
 
-__all__ = ["MeepoError", "commit", "operator_commit", "operator_commit_many", "repush", "repush_many"]
+__all__ = ["CancelOutcome", "MeepoError", "cancel", "cancel_many", "commit", "operator_commit",
+           "operator_commit_many", "repush", "repush_many"]

@@ -5,6 +5,8 @@
 def resize(job: JobContext) -> None:
     image_id = job.json()["image_id"]
     for chunk in work(image_id):
+        if job.cancelled:       # an operator cancelled it (seen at the next heartbeat): its commit is refused
+            return
         if job.stopping:        # shutdown, lost lease or time limit: stop early, the job runs again later
             return
         job.heartbeat()         # optional: the worker renews leases on its own every HEARTBEAT seconds
@@ -38,6 +40,9 @@ class JobContext:
     stop_event: threading.Event = field(default_factory=threading.Event)
     committed: Transition | None = None
     lease_lost: bool = False
+    # Set (before stop_event) when this run's lease was lost because an operator cancelled the job (see
+    # monitor.lease_lost): the run is fenced, its commit will be refused, and it may stop at once.
+    cancelled: bool = False
     timed_out: bool = False
     # Set by a job function to give this run's failure another retry policy than its task's (max_failed_times,
     # retry_backoff, ...): the Django Tasks backend applies a Task's own max_attempts and backoff this way.
@@ -82,7 +87,8 @@ class JobContext:
 
     @property
     def stopping(self) -> bool:
-        """True when the job should stop early: the worker is shutting down, lost the lease or hit the limit."""
+        """True when the job should stop early: the worker is shutting down, lost the lease (the job was cancelled,
+        repushed or rescued) or hit the limit."""
         return self.stop_event.is_set()
 
     def commit(self, status: str) -> Transition:

@@ -27,7 +27,7 @@ class InvalidPayload(MeepoError, ValueError):
 
 
 class InvalidStatus(MeepoError, ValueError):
-    """Not a job status (todo, doing, done, failed, zombie)."""
+    """Not a job status (todo, doing, done, failed, zombie, cancelled)."""
 
 
 class InvalidJob(MeepoError, ValueError):

@@ -1,10 +1,10 @@
 """Providers' hook for jobs that ended: called once the commit that ended them is durable.
 
-A job ends (``done``, ``failed`` or ``zombie``) by its worker's commit, by the sweeper (an expired lease moved to
-the task's zombie destination) or by an operator's commit. Each of them calls :func:`jobs_ended` after its commit,
-which calls the task's ``on_finished`` hook (a provider's, see registry.OnFinished) once per task with the ids —
-the Django Tasks backend sends ``task_finished`` there. A hook that raises is logged, never raised: the commit it
-follows is done.
+A job ends (``done``, ``failed``, ``zombie`` or ``cancelled``) by its worker's commit, by the sweeper (an expired
+lease moved to the task's zombie destination) or by an operator's commit or cancel. Each of them calls
+:func:`jobs_ended` after its commit, which calls the task's ``on_finished`` hook (a provider's, see
+registry.OnFinished) once per task with the ids — the Django Tasks backend sends ``task_finished`` there. A
+hook that raises is logged, never raised: the commit it follows is done.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .states import Status, Transition
 
 log = logging.getLogger(__name__)
 
-FINAL = (Status.DONE, Status.FAILED, Status.ZOMBIE)
+FINAL = (Status.DONE, Status.FAILED, Status.ZOMBIE, Status.CANCELLED)
 
 
 def jobs_ended(jobs: Iterable[tuple[str, int, str]], using: str) -> None:

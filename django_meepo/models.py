@@ -47,7 +47,7 @@ JobManager = models.Manager.from_queryset(JobQuerySet)
 class Job(models.Model):
     id = models.BigAutoField(primary_key=True)
     task = models.CharField(max_length=100)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.TODO)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.TODO)
     cid = models.PositiveBigIntegerField(default=1, help_text="Fencing token; increases on every transition.")
     priority = models.SmallIntegerField(default=0)
     payload = models.BinaryField(default=b"")
@@ -103,6 +103,7 @@ class Job(models.Model):
         permissions = [
             ("repush_job", "Can force-repush a job"),
             ("commit_job", "Can commit a job's status by hand"),
+            ("cancel_job", "Can cancel a job"),
         ]
 
     def __str__(self) -> str:
@@ -138,7 +139,8 @@ class AttemptInfo:
 
 class Attempt(models.Model):
     """A finished attempt the job row no longer describes: a failure, an expired lease, a time limit, a hand-back
-    or a snooze when it happens; a ``done`` run, or a run cut short, when an operator repushes or commits the job."""
+    or a snooze when it happens; a ``done`` run, or a run cut short, when an operator repushes, commits or cancels
+    the job."""
 
     class Outcome(models.TextChoices):
         FAILED = "failed", "failed"
@@ -148,6 +150,7 @@ class Attempt(models.Model):
         DONE = "done", "done"
         SUPERSEDED = "superseded", "stopped by an operator"
         SNOOZED = "snoozed", "snoozed"
+        CANCELLED = "cancelled", "cancelled"
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE)
     number = models.PositiveIntegerField()

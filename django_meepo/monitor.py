@@ -18,8 +18,9 @@ from .context import JobContext
 from .db import close_thread_connections, discard_connection
 from .execution import FAILED, RunOutcome
 from .holdings import FINISHED, QUEUED, RUNNING, TIMED_OUT, Held, Holdings
-from .models import Attempt
+from .models import Attempt, Job
 from .registry import Task
+from .states import Status
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class Monitor:
                 gone = [h for h in items if h.ctx.id in lost and h.state in (QUEUED, RUNNING)
                         and h.ctx.committed is None and not h.recorded]
             for h in gone:
-                lease_lost(h.ctx)
+                lease_lost(h.ctx, self.using)
 
     def enforce_time_limits(self) -> None:
         now = time.monotonic()
@@ -108,10 +109,33 @@ class Monitor:
             db_now(self.using))
 
 
-def lease_lost(ctx: JobContext) -> None:
-    if not ctx.lease_lost:
-        ctx.lease_lost = True
-        ctx.stop_event.set()
-        log.warning("meepo: %s job %s: lease lost (the job was repushed, rescued or committed elsewhere); "
-                    "this run's outcome will not be recorded", ctx.task, ctx.id,
-                    extra={"job_id": ctx.id, "task": ctx.task})
+def lease_lost(ctx: JobContext, using: str | None = None) -> None:
+    """Tell a run that it no longer holds its job (``job.stopping``); its outcome will not be recorded.
+
+    With ``using``, the job's row says why: when an operator cancelled it, ``job.cancelled`` is set too (before
+    ``stopping``, so a function that sees one sees both). That read failing (the database unreachable) leaves
+    ``cancelled`` False and logs it; the run is told its lease was lost all the same.
+    """
+    if ctx.lease_lost:
+        return
+    cancelled = using is not None and was_cancelled(ctx, using)
+    ctx.cancelled = cancelled
+    ctx.lease_lost = True
+    ctx.stop_event.set()
+    if cancelled:
+        log.warning("meepo: %s job %s: cancelled while it ran; this run's outcome will not be recorded", ctx.task,
+                    ctx.id, extra={"job_id": ctx.id, "task": ctx.task})
+        return
+    log.warning("meepo: %s job %s: lease lost (the job was repushed, rescued or committed elsewhere); "
+                "this run's outcome will not be recorded", ctx.task, ctx.id,
+                extra={"job_id": ctx.id, "task": ctx.task})
+
+
+def was_cancelled(ctx: JobContext, using: str) -> bool:
+    """Whether the job of ``ctx`` is now ``cancelled`` past this run's cid (one indexed read by id)."""
+    try:
+        return Job.objects.using(using).filter(id=ctx.id, status=Status.CANCELLED, cid__gt=ctx.cid).exists()
+    except DatabaseError as exc:
+        log.warning("meepo: %s job %s: lost its lease; could not read whether it was cancelled (%s)", ctx.task,
+                    ctx.id, exc, extra={"job_id": ctx.id, "task": ctx.task})
+        return False

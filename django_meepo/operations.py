@@ -2,9 +2,10 @@
 
 * :func:`select_jobs` builds the selection (ids, tasks, statuses, "not changed for") and validates every part of
   it before anything is written: bad input raises a :class:`~django_meepo.exceptions.MeepoError` naming it.
-* :func:`repush_selection` and :func:`commit_selection` walk a selection in primary-key pages and change each page
-  through the state machine (``operators.repush_many`` / ``operators.operator_commit_many``), each job at its
-  cid as read just before its page is written — so a job that changes meanwhile is left alone, never overwritten.
+* :func:`repush_selection`, :func:`commit_selection` and :func:`cancel_selection` walk a selection in primary-key
+  pages and change each page through the state machine (``operators.repush_many`` /
+  ``operators.operator_commit_many`` / ``operators.cancel_many``), each job at its cid as read just before its
+  page is written — so a job that changes meanwhile is left alone, never overwritten.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .conf import get_settings
 from .exceptions import CommitNotAllowed, JobNotFound, UnknownTask
 from .models import Job
 from .registry import is_known
-from .states import Status
+from .states import CANCEL_SOURCES, Status
 
 log = logging.getLogger(__name__)
 
@@ -122,4 +123,24 @@ def commit_selection(queryset: QuerySet[Job], status: str, *, page_size: int = P
         if on_progress is not None:
             on_progress(result.changed + result.skipped)
     log.info("meepo: committed %d job(s) %r (%d refused)", result.changed, status, result.skipped)
+    return result
+
+
+def cancel_selection(queryset: QuerySet[Job], *, note: str = "", page_size: int = PAGE_SIZE,
+                     on_progress: ProgressCallback | None = None) -> BulkResult:
+    """Cancel every job of ``queryset`` still in todo, doing or zombie, a page (one UPDATE) at a time; a job that
+    changed meanwhile is left alone and counted in ``skipped`` with its message."""
+    result = BulkResult()
+    for page in _pages(queryset.filter(status__in=CANCEL_SOURCES), page_size):
+        try:
+            outcome = operators.cancel_many(page, using=queryset.db, note=note)
+        except JobNotFound:  # purged between the page's read and its cancel: the rest of the page is read again
+            outcome = operators.cancel_many(list(Job.objects.using(queryset.db).filter(id__in=page)
+                                                 .values_list("id", flat=True)), using=queryset.db, note=note)
+        result.changed += len(outcome.cancelled)
+        result.skipped += len(outcome.refused)
+        result.messages += outcome.refused
+        if on_progress is not None:
+            on_progress(result.changed + result.skipped)
+    log.info("meepo: cancelled %d job(s) (%d left alone)", result.changed, result.skipped)
     return result

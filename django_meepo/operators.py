@@ -4,6 +4,8 @@
 * :func:`operator_commit` — what the admin buttons do: commit done/failed at the current cid, or repush.
 * :func:`commit` — Meepo's ``Commit(id, cid, status)``: a job function's commit from outside its context.
 * :func:`repush_many` / :func:`operator_commit_many` — the same for a selection.
+* :func:`cancel` / :func:`cancel_many` — todo, doing or zombie → cancelled: it never runs (again), a run still
+  going is fenced off (its commit is refused) and told through its heartbeat (``job.cancelled``).
 
 Like every verb of the state machine, each writes its conditional statement (``sql.py``), closes the attempt it
 cuts short in the same transaction, and, once the commit is durable, dispatches what it made due and announces
@@ -13,6 +15,7 @@ what it ended (``effects.py``). ``using`` defaults to ``MEEPO["DATABASE"]``; tim
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from . import effects, sql
@@ -24,7 +27,8 @@ from .exceptions import CommitConflict, CommitNotAllowed, JobNotFound
 from .models import Attempt
 from .registry import get_task
 from .statemachine import job_commit
-from .states import ClaimedJob, Status, Transition, validate_id, validate_status
+from .states import CANCEL_SOURCES, ClaimedJob, Status, Transition, validate_id, validate_status
+from .text import max_error_bytes, result_text
 
 # An operator acts on the job's current cid; committing `todo` is a repush (allowed from any status).
 OPERATOR_COMMIT_SOURCES = (Status.TODO, Status.DOING, Status.ZOMBIE)
@@ -35,7 +39,8 @@ def _using(using: str | None) -> str:
     return using or get_settings().database
 
 
-def _closed_attempts(rows: dict[int, JobRow], *, using: str, now: datetime, reason: str) -> list[Attempt]:
+def _closed_attempts(rows: dict[int, JobRow], *, using: str, now: datetime, reason: str,
+                     cut_short: str = Attempt.Outcome.SUPERSEDED) -> list[Attempt]:
     """The attempts an operator's change closes that no Attempt row records yet.
 
     Failures, expired leases and hand-backs are recorded when they happen; a run that ended ``done`` and a run
@@ -50,7 +55,7 @@ def _closed_attempts(rows: dict[int, JobRow], *, using: str, now: datetime, reas
                    .values_list("job_id", "number"))
     return [Attempt(job_id=i, number=r.attempts, worker=r.worker[:200], started_at=r.started_at,
                     finished_at=(r.finished_at or now) if r.status == Status.DONE else now,
-                    outcome=Attempt.Outcome.DONE if r.status == Status.DONE else Attempt.Outcome.SUPERSEDED,
+                    outcome=Attempt.Outcome.DONE if r.status == Status.DONE else cut_short,
                     error="" if r.status == Status.DONE else reason)
             for i, r in open_runs.items() if (i, r.attempts) not in recorded]
 
@@ -182,5 +187,112 @@ def commit(job_id: int, cid: int, status: str, *, using: str | None = None) -> T
     return job_commit(row.task, claimed, status, task.options, worker=row.worker, using=alias, now=now)
 
 
-__all__ = ["OPERATOR_COMMIT_SOURCES", "OPERATOR_COMMIT_TARGETS", "commit", "operator_commit",
-           "operator_commit_many", "repush", "repush_many"]
+CANCEL_NOTE = "cancelled by an operator"
+
+
+@dataclass(slots=True)
+class CancelOutcome:
+    """What :func:`cancel_many` did: the jobs it cancelled, and one message per job it left alone (finished
+    already, or changed meanwhile)."""
+
+    cancelled: list[Transition] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+
+def _cancel_note(note: object) -> str:
+    """The note a cancel writes as the job's last error: cleaned and cut to MAX_ERROR_BYTES (keeping its head);
+    ValueError naming it when it is not text."""
+    if not isinstance(note, str):
+        raise ValueError(f"a cancel's note must be a string, not {note!r}")
+    return result_text(note or CANCEL_NOTE, max_error_bytes())
+
+
+def _not_cancellable(row: JobRow) -> str:
+    return (f"job {row.id} is {row.status!r}: only a job in {', '.join(CANCEL_SOURCES)} can be cancelled (a "
+            f"finished job is left as it is; repush it to run it again); nothing was written")
+
+
+def cancel(job_id: int, *, cid: int | None = None, using: str | None = None, now: datetime | None = None,
+           note: str = "") -> Transition:
+    """Cancel one job: todo, doing or zombie → cancelled, cid + 1, at the current cid — or ``cid`` if given.
+
+    A queued job never runs: its Redis entry carries the old cid, so its claim matches nothing. A running job is
+    fenced: its later commit, lease renewal, snooze and progress are refused, and its function sees
+    ``job.cancelled`` (and ``job.stopping``) at its next heartbeat. The run cut short is recorded as an Attempt
+    ``cancelled`` in the same transaction; ``note`` (default "cancelled by an operator") becomes the job's last
+    error. The task's ``on_finished`` hook is called once the commit is durable, as for any job that ended.
+
+    Refused, with nothing written: an unknown id (:class:`JobNotFound`); a job already done, failed or cancelled
+    (:class:`CommitNotAllowed`); a job no longer at ``cid`` (:class:`CommitConflict` naming its state). What if
+    the answer is lost? The token settles it (``checked.apply_one``): the cancel and its Attempt row exist
+    together or not at all, and a second copy matches nothing (the cid moved).
+    """
+    job_id = validate_id(job_id)
+    if cid is not None:
+        cid = validate_id(cid, "cid")
+    note = _cancel_note(note)
+    alias = _using(using)
+    row = current(alias, job_id)
+    expected = row.cid if cid is None else cid
+    if row.status not in CANCEL_SOURCES and expected == row.cid:
+        raise CommitNotAllowed(_not_cancellable(row))
+    now = now or db_now(alias)
+    token = new_token()
+    statement = sql.cancel(sql.sql_for(alias), [(job_id, expected)], sources=CANCEL_SOURCES, token=token, now=now,
+                           note=note)
+    closed = (_closed_attempts({job_id: row}, using=alias, now=now, reason=note,
+                               cut_short=Attempt.Outcome.CANCELLED) if row.cid == expected else [])
+    won = apply_one(alias, statement, job_id, expected, token, what=f"cancel job {job_id}",
+                    also=_recorder(alias, closed))
+    result = Transition(job_id, row.task, Status.CANCELLED, won.cid, None, row.priority)
+    effects.after_transaction(alias, [result], now)
+    return result
+
+
+def cancel_many(job_ids: Sequence[int], *, using: str | None = None, now: datetime | None = None,
+                note: str = "") -> CancelOutcome:
+    """Cancel many jobs at their current cids in one statement (see :func:`cancel`).
+
+    Every id is checked first: a bad or unknown id raises (:class:`~django_meepo.exceptions.InvalidJob`,
+    :class:`JobNotFound` naming them) and nothing is written. A job already finished, or one that changed
+    between the read and the UPDATE, is left alone with a message in ``refused``; the others are cancelled.
+    What if the answer is lost? As for :func:`cancel`: the rows carrying the statement's token are those it won
+    (``checked.apply_many``), their Attempt rows were written with them, and a second copy matches nothing.
+    """
+    ids = sorted({validate_id(i) for i in job_ids})
+    note = _cancel_note(note)
+    alias = _using(using)
+    if not ids:
+        return CancelOutcome()
+    rows = read_rows(alias, ids)
+    missing = [i for i in ids if i not in rows]
+    if missing:
+        raise JobNotFound(f"no job with id {', '.join(map(str, missing[:20]))}{' …' if len(missing) > 20 else ''}"
+                          f"; nothing was cancelled")
+    outcome = CancelOutcome(refused=[_not_cancellable(r) for r in rows.values() if r.status not in CANCEL_SOURCES])
+    eligible = {i: r for i, r in rows.items() if r.status in CANCEL_SOURCES}
+    if not eligible:
+        return outcome
+    now = now or db_now(alias)
+    token = new_token()
+    statement = sql.cancel(sql.sql_for(alias), [(i, r.cid) for i, r in eligible.items()], sources=CANCEL_SOURCES,
+                           token=token, now=now, note=note)
+    closing = {a.job_id: a for a in _closed_attempts(eligible, using=alias, now=now, reason=note,
+                                                     cut_short=Attempt.Outcome.CANCELLED)}
+
+    def record(won: list[Won]) -> None:  # only the rows won: their UPDATE matched the cid they were read at
+        Attempt.objects.using(alias).bulk_create([closing[w.id] for w in won if w.id in closing])
+
+    won = apply_many(alias, statement, {i: r.cid for i, r in eligible.items()}, token,
+                     also=record if closing else None)
+    outcome.cancelled = [Transition(w.id, eligible[w.id].task, Status.CANCELLED, w.cid, None, eligible[w.id].priority)
+                         for w in won]
+    won_ids = {w.id for w in won}
+    outcome.refused += [f"job {i} changed meanwhile (it was {eligible[i].status!r} at cid {eligible[i].cid}); "
+                        f"nothing was written" for i in eligible if i not in won_ids]
+    effects.after_transaction(alias, outcome.cancelled, now)
+    return outcome
+
+
+__all__ = ["CANCEL_NOTE", "OPERATOR_COMMIT_SOURCES", "OPERATOR_COMMIT_TARGETS", "CancelOutcome", "cancel",
+           "cancel_many", "commit", "operator_commit", "operator_commit_many", "repush", "repush_many"]

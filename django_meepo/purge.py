@@ -1,4 +1,5 @@
-"""Purging finished jobs: DELETE ``done`` and ``failed`` jobs (and their attempts) finished before a cut-off.
+"""Purging finished jobs: DELETE ``done``, ``failed`` and ``cancelled`` jobs (and their attempts) finished before a
+cut-off.
 
 Used by ``manage.py meepo_purge`` and, when ``MEEPO["RETENTION_DAYS"]`` is set, by the sweeper (:class:`Retention`,
 one purger at a time by a leadership lease). Nothing else is ever deleted: a job that is repushed while a batch is

@@ -173,6 +173,17 @@ def operator_commit(q: Sql, job_id: int, cid: int, *, status: str, sources: Sequ
         [*params, job_id, cid, *sources])
 
 
+def cancel(q: Sql, refs: Iterable[tuple[int, int]], *, sources: Sequence[str], token: str, now: datetime,
+           note: str) -> Statement:
+    """todo | doing | zombie → cancelled at the cid the operator saw: cid + 1 fences off the run still going (its
+    commit, renewal, snooze and progress are refused) and every queued copy (its claim matches nothing)."""
+    cond, params = id_cid_condition(refs)
+    return Statement("cancel", (
+        f"UPDATE {q.table} SET status = %s, cid = cid + 1, token = %s, lease_until = NULL, finished_at = %s, "
+        f"updated_at = %s, last_error = %s WHERE status IN ({in_list(sources)}) AND {cond}"),
+        [Status.CANCELLED, token, q.dt(now), q.dt(now), note, *sources, *params])
+
+
 # --------------------------------------------------------------------------------------------- reads
 
 def select_due(q: Sql, task: str, count: int, *, now: datetime, lock: bool) -> Statement:

@@ -6,11 +6,12 @@ push ──► todo ──claim──► doing ──commit done──► done
           │  └─retry(backoff)┘ (failed_times+1)
           │  └─snooze(s)─────┘ (due in s seconds; failed_times unchanged)
           │                │ lease expired (sweeper): dst = todo | failed | done | zombie
-          └──── repush (any status, cid+1) ◄── zombie / done / failed
+          └──── repush (any status, cid+1) ◄── zombie / done / failed / cancelled
+todo | doing | zombie ──cancel (operator, cid+1)──► cancelled
 ```
 
-A transition is one verb here (the workers' and the sweeper's; ``operators.py`` has the operators': repush and
-commit) that does all of it:
+A transition is one verb here (the workers' and the sweeper's; ``operators.py`` has the operators': repush,
+commit and cancel) that does all of it:
 
 1. its conditional statement, by name from ``sql.py``, applied through :func:`checked.apply` (which reads back
    by token what it won, on every short count, and settles lost answers by the statement's effect);
@@ -125,8 +126,8 @@ def finish_done(task: str, refs: Sequence[Ref], *, using: str, now: datetime | N
     outcome = BatchOutcome(won=[Ref(r.id, by_id[r.id].cid) for r in refs if r.id in by_id],
                            lost=[r for r in refs if r.id not in by_id])
     for ref in outcome.lost:
-        log.warning("meepo: %s job %s: cid %s is stale (repushed, rescued or committed elsewhere); its outcome was "
-                    "not recorded", task, ref.id, ref.cid, extra={"job_id": ref.id, "task": task})
+        log.warning("meepo: %s job %s: cid %s is stale (repushed, rescued, cancelled or committed elsewhere); its "
+                    "outcome was not recorded", task, ref.id, ref.cid, extra={"job_id": ref.id, "task": task})
     return outcome
 
 

@@ -17,6 +17,7 @@ class Status(models.TextChoices):
     DONE = "done", "done"
     FAILED = "failed", "failed"
     ZOMBIE = "zombie", "zombie"
+    CANCELLED = "cancelled", "cancelled"
 
 
 ALL_STATUSES: tuple[str, ...] = tuple(Status.values)
@@ -34,7 +35,10 @@ def validate_id(value: object, what: str = "job id") -> int:
             return int(value)
         raise InvalidJob(f"{what} must be a positive integer, not {value!r}")
     return value
-FINISHED_STATUSES: tuple[str, ...] = (Status.DONE, Status.FAILED)
+# Statuses a job ends in: nothing runs it again unless an operator repushes it (purge and delete take these).
+FINISHED_STATUSES: tuple[str, ...] = (Status.DONE, Status.FAILED, Status.CANCELLED)
+# What an operator may cancel (operators.cancel): a job not finished — queued, running or parked.
+CANCEL_SOURCES: tuple[str, ...] = (Status.TODO, Status.DOING, Status.ZOMBIE)
 # What the sweeper may do with a job whose lease expired (Meepo's SetHandleZombieJobsDstStatus).
 ZOMBIE_DESTINATIONS: tuple[str, ...] = (Status.TODO, Status.FAILED, Status.DONE, Status.ZOMBIE)
 

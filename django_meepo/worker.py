@@ -332,7 +332,7 @@ class Worker:
         def write(progress: Progress) -> bool:
             written = sm.write_progress(ctx.job.ref, progress, using=self.using)
             if not written and ctx.committed is None:
-                lease_lost(ctx)
+                lease_lost(ctx, self.using)
             return written
 
         def can_write() -> bool:
@@ -345,7 +345,7 @@ class Worker:
         task = self.tasks[ctx.task]
         lost = sm.extend_leases([ctx.job.ref], lease_seconds=task.options.lease_timeout, using=self.using)
         if lost:
-            lease_lost(ctx)
+            lease_lost(ctx, self.using)
 
     def _register(self) -> None:
         now = db_now(self.using)

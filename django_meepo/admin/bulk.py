@@ -1,4 +1,5 @@
-"""Bulk actions on a selection of jobs: repush, commit done, commit failed — each behind a confirmation page.
+"""Bulk actions on a selection of jobs: repush, commit done, commit failed, cancel — each behind a confirmation
+page.
 
 The first POST (Django's action form) shows how many of the selected jobs will change, per status; nothing is
 written. The confirmation form posts the same selection back with ``post=yes``; then ``operations.py`` changes the
@@ -20,7 +21,7 @@ from django.template.response import TemplateResponse
 from .. import operations
 from ..models import Job
 from ..operators import OPERATOR_COMMIT_SOURCES
-from ..states import Status
+from ..states import CANCEL_SOURCES, Status
 
 # How many refusal messages a bulk commit shows (the count is always given).
 MESSAGES_SHOWN = 5
@@ -29,7 +30,7 @@ MESSAGES_SHOWN = 5
 @dataclass(frozen=True, slots=True)
 class BulkAction:
     name: str
-    verb: str  # "repush" | "commit done" | "commit failed"
+    verb: str  # "repush" | "commit done" | "commit failed" | "cancel"
     target: str
     sources: tuple[str, ...] | None  # None: every status
 
@@ -37,6 +38,7 @@ class BulkAction:
 REPUSH = BulkAction("repush_selected", "repush", Status.TODO, None)
 COMMIT_DONE = BulkAction("commit_done_selected", "commit done", Status.DONE, tuple(OPERATOR_COMMIT_SOURCES))
 COMMIT_FAILED = BulkAction("commit_failed_selected", "commit failed", Status.FAILED, tuple(OPERATOR_COMMIT_SOURCES))
+CANCEL = BulkAction("cancel_selected", "cancel", Status.CANCELLED, tuple(CANCEL_SOURCES))
 
 
 def confirm_or_run(model_admin: Any, request: HttpRequest, queryset: QuerySet[Job],
@@ -66,11 +68,13 @@ def confirm_or_run(model_admin: Any, request: HttpRequest, queryset: QuerySet[Jo
 
 
 def _run(model_admin: Any, request: HttpRequest, queryset: QuerySet[Job], action: BulkAction) -> None:
+    who = request.user.get_username()
     if action is REPUSH:
         result = operations.repush_selection(queryset)
+    elif action is CANCEL:
+        result = operations.cancel_selection(queryset, note=f"cancelled by {who} in the admin")
     else:
         result = operations.commit_selection(queryset, action.target)
-    who = request.user.get_username()
     model_admin.message_user(request, f"{action.verb.capitalize()}: {result.changed} job(s) changed by {who}.",
                              messages.SUCCESS)
     if result.skipped:
@@ -97,4 +101,9 @@ def commit_failed_selected(model_admin: Any, request: HttpRequest,
     return confirm_or_run(model_admin, request, queryset, COMMIT_FAILED)
 
 
-ACTIONS = [repush_selected, commit_done_selected, commit_failed_selected]
+@admin.action(description="Cancel selected jobs", permissions=["cancel"])
+def cancel_selected(model_admin: Any, request: HttpRequest, queryset: QuerySet[Job]) -> TemplateResponse | None:
+    return confirm_or_run(model_admin, request, queryset, CANCEL)
+
+
+ACTIONS = [repush_selected, commit_done_selected, commit_failed_selected, cancel_selected]

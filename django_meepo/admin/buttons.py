@@ -1,4 +1,4 @@
-"""The per-job buttons: Repush, Commit done, Commit failed, Commit todo.
+"""The per-job buttons: Repush, Commit done, Commit failed, Commit todo, Cancel.
 
 django-admin-actions registers their URLs (``actions_row``: ``<url_path>/<pk>/`` behind ``admin_site.admin_view``,
 which checks only that the user is staff) and its templates render the links. The views behind the links are ours:
@@ -6,11 +6,13 @@ which checks only that the user is staff) and its templates render the links. Th
 * a **GET** shows a confirmation page and changes nothing; it carries the cid the operator saw;
 * a **POST** (with Django's CSRF token) acts through ``api.repush`` / ``api.operator_commit`` at that cid, so a job
   that changed meanwhile is refused with a :class:`~django_meepo.exceptions.CommitConflict` shown as a message;
-* both need the permission (``django_meepo.repush_job`` for Repush, ``django_meepo.commit_job`` for the commits):
-  without it the button is not shown and a request, forged or not, gets 403.
+* both need the permission (``django_meepo.repush_job`` for Repush, ``django_meepo.commit_job`` for the commits,
+  ``django_meepo.cancel_job`` for Cancel): without it the button is not shown and a request, forged or not, gets
+  403.
 
 A button is shown only where the state machine allows it (``operators.OPERATOR_COMMIT_SOURCES``): Commit done
-and Commit failed from todo, doing or zombie; Repush and Commit todo (the same transition) from any status.
+and Commit failed from todo, doing or zombie; Cancel from the same (``states.CANCEL_SOURCES``, through
+``api.cancel``); Repush and Commit todo (the same transition) from any status.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from .. import api
 from ..exceptions import CommitConflict, CommitNotAllowed, JobNotFound
 from ..models import Job
 from ..operators import OPERATOR_COMMIT_SOURCES
-from ..states import Status
+from ..states import CANCEL_SOURCES, Status
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,12 @@ BUTTONS: tuple[Button, ...] = (
            "commit."),
     Button("meepo_job_commit_todo", "commit-todo", "Commit todo", Status.TODO, "commit_job", None,
            f"Commit the job todo (Meepo's Commit with status todo, the same transition as Repush). {_RUN_AGAIN}"),
+    Button("meepo_job_cancel", "cancel", "Cancel", Status.CANCELLED, "cancel_job", tuple(CANCEL_SOURCES),
+           "Cancel the job: if it is queued it never runs; if it is running, the run is fenced off (its commit "
+           "will be refused) and its function sees job.cancelled at its next heartbeat. It will not run again "
+           "unless repushed."),
 )
+CANCEL_VIEW = "meepo_job_cancel"
 BY_VIEW = {b.view: b for b in BUTTONS}
 
 
@@ -138,7 +145,7 @@ class ButtonViews:
             "job": job,
             "button": button,
             "form": form,
-            "ask_note": button.target == Status.FAILED and button.view != "meepo_job_repush",
+            "ask_note": button.target in (Status.FAILED, Status.CANCELLED) and button.view != "meepo_job_repush",
             "cancel_url": next_url,
         }
         return TemplateResponse(request, "admin/django_meepo/job/confirm_button.html", context)
@@ -153,6 +160,11 @@ class ButtonViews:
         try:
             if button.view == "meepo_job_repush":
                 result = api.repush(job.pk, cid=cid, using=_alias())
+            elif button.view == CANCEL_VIEW:
+                note = f"cancelled by {who} in the admin"
+                if form.cleaned_data["note"]:
+                    note += f": {form.cleaned_data['note']}"
+                result = api.cancel(job.pk, cid=cid, using=_alias(), note=note)
             else:
                 note = f"committed 'failed' by {who} in the admin"
                 if form.cleaned_data["note"]:

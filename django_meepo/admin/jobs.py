@@ -96,6 +96,9 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
     def has_commit_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("django_meepo.commit_job")
 
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("django_meepo.cancel_job")
+
     def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
         # Django 6.1 passes action_location (and warns about overrides without it); Django 5.2 does not know it.
         extra = {} if action_location is None else {"action_location": action_location}

@@ -28,3 +28,7 @@ class WorkerLost(Exception):
 
 class TimeLimitExceeded(Exception):
     """The attempt ran past its queue's hard time limit (TIME_LIMIT); its lease was given up."""
+
+
+class Cancelled(Exception):
+    """The job was cancelled by an operator (``api.cancel``, the admin, ``meepo_cancel``) before it finished."""

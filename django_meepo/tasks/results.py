@@ -7,11 +7,16 @@
 | done                | SUCCESSFUL       | the return value is ``Job.result`` (JSON)                       |
 | failed              | FAILED           | attempts exhausted, or committed failed by an operator          |
 | zombie              | FAILED           | lease expired and parked (ZOMBIE_STATUS "zombie"); repush: READY |
+| cancelled           | FAILED           | cancelled by an operator: the last error is a ``Cancelled``      |
 
 One attempt per claim: ``worker_ids[n-1]`` is the worker of attempt n, so ``attempts`` and
 ``TaskContext.attempt`` count every run, including runs cut short by a killed worker. ``errors`` holds one
 ``TaskError`` per attempt that failed (an exception, a lost lease, a time limit) in order; hand-backs at
 shutdown are not failures.
+
+Django's ``TaskResultStatus`` has no cancelled status (READY, RUNNING, FAILED, SUCCESSFUL in Django 6.0), so a
+cancelled job is FAILED, finished when cancelled, and its last ``TaskError`` is
+``django_meepo.tasks.errors.Cancelled`` with the cancel's note (who cancelled it, and why) as its traceback.
 """
 
 from __future__ import annotations
@@ -23,14 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..models import Attempt, Job
 from ..states import Status
-from .errors import TimeLimitExceeded, WorkerLost
+from .errors import Cancelled, TimeLimitExceeded, WorkerLost
 from .payload import TaskSpec
 
 if TYPE_CHECKING:
     from .compat import Task, TaskResult
 
 STATUS_NAMES: dict[str, str] = {Status.TODO: "READY", Status.DOING: "RUNNING", Status.DONE: "SUCCESSFUL",
-                Status.FAILED: "FAILED", Status.ZOMBIE: "FAILED"}
+                Status.FAILED: "FAILED", Status.ZOMBIE: "FAILED", Status.CANCELLED: "FAILED"}
+CANCELLED_ERROR = f"{Cancelled.__module__}.{Cancelled.__qualname__}"
 FAILED_OUTCOMES: dict[str, str | None] = {
     Attempt.Outcome.FAILED: None,
     Attempt.Outcome.LEASE_EXPIRED: f"{WorkerLost.__module__}.{WorkerLost.__qualname__}",
@@ -87,16 +93,19 @@ def build(job: Job, spec: TaskSpec, task: Task, *, using: str | None = None,
 
     past = past if past is not None else history(job, using)
     status = TaskResultStatus[status_name(job)]
-    finished = job.finished_at if job.status in (Status.DONE, Status.FAILED) else None
+    finished = job.finished_at if job.status in (Status.DONE, Status.FAILED, Status.CANCELLED) else None
     if job.status == Status.ZOMBIE:
         finished = job.updated_at
+    errors = list(past.errors)
+    if job.status == Status.CANCELLED:
+        errors.append((CANCELLED_ERROR, job.last_error or str(Cancelled.__doc__)))
     result: TaskResult = TaskResult(
         task=task.using(priority=job.priority, queue_name=job.task, run_after=spec.run_after, backend=spec.backend),
         id=str(job.id), status=status, enqueued_at=job.created_at,
         started_at=past.first_started_at if job.attempts else None,
         last_attempted_at=job.started_at if job.attempts else None, finished_at=finished,
         args=spec.args, kwargs=spec.kwargs, backend=spec.backend,
-        errors=[TaskError(exception_class_path=p, traceback=t) for p, t in past.errors],
+        errors=[TaskError(exception_class_path=p, traceback=t) for p, t in errors],
         worker_ids=list(past.worker_ids))
     object.__setattr__(result, "_return_value", return_value(job))
     return result

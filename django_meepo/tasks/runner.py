@@ -123,7 +123,8 @@ def run_django_task(job: JobContext) -> str:
 def finished(job_ids: list[int], using: str) -> None:
     """Send ``task_finished`` for Tasks jobs that ended: the queue's ``on_finished`` hook (django_meepo.hooks),
     called after the commit that ended them — a worker's (``done``, or a final ``failed``, time limits included),
-    the sweeper's (a worker lost on the last allowed attempt, or ZOMBIE_STATUS) or an operator's. The results
+    the sweeper's (a worker lost on the last allowed attempt, or ZOMBIE_STATUS) or an operator's (a commit, or a
+    cancel: the result sent is FAILED with a ``Cancelled`` error). The results
     sent are read back from the rows as committed (one query for the batch, one per job for its attempts), so a
     receiver sees what ``get_result()`` sees; rows no longer finished (repushed meanwhile) send nothing. Jobs that
     ran no Task (a malformed payload, a path that is not a Task or does not import) send nothing, as they sent
@@ -147,4 +148,4 @@ def _send_finished(row: Job) -> None:
     _send(task_finished, sender, results.build(row, spec, task), row.task, row.id)
 
 
-FINISHED_OR_PARKED = (Status.DONE, Status.FAILED, Status.ZOMBIE)
+FINISHED_OR_PARKED = (Status.DONE, Status.FAILED, Status.ZOMBIE, Status.CANCELLED)

@@ -117,7 +117,7 @@ def test_repush_by_filter_and_dry_run() -> None:
     (("0",), "bad job id '0'"),
     (("999999999",), "no job with id 999999999"),
     (("--task", "nope"), "unknown task 'nope'"),
-    (("--status", "lost"), "--status 'lost' is not one of todo, doing, done, failed, zombie"),
+    (("--status", "lost"), "--status 'lost' is not one of todo, doing, done, failed, zombie, cancelled"),
     (("--older-than", "soon"), "--older-than must be a positive duration"),
     (("--older-than", "0h"), "--older-than must be a positive duration"),
 ])

@@ -38,14 +38,14 @@ def test_counts_backlog_throughput_and_redis(redis, key_prefix) -> None:  # type
     snap = stats.collect(now=now)
     tasks = {t.name: t for t in snap.tasks}
     record = tasks["record"]
-    assert record.counts == {"todo": 2, "doing": 0, "done": 2, "failed": 1, "zombie": 0}
+    assert record.counts == {"todo": 2, "doing": 0, "done": 2, "failed": 1, "zombie": 0, "cancelled": 0}
     assert record.oldest_due_seconds == pytest.approx(120, abs=1)
     assert (record.done_last_minute, record.done_last_hour, record.failed_last_hour) == (1, 2, 0)
     assert record.queued_in_redis == 3
     assert tasks["other"].counts["zombie"] == 1 and tasks["other"].oldest_due_seconds is None
     assert not tasks["retired-task"].declared and tasks["retired-task"].counts["done"] == 1
     assert tasks["manual"].total == 0  # declared, no jobs: listed all the same
-    assert snap.totals == {"todo": 2, "doing": 0, "done": 3, "failed": 1, "zombie": 1}
+    assert snap.totals == {"todo": 2, "doing": 0, "done": 3, "failed": 1, "zombie": 1, "cancelled": 0}
     assert snap.to_dict()["taken_at"] == now.isoformat()
 
 
