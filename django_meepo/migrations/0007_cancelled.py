@@ -8,12 +8,12 @@ from django.db import migrations, models
 
 
 def refuse_if_cancelled(apps, schema_editor):  # type: ignore[no-untyped-def]
-    """Going back to 0005: the column cannot hold 'cancelled' again; say so instead of failing on a truncation."""
+    """Going back to 0006: the column cannot hold 'cancelled' again; say so instead of failing on a truncation."""
     using = schema_editor.connection.alias
     jobs = apps.get_model("django_meepo", "Job").objects.using(using).filter(status="cancelled").count()
     attempts = apps.get_model("django_meepo", "Attempt").objects.using(using).filter(outcome="cancelled").count()
     if jobs or attempts:
-        raise RuntimeError(f"cannot unapply django_meepo 0006_cancelled: {jobs} job(s) are 'cancelled' and "
+        raise RuntimeError(f"cannot unapply django_meepo 0007_cancelled: {jobs} job(s) are 'cancelled' and "
                            f"{attempts} attempt(s) have outcome 'cancelled'; purge or repush those jobs first "
                            f"(meepo_purge --status cancelled, meepo_repush --status cancelled)")
 
@@ -21,7 +21,7 @@ def refuse_if_cancelled(apps, schema_editor):  # type: ignore[no-untyped-def]
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('django_meepo', '0005_snooze_progress'),
+        ('django_meepo', '0006_unique_jobs'),
     ]
 
     operations = [
