@@ -184,7 +184,7 @@ _SETTINGS = (
     Setting(key="SCHEDULE", default={}, validate=_dict_of("schedule name → schedule"), read=_as_dict,
             check_id="meepo.E009",
             doc="periodic jobs: schedule name → its `task`, `cron`, `json`, `timezone`, `missed`, `priority`; one job "
-                "per tick ([reference](#schedules-meepo-schedule))",
+                "per tick ([Schedules](#schedules))",
             hint='E.g. {"nightly-report": {"task": "reports", "cron": "0 3 * * *"}} (pip install '
                  'django-meepo[cron]).'),
 )
