@@ -315,6 +315,7 @@ class Scheduler:
         key refuses it if the COMMIT went through. A task this process does not know (one deploy ahead of
         another) is left to a process that knows it.
         """
+        from .clock import db_now
         from .models import ScheduleTick
         from .push import push
         from .registry import get_task
@@ -327,7 +328,7 @@ class Scheduler:
         try:
             with transaction.atomic(using=self.using):
                 row = ScheduleTick.objects.using(self.using).create(
-                    name=schedule.name, tick=stored(tick), created_at=timezone.now())
+                    name=schedule.name, tick=stored(tick), created_at=db_now(self.using))
                 job = push(schedule.task, schedule.payload, priority=schedule.priority, using=self.using)
                 ScheduleTick.objects.using(self.using).filter(pk=row.pk).update(job_id=job.id)
         except IntegrityError:

@@ -15,7 +15,7 @@ from io import StringIO
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.test import override_settings
 from django.urls import reverse
 
@@ -182,3 +182,21 @@ def test_the_dashboard_lists_the_schedules(admin_client, every_five) -> None:  #
 def test_no_schedule_no_block(admin_client, key_prefix) -> None:  # type: ignore[no-untyped-def]
     page = admin_client.get(reverse("admin:django_meepo_job_dashboard")).content.decode()
     assert 'id="meepo-schedules"' not in page
+
+
+def test_a_database_error_leaves_the_tick_to_the_next_sweep_and_the_rest_of_the_tick_goes_on(  # type: ignore[no-untyped-def]
+        every_five, monkeypatch, caplog) -> None:
+    real = sch.last_ticks
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise DatabaseError("Table 'meepo_schedule_tick' doesn't exist")  # e.g. deployed before migrate
+
+    monkeypatch.setattr(sch, "last_ticks", broken)
+    s = sweeper("s")
+    for second in (1, 2):
+        report = s.tick(now=T0 + timedelta(seconds=second))
+        assert report.scheduled == 0 and report.leading == 1, "the sweeper's own work went on"
+    assert sum("schedules could not be run" in r.getMessage() for r in caplog.records) == 1, "logged once"
+    monkeypatch.setattr(sch, "last_ticks", real)
+    assert s.tick(now=T0 + timedelta(seconds=3)).scheduled == 1
+    assert [t for t, _ in ticks_of("five")] == [T0]

@@ -159,3 +159,11 @@ def test_should_run(missed: str, started: bool, last: str | None, late: float, r
     state = sch._State(s, next_due=tick if started else None)
     recorded = {None: None, "before": tick - timedelta(hours=5), "same": tick}[last]
     assert sch.Scheduler._should_run(state, tick, tick + timedelta(seconds=late), recorded) is runs
+
+
+def test_without_use_tz_ticks_are_stored_as_naive_local_time() -> None:
+    tick = utc(2026, 7, 1, 1, 0)
+    with override_settings(USE_TZ=False, TIME_ZONE=BERLIN):
+        assert sch.stored(tick) == datetime(2026, 7, 1, 3, 0)  # naive CEST, as Django stores it then
+        assert sch.aware(datetime(2026, 7, 1, 3, 0)) == tick
+    assert sch.stored(tick) is tick and sch.aware(tick) == tick
