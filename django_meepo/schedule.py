@@ -1,6 +1,6 @@
 """Periodic jobs: ``MEEPO["SCHEDULE"]`` pushes a job at every tick of a cron expression, exactly once per tick.
 
-A schedule is an entry of ``MEEPO["SCHEDULE"]``::
+A schedule is an entry of ``MEEPO["SCHEDULE"]`` (or a :func:`periodic` decorator above ``@task``)::
 
     "nightly-report": {"task": "reports", "cron": "0 3 * * *", "json": {"kind": "daily"},
                        "timezone": "Europe/Berlin", "missed": "latest", "priority": 0}
@@ -40,19 +40,22 @@ Ticks are stored in UTC, so the unique key never confuses 02:30 CEST with 02:30 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Max
-from django.utils import timezone
+from django.utils import timezone as dj_timezone
 
 from .conf import get_settings
 from .exceptions import ConfigurationError, InvalidPayload, MeepoError
+
+if TYPE_CHECKING:
+    from .registry import Task
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +118,10 @@ def cronsim_missing() -> bool:
     return False
 
 
-def parse(name: Any, entry: Any) -> tuple[Schedule | None, list[Problem]]:
-    """One entry of ``MEEPO["SCHEDULE"]`` as a :class:`Schedule`, or None and every problem found in it."""
-    where = f"MEEPO['SCHEDULE'][{name!r}]"
+def parse(name: Any, entry: Any, *, where: str = "") -> tuple[Schedule | None, list[Problem]]:
+    """One entry of ``MEEPO["SCHEDULE"]`` as a :class:`Schedule`, or None and every problem found in it
+    (``where`` names the entry in the messages; default ``MEEPO['SCHEDULE'][name]``)."""
+    where = where or f"MEEPO['SCHEDULE'][{name!r}]"
     if not isinstance(name, str) or not name or len(name) > NAME_MAX or any(c.isspace() for c in name):
         return None, [Problem(E_ENTRY, f"{where}: a schedule's name must be a non-empty string of at most "
                                        f"{NAME_MAX} characters without spaces")]
@@ -191,9 +195,53 @@ def _payload(value: Any) -> tuple[bytes, str | None]:
         return b"", str(exc)
 
 
+_decorated: dict[str, dict[str, Any]] = {}
+
+
+def periodic(cron: str, *, name: str | None = None, json: Any = _NO_JSON, timezone: str | None = None,
+             missed: str = "latest", priority: int = 0) -> Callable[[Task], Task]:
+    """Declare a schedule for the task below it: ``@periodic("0 3 * * *", timezone="Europe/Berlin")`` over
+    ``@task("reports")``. The schedule is named ``name`` (default: the task's name); an entry of that name in
+    ``MEEPO["SCHEDULE"]`` replaces it (so settings may change a decorated schedule without a deploy).
+
+    Bad input raises ``ConfigurationError`` naming every problem at import, and declares nothing; a function
+    that is not a ``@task`` raises ``TypeError``.
+    """
+
+    def decorate(target: Task) -> Task:
+        from .registry import Task
+
+        if not isinstance(target, Task):
+            raise TypeError(f"@periodic goes above @task (it decorates a Task, not {type(target).__name__})")
+        entry: dict[str, Any] = {"task": target.name, "cron": cron, "missed": missed, "priority": priority}
+        if json is not _NO_JSON:
+            entry["json"] = json
+        if timezone is not None:
+            entry["timezone"] = timezone
+        key = target.name if name is None else name
+        found = parse(key, entry, where=f"@periodic schedule {key!r}")[1]
+        if cronsim_missing():
+            found.append(Problem(E_CRONSIM, "@periodic needs the cron parser cronsim",
+                                 "pip install django-meepo[cron]"))
+        if found:
+            raise ConfigurationError("; ".join(p.message + (f" ({p.hint})" if p.hint else "") for p in found))
+        _decorated[key] = entry
+        return target
+
+    return decorate
+
+
+def entries() -> dict[Any, Any]:
+    """Every declared schedule: ``@periodic`` ones (after autodiscovery), then ``MEEPO["SCHEDULE"]`` (wins)."""
+    from .registry import autodiscover
+
+    autodiscover()
+    return {**_decorated, **get_settings().schedule}
+
+
 def problems() -> list[Problem]:
     """Every problem of ``MEEPO["SCHEDULE"]`` (for system checks); the whole setting not being a dict is E009 too."""
-    raw = get_settings().schedule
+    raw = entries()
     if not raw:
         return []
     found: list[Problem] = []
@@ -213,7 +261,7 @@ def problems() -> list[Problem]:
 
 def schedules() -> list[Schedule]:
     """The valid schedules of ``MEEPO["SCHEDULE"]`` (empty without cronsim; the checks report what is wrong)."""
-    raw = get_settings().schedule
+    raw = entries()
     if not raw or cronsim_missing():
         return []
     return [s for s in (parse(n, e)[0] for n, e in raw.items()) if s is not None]
@@ -229,14 +277,14 @@ def get_schedule(name: str) -> Schedule:
 
 def aware(moment: datetime) -> datetime:
     """``moment`` as aware UTC (the sweeper's ``now`` is naive local time when ``USE_TZ`` is False)."""
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, timezone.get_default_timezone())
+    if dj_timezone.is_naive(moment):
+        moment = dj_timezone.make_aware(moment, dj_timezone.get_default_timezone())
     return moment.astimezone(UTC)
 
 
 def stored(moment: datetime) -> datetime:
     """An aware UTC time in the form the database takes (naive local time when ``USE_TZ`` is False)."""
-    return moment if settings.USE_TZ else timezone.make_naive(moment, timezone.get_default_timezone())
+    return moment if settings.USE_TZ else dj_timezone.make_naive(moment, dj_timezone.get_default_timezone())
 
 
 def last_ticks(names: list[str], *, using: str) -> dict[str, datetime]:

@@ -167,3 +167,42 @@ def test_without_use_tz_ticks_are_stored_as_naive_local_time() -> None:
         assert sch.stored(tick) == datetime(2026, 7, 1, 3, 0)  # naive CEST, as Django stores it then
         assert sch.aware(datetime(2026, 7, 1, 3, 0)) == tick
     assert sch.stored(tick) is tick and sch.aware(tick) == tick
+
+
+# -- @periodic
+@pytest.fixture
+def no_decorated() -> object:
+    saved = dict(sch._decorated)
+    sch._decorated.clear()
+    yield
+    sch._decorated.clear()
+    sch._decorated.update(saved)
+
+
+def test_periodic_declares_a_schedule_that_settings_may_replace(no_decorated) -> None:  # type: ignore[no-untyped-def]
+    from django_meepo import periodic
+    from django_meepo.registry import get_task
+
+    record = get_task("record")
+    assert periodic("*/5 * * * *", json={"n": 1}, timezone=BERLIN)(record) is record
+    [found] = sch.schedules()
+    assert (found.name, found.task, found.cron, str(found.zone), found.payload) == (
+        "record", "record", "*/5 * * * *", BERLIN, b'{"n":1}')
+    with override_settings(MEEPO={**settings.MEEPO, "SCHEDULE": {"record": {"task": "record", "cron": "0 3 * * *"}}}):
+        assert [s.cron for s in sch.schedules()] == ["0 3 * * *"]
+    periodic("0 4 * * *", name="record-daily", missed="skip")(record)
+    assert sorted(s.name for s in sch.schedules()) == ["record", "record-daily"]
+
+
+def test_periodic_refuses_bad_input_and_declares_nothing(no_decorated) -> None:  # type: ignore[no-untyped-def]
+    from django_meepo import ConfigurationError, periodic
+    from django_meepo.registry import get_task
+
+    with pytest.raises(ConfigurationError, match=r"@periodic schedule 'record'\['cron'\] .*not a valid cron.*"
+                                                 r"\['timezone'\] 'Nowhere/Land' is not a known time zone"):
+        periodic("99 * * * *", timezone="Nowhere/Land")(get_task("record"))
+    with pytest.raises(ConfigurationError, match=r"\['missed'\] must be 'latest' or 'skip'"):
+        periodic("* * * * *", missed="never")(get_task("record"))
+    with pytest.raises(TypeError, match="above @task"):
+        periodic("* * * * *")(lambda job: None)  # type: ignore[arg-type]
+    assert sch._decorated == {} and sch.schedules() == []
