@@ -200,3 +200,12 @@ def test_a_database_error_leaves_the_tick_to_the_next_sweep_and_the_rest_of_the_
     monkeypatch.setattr(sch, "last_ticks", real)
     assert s.tick(now=T0 + timedelta(seconds=3)).scheduled == 1
     assert [t for t, _ in ticks_of("five")] == [T0]
+
+
+def test_meepo_sweep_once_pushes_the_due_tick(key_prefix) -> None:  # type: ignore[no-untyped-def]
+    with scheduled(every_second={"task": "record", "cron": "* * * * * *", "missed": "skip"}):
+        out = StringIO()
+        call_command("meepo_sweep", "--once", stdout=out)  # on the real clock: the tick of this second is on time
+    assert "1 scheduled job(s) pushed" in out.getvalue()
+    [(_, job_id)] = ticks_of("every_second")
+    assert Job.objects.get(id=job_id).task == "record"
