@@ -32,6 +32,7 @@ from .states import Status
 if TYPE_CHECKING:
     from .context import JobContext
     from .models import Job
+    from .schedule import periodic
 
 __version__ = "0.1.0"
 
@@ -53,6 +54,7 @@ __all__ = [
     "cancel",
     "commit",
     "operator_commit",
+    "periodic",
     "push",
     "push_many",
     "repush",
@@ -68,6 +70,7 @@ _LAZY = {
     "repush": ("api", "repush"),
     "push": ("push", "push"),
     "push_many": ("push", "push_many"),
+    "periodic": ("schedule", "periodic"),
 }
 
 

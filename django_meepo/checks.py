@@ -10,6 +10,9 @@
 | meepo.E006 | a task is declared twice                                                 |
 | meepo.E007 | ``MEEPO["REDIS"]`` is not a django-redis cache alias (unless ``DISPATCH`` is ``"database"``) |
 | meepo.E008 | ``admin_actions`` is not installed (registered by ``django_meepo.admin.checks``) |
+| meepo.E009 | ``MEEPO["SCHEDULE"]`` or one of its entries is malformed (keys, cron, timezone, missed, json, priority) |
+| meepo.E010 | a schedule names an unknown task                                          |
+| meepo.E011 | ``MEEPO["SCHEDULE"]`` is set but ``cronsim`` is not installed (``pip install django-meepo[cron]``) |
 | meepo.W001 | the Redis alias is also the default cache (``cache.clear()`` would FLUSHDB the queue) |
 | meepo.W002 | Redis ``maxmemory-policy`` is not ``noeviction`` (tag ``meepo_redis``, run by ``meepo_consume``) |
 | meepo.W003 | ``max_allowed_packet`` (MySQL, MariaDB) is too small for ``MAX_PAYLOAD_BYTES`` (database check) |
@@ -67,7 +70,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         from .registry import problems
 
         errors += [Error(p.message, id=p.id, hint=p.hint) for p in problems()]
+    errors += check_schedule()
     return errors
+
+
+def check_schedule() -> list[CheckMessage]:
+    """Each ``MEEPO["SCHEDULE"]`` entry (schedule.py): E009 malformed, E010 unknown task, E011 no cronsim."""
+    from . import schedule
+
+    return [Error(p.message, id=p.id, hint=p.hint or None) for p in schedule.problems()]
 
 
 def _redis_alias_errors(alias: Any) -> list[CheckMessage]:

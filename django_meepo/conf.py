@@ -51,6 +51,7 @@ class MeepoSettings:
     retention_days: float | None = field(default_factory=_default("RETENTION_DAYS"))
     poll_interval: float = field(default_factory=_default("POLL_INTERVAL"))
     progress_interval: float = field(default_factory=_default("PROGRESS_INTERVAL"))
+    schedule: dict[str, Any] = field(default_factory=_default("SCHEDULE"))
 
 
 def raw_settings() -> Any:

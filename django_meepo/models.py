@@ -200,3 +200,23 @@ class Lease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} held by {self.holder or 'nobody'}"
+
+
+class ScheduleTick(models.Model):
+    """A tick of a ``MEEPO["SCHEDULE"]`` entry that got its job: the UNIQUE key on (name, tick) is what makes it
+    one job per tick across every sweeper (``schedule.py``). ``job_id`` is not a foreign key: purging the job
+    keeps the tick. Rows older than 30 days before a schedule's newest tick are deleted as it wins new ones."""
+
+    name = models.CharField(max_length=100)
+    tick = models.DateTimeField(help_text="The tick, in UTC.")
+    job_id = models.BigIntegerField(null=True, blank=True, help_text="The job pushed for the tick.")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "meepo_schedule_tick"
+        constraints = [
+            models.UniqueConstraint(fields=["name", "tick"], name="meepo_schedule_tick_name_tick"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.tick:%Y-%m-%d %H:%M:%S} UTC (job {self.job_id})"

@@ -8,7 +8,9 @@
 * jobs finished (done / failed) in the last minute and the last hour (the ``finished_at`` index);
 * workers: the ``Worker`` rows that running consumers keep fresh; one whose ``last_seen`` is within its lease is
   *alive*, an older row is *stale* (a worker killed before it could delete its row) — and the ``doing`` jobs each
-  holds. Jobs in ``doing`` held by no live worker are *orphans*: the sweeper rescues them when their lease expires.
+  holds. Jobs in ``doing`` held by no live worker are *orphans*: the sweeper rescues them when their lease expires;
+* schedules (``MEEPO["SCHEDULE"]``): each valid one with its last recorded tick (and the job it got) and its next
+  tick — one indexed lookup per schedule on ``ScheduleTick``'s unique (name, tick).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from django.db.models import Count, Min
 from .clock import db_now
 from .conf import get_settings
 from .exceptions import MeepoError
-from .models import Job, Worker
+from .models import Job, ScheduleTick, Worker
 from .options import DEFAULTS
 from .registry import Task, all_tasks
+from .schedule import aware, schedules
 from .states import ALL_STATUSES, Status
 
 log = logging.getLogger(__name__)
@@ -78,6 +81,20 @@ class WorkerStats:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleStats:
+    """A schedule, its last recorded tick (None: none yet) with that tick's job, and its next tick (UTC)."""
+
+    name: str
+    task: str
+    cron: str
+    timezone: str
+    missed: str
+    last_tick: datetime | None
+    last_job_id: int | None
+    next_tick: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Snapshot:
     taken_at: datetime
     tasks: tuple[TaskStats, ...]
@@ -85,6 +102,7 @@ class Snapshot:
     orphans: tuple[HeldJob, ...]
     redis_error: str | None = None
     totals: dict[str, int] = field(default_factory=dict)
+    schedules: tuple[ScheduleStats, ...] = ()
 
     @property
     def live_workers(self) -> tuple[WorkerStats, ...]:
@@ -161,6 +179,17 @@ def _workers(using: str, now: datetime, declared: dict[str, Task]) -> tuple[tupl
     return tuple(workers), orphans
 
 
+def _schedules(using: str, now: datetime) -> tuple[ScheduleStats, ...]:
+    found = []
+    for s in schedules():
+        last = (ScheduleTick.objects.using(using).filter(name=s.name).order_by("-tick")
+                .values_list("tick", "job_id").first())
+        found.append(ScheduleStats(name=s.name, task=s.task, cron=s.cron, timezone=str(s.zone), missed=s.missed,
+                                   last_tick=aware(last[0]) if last else None, last_job_id=last[1] if last else None,
+                                   next_tick=s.next_after(aware(now))))
+    return tuple(found)
+
+
 def collect(*, using: str | None = None, now: datetime | None = None, redis: bool = True) -> Snapshot:
     """Take a snapshot of the queue. ``redis=False`` skips the Redis queue lengths."""
     alias = using or get_settings().database
@@ -190,7 +219,7 @@ def collect(*, using: str | None = None, now: datetime | None = None, redis: boo
         for status, n in t.counts.items():
             totals[status] += n
     return Snapshot(taken_at=now, tasks=tasks, workers=workers, orphans=orphans, redis_error=redis_error,
-                    totals=totals)
+                    totals=totals, schedules=_schedules(alias, now))
 
 
 def format_age(seconds: float | None) -> str:

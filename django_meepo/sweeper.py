@@ -9,7 +9,9 @@ Each tick (about once a second), for every task it leads (one leader per task, b
   until none is left — the limit is rows per query, not per period), and re-dispatches due ``todo`` jobs that
   the dispatcher does not hold (a dispatch that failed, an entry Redis lost);
 * when Redis lost everything (flushed, restarted empty): re-dispatches every due ``todo`` job at once;
-* with ``MEEPO["RETENTION_DAYS"]`` set, deletes finished jobs older than that, a little per tick (``purge.py``).
+* with ``MEEPO["RETENTION_DAYS"]`` set, deletes finished jobs older than that, a little per tick (``purge.py``);
+* pushes the job of each due tick of ``MEEPO["SCHEDULE"]`` (``schedule.py``): every sweeper, leader or not —
+  the database's unique key on the tick makes it one job per tick.
 
 With a dispatcher that cannot lose what is due (``Dispatcher.redispatches`` is False: the database dispatcher)
 the sweeper only rescues expired leases.
@@ -41,6 +43,7 @@ from .exceptions import DispatchError
 from .models import Job
 from .purge import Retention
 from .registry import Task
+from .schedule import Scheduler
 from .states import Status
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,7 @@ class SweepReport:
     redispatched: int = 0
     full_scan: bool = False
     purged: int = 0
+    scheduled: int = 0
 
     def __iadd__(self, other: SweepReport) -> SweepReport:
         self.leading = max(self.leading, other.leading)
@@ -69,6 +73,7 @@ class SweepReport:
         self.expired += other.expired
         self.redispatched += other.redispatched
         self.purged += other.purged
+        self.scheduled += other.scheduled
         self.full_scan = self.full_scan or other.full_scan
         return self
 
@@ -88,6 +93,7 @@ class Sweeper:
         self._watermark: dict[str, datetime] = {}
         self._scans: dict[str, list[_Scan]] = {}  # per task: the scan in progress (a list of at most one)
         self.retention = Retention(using=using, holder=holder)
+        self.scheduler = Scheduler(using=using)
         self._unreachable = False
 
     @property
@@ -97,7 +103,7 @@ class Sweeper:
     def tick(self, now: datetime | None = None, monotonic: float | None = None) -> SweepReport:
         now = now or db_now(self.using)
         mono = time.monotonic() if monotonic is None else monotonic
-        report = SweepReport(purged=self.retention.step(now, mono))
+        report = SweepReport(purged=self.retention.step(now, mono), scheduled=self.scheduler.step(now))
         leading = [t for t in self.tasks
                    if leader.hold(f"sweeper:{t.name}", self.holder, ttl=LEADER_TTL, now=now, using=self.using)]
         report.leading = len(leading)

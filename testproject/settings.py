@@ -10,10 +10,12 @@ Services come from the environment, with this machine's defaults:
 * ``MEEPO_DB_NAME`` — overrides the database name (tests point worker subprocesses at the test database)
 * ``MEEPO_TEST_DB_NAME`` — the test database's name (with SQLite: a file beside the database, unless a path)
 * ``MEEPO_PROGRESS_INTERVAL`` — ``MEEPO["PROGRESS_INTERVAL"]`` when set (tests of ``job.progress``)
+* ``MEEPO_SCHEDULE`` — ``MEEPO["SCHEDULE"]`` as JSON when set (tests of periodic jobs)
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,8 @@ MEEPO: dict[str, Any] = {
 }
 if os.environ.get("MEEPO_PROGRESS_INTERVAL"):
     MEEPO["PROGRESS_INTERVAL"] = float(os.environ["MEEPO_PROGRESS_INTERVAL"])
+if os.environ.get("MEEPO_SCHEDULE"):
+    MEEPO["SCHEDULE"] = json.loads(os.environ["MEEPO_SCHEDULE"])
 
 # Django's Tasks framework (django.tasks; the django-tasks backport on Django 5.2) on django-meepo: each queue
 # is a django-meepo task (`manage.py meepo_consume default emails slow`). Short leases so fault tests are quick.

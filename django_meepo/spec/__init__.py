@@ -181,6 +181,12 @@ _SETTINGS = (
             doc="least time, in seconds (0 to 3600), between two writes of one running job's `job.progress()` "
                 "reports; the last report is written when the run ends",
             hint="How often at most a running job's progress reports are written to its row."),
+    Setting(key="SCHEDULE", default={}, validate=_dict_of("schedule name → schedule"), read=_as_dict,
+            check_id="meepo.E009",
+            doc="periodic jobs: schedule name → its `task`, `cron`, `json`, `timezone`, `missed`, `priority`; one job "
+                "per tick ([Schedules](#schedules))",
+            hint='E.g. {"nightly-report": {"task": "reports", "cron": "0 3 * * *"}} (pip install '
+                 'django-meepo[cron]).'),
 )
 SETTINGS: dict[str, Setting] = {s.key: s for s in _SETTINGS}
 

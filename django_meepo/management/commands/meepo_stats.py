@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -37,7 +38,24 @@ def table(snapshot: stats.Snapshot) -> str:
                    f"processed={w.processed} failed={w.failed} holding={w.holding}{': ' + held if held else ''}")
     if snapshot.orphans:
         out.append(f"doing, held by no live worker: {len(snapshot.orphans)} (rescued when their lease expires)")
+    out += schedule_lines(snapshot.schedules)
     return "\n".join(out)
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def schedule_lines(schedules: tuple[stats.ScheduleStats, ...]) -> list[str]:
+    """One line per schedule: its task, cron (zone, missed policy), last tick (its job) and next tick."""
+    if not schedules:
+        return []
+    lines = [f"schedules: {len(schedules)}"]
+    for s in schedules:
+        job = f" (job {s.last_job_id})" if s.last_job_id is not None else ""
+        lines.append(f"  {s.name} task={s.task} cron={s.cron!r} ({s.timezone}, missed: {s.missed}) "
+                     f"last={_when(s.last_tick)}{job} next={_when(s.next_tick)}")
+    return lines
 
 
 class Command(BaseCommand):

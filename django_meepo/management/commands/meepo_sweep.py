@@ -39,7 +39,7 @@ class Command(BaseCommand):
             report = sweeper.tick()
             self.stdout.write(f"leading {report.leading} task(s): {report.expired} expired lease(s) handled, "
                               f"{report.redispatched} job(s) re-dispatched, {report.recovered} in-flight "
-                              f"entr(y/ies) recovered")
+                              f"entr(y/ies) recovered, {report.scheduled} scheduled job(s) pushed")
             return
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
