@@ -192,3 +192,19 @@ class Lease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} held by {self.holder or 'nobody'}"
+
+
+class TaskPause(models.Model):
+    """A paused task: while its row exists no worker claims its jobs (pushes are still accepted, running jobs
+    finish). Written by ``api.pause()`` / ``meepo_pause`` / the dashboard; read by workers (``pauses.py``)."""
+
+    task = models.CharField(max_length=100, unique=True)
+    paused_at = models.DateTimeField()
+    paused_by = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        db_table = "meepo_task_pause"
+        permissions = [("pause_task", "Can pause and resume tasks")]
+
+    def __str__(self) -> str:
+        return f"{self.task} paused"
