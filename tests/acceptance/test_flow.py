@@ -69,3 +69,30 @@ def test_a_tasks_parallel_holds_in_a_multi_task_worker_and_no_backlog_starves_th
     # Neither backlog waited for the other to drain: each task started runs while the other still had some.
     assert min(s for s, _ in serial_spans) < max(s for s, _ in wide_spans)
     assert min(s for s, _ in wide_spans) < max(s for s, _ in serial_spans)
+
+
+@pytest.mark.parametrize("dispatch", DISPATCHERS)
+def test_a_pause_holds_across_a_worker_restart_and_resume_picks_up(  # type: ignore[no-untyped-def]
+        dispatch, workers, redis, tmp_path: Path) -> None:
+    from django_meepo import api
+
+    log = tmp_path / "runs.log"
+    api.pause("flow_wide", by="test")
+    wide = push("flow_wide", 6, log, dispatch, 0.01)  # pushes are accepted while paused
+    serial = push("flow_serial", 2, log, dispatch, 0.01)
+    first = workers.consume("flow_serial", "flow_wide", MEEPO_DISPATCH=dispatch)
+    wait_until(lambda: len(runs(log)) >= 2, timeout=120, interval=0.2,
+               message=f"the unpaused task's jobs to run; worker log: {first.output()[-3000:]}")
+    first.signal(15)  # SIGTERM: a clean stop
+    assert first.wait(timeout=120) == 0
+    second = workers.consume("flow_serial", "flow_wide", MEEPO_DISPATCH=dispatch)
+    more = push("flow_serial", 2, log, dispatch, 0.01)
+    wait_until(lambda: len(runs(log)) >= 4, timeout=120, interval=0.2,
+               message=f"the restarted worker to run jobs; worker log: {second.output()[-3000:]}")
+    assert {t for t, *_ in runs(log)} == {"flow_serial"}, "a paused task's job ran"
+    assert sorted(i for _, i, *_ in runs(log)) == sorted(serial + more)
+    assert set(Job.objects.filter(id__in=wide).values_list("status", flat=True)) == {"todo"}
+    assert api.resume("flow_wide") == ["flow_wide"]
+    wait_until(lambda: len(runs(log)) >= 10, timeout=120, interval=0.2,
+               message=f"the resumed task's jobs to run; worker log: {second.output()[-3000:]}")
+    assert sorted(i for t, i, *_ in runs(log) if t == "flow_wide") == wide
