@@ -140,7 +140,8 @@ class Worker:
         self._stop.set()
 
     def run(self) -> str:
-        log.info("meepo: worker %s consuming %s with %d slot(s)", self.id, ", ".join(self.tasks), self.capacity)
+        log.info("meepo: worker %s consuming %s with %d thread(s)", self.id,
+                 ", ".join(f"{name} (at most {n} at once)" for name, n in self.limits.items()), self.capacity)
         self._start()
         try:
             self._loop()
