@@ -96,3 +96,26 @@ def test_a_pause_holds_across_a_worker_restart_and_resume_picks_up(  # type: ign
     wait_until(lambda: len(runs(log)) >= 10, timeout=120, interval=0.2,
                message=f"the resumed task's jobs to run; worker log: {second.output()[-3000:]}")
     assert sorted(i for t, i, *_ in runs(log) if t == "flow_wide") == wide
+
+
+def test_a_job_running_when_its_task_is_paused_finishes_and_nothing_more_is_claimed(  # type: ignore[no-untyped-def]
+        workers, redis, tmp_path: Path) -> None:
+    from django_meepo import api
+
+    log = tmp_path / "runs.log"
+    [running] = push("flow_serial", 1, log, "redis", 4.0)
+    worker = workers.consume("flow_serial", "flow_wide")
+    wait_until(lambda: Job.objects.filter(id=running, status="doing").exists(), timeout=120, interval=0.1,
+               message=f"the job to start; worker log: {worker.output()[-3000:]}")
+    api.pause("flow_serial")  # the worker sees it within a second: before the running job's 4 s are over
+    wait_until(lambda: Job.objects.filter(id=running, status="done").exists(), timeout=120, interval=0.2,
+               message=f"the running job to finish; worker log: {worker.output()[-3000:]}")
+    later = push("flow_serial", 3, log, "redis", 0.01)
+    [marker] = push("flow_wide", 1, log, "redis", 0.01)  # pushed after them, of a task not paused
+    wait_until(lambda: marker in [i for _, i, *_ in runs(log)], timeout=120, interval=0.2,
+               message=f"the marker job; worker log: {worker.output()[-3000:]}")
+    assert [i for t, i, *_ in runs(log) if t == "flow_serial"] == [running]
+    assert set(Job.objects.filter(id__in=later).values_list("status", flat=True)) == {"todo"}
+    api.resume("flow_serial")
+    wait_until(lambda: len(runs(log)) == 5, timeout=120, interval=0.2,
+               message=f"the resumed jobs; worker log: {worker.output()[-3000:]}")
