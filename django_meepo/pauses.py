@@ -24,6 +24,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 
 from .clock import db_now
 from .conf import get_settings
+from .db import discard_connection, is_connection_lost
 from .exceptions import UnknownTask
 from .models import TaskPause
 from .registry import get_task, task_names
@@ -120,6 +121,8 @@ class PausedSet:
             found = frozenset(TaskPause.objects.using(self.using).filter(task__in=self.tasks)
                               .values_list("task", flat=True))
         except DatabaseError as exc:
+            if is_connection_lost(exc):
+                discard_connection(self.using)
             if not self._failing:
                 log.warning("meepo: could not read the paused tasks (%s); keeping the last known set: %s", exc,
                             ", ".join(sorted(self.current)) or "none paused")

@@ -66,10 +66,14 @@ class Slots:
         return None
 
     def done(self, task: str) -> None:
-        """Free a slot of ``task`` reserved by :meth:`take`."""
+        """Free a slot of ``task`` reserved by :meth:`take`.
+
+        The caller (an executor) takes its next job itself; another waiting executor is woken only when a job of
+        ``task`` waits (the one job the freed slot made eligible, in case the caller takes another task's)."""
         with self._cond:
             self._running[task] -= 1
-            self._cond.notify_all()  # the freed slot may suit only one waiter's turn: let them all look
+            if self._waiting[task]:
+                self._cond.notify()
 
     def running(self, task: str) -> int:
         with self._cond:
