@@ -17,8 +17,10 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from .holdings import Held
+if TYPE_CHECKING:
+    from .holdings import Held
 
 
 class Slots:

@@ -183,31 +183,28 @@ class Worker:
         limit = self.limits[task.name]
         return min(MAX_PREFETCH, limit * 100, int(limit * self.max_wait / max(avg, 1e-6)))
 
-    def _rooms(self) -> dict[str, int]:
-        """How many jobs of each task to fetch now: a task's free slots plus its prefetch, less what it holds
-        (queued or running); 0 until those are at least half empty, and 0 while the task is paused. One pass
-        over the holdings under their lock and a cached read of the paused set: no database round trip."""
+    def _free(self) -> tuple[int, dict[str, int]]:
+        """How many jobs to fetch now in all, and of each task (its room).
+
+        A task's room is its free slots plus its prefetch, less what it holds (queued or running); a task gets
+        none until that is at least half of its prefetch (at least 1), and none while it is paused. The total is
+        at most the sum of the rooms, the threads plus the prefetch less all that is held, and what ``max_jobs``
+        leaves. One pass over the holdings under their lock and a cached read of the paused set: no database
+        round trip of its own (the paused set is read at most once a second)."""
         with self.holdings.lock:
             held = Counter(h.task.name for h in self.holdings.jobs.values() if h.state in (QUEUED, RUNNING))
         paused = self.paused.get()
         rooms: dict[str, int] = {}
+        total_prefetch = 0
         for name, task in self.tasks.items():
-            if name in paused:
-                continue
             prefetch = self.prefetch(task)
+            total_prefetch += prefetch
             room = self.limits[name] + prefetch - held[name]
-            if room >= max(1, prefetch // 2):
+            if name not in paused and room >= max(1, prefetch // 2):
                 rooms[name] = room
-        return rooms
-
-    def _free(self) -> tuple[int, dict[str, int]]:
-        """How many jobs to fetch now in all (at most the free threads plus the prefetch, and what ``max_jobs``
-        leaves), and each task's room (see :meth:`_rooms`)."""
-        rooms = self._rooms()
         if not rooms:
             return 0, rooms
-        prefetch = sum(self.prefetch(t) for t in self.tasks.values())
-        free = min(sum(rooms.values()), self.capacity + prefetch - self._in_hand())
+        free = min(sum(rooms.values()), self.capacity + total_prefetch - sum(held.values()))
         if self.max_jobs is not None:
             free = min(free, self.max_jobs - self._fetched)
         return free, rooms
