@@ -220,3 +220,19 @@ class ScheduleTick(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.tick:%Y-%m-%d %H:%M:%S} UTC (job {self.job_id})"
+
+
+class TaskPause(models.Model):
+    """A paused task: while its row exists no worker claims its jobs (pushes are still accepted, running jobs
+    finish). Written by ``api.pause()`` / ``meepo_pause`` / the dashboard; read by workers (``pauses.py``)."""
+
+    task = models.CharField(max_length=100, unique=True)
+    paused_at = models.DateTimeField()
+    paused_by = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        db_table = "meepo_task_pause"
+        permissions = [("pause_task", "Can pause and resume tasks")]
+
+    def __str__(self) -> str:
+        return f"{self.task} paused"

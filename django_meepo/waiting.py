@@ -6,10 +6,13 @@ back when a slot does not come.
   before it runs a job: a job whose lease was last proven more than :data:`PROOF_AGE` seconds ago is proven
   again — in one statement with every other waiting job as old, so a deep queue costs a few statements a second,
   not one per job — and a job whose lease is lost never starts.
-* **Handed back when held hostage.** With no slot finishing a job for longer than expected (a job hangs), waiting jobs
-  would keep their leases renewed for as long as it hangs while other workers idle. A job that waited past
-  ``max(HOSTAGE_MIN, HOSTAGE_FACTOR × max_wait)`` seconds is handed back (``todo``, due now, no failure
-  counted) for another worker, and the worker stops prefetching until a slot frees.
+* **Handed back when held hostage.** With no slot that could take a job finishing one for longer than expected (a
+  job hangs), waiting jobs would keep their leases renewed for as long as it hangs while other workers idle. The
+  clock is per task (``slots.py``): a job of a task at its ``parallel`` limit waits for a job *of its task* to
+  finish; a job of a task below its limit waits for any thread. A job that waited past
+  ``max(HOSTAGE_MIN, HOSTAGE_FACTOR × max_wait)`` seconds while its clock did not move is handed back (``todo``,
+  due now, no failure counted) for another worker, and the worker stops prefetching that task until one of its
+  jobs finishes. A hang in one task never hands back another's jobs.
 
 The adversary's view: a proof whose answer is lost is settled by its effect (``extend_leases``); a proof that
 cannot reach the database lets the job start (its commit is fenced by its cid either way). A hand-back that
@@ -22,6 +25,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 from django.db import Error
 
@@ -39,18 +43,28 @@ HOSTAGE_FACTOR = 5.0
 
 class Waiting:
     def __init__(self, holdings: Holdings, tasks: dict[str, Task], *, worker_id: str, using: str,
-                 max_wait: float) -> None:
+                 max_wait: float, at_limit: Callable[[str], bool] = lambda task: False) -> None:
         self.holdings = holdings
+        self.at_limit = at_limit  # whether a task runs as many jobs as its parallel allows
         self.tasks = tasks
         self.worker_id = worker_id
         self.using = using
         self.hostage_after = max(HOSTAGE_MIN, HOSTAGE_FACTOR * max_wait)
         self._proving = threading.Lock()
-        self._last_finish = time.monotonic()  # when a slot last finished a job (or the worker started)
+        started = time.monotonic()
+        self._last_finish = started  # when any slot last finished a job (or the worker started)
+        self._task_finish = dict.fromkeys(tasks, started)  # the same, per task
 
-    def finished(self) -> None:
-        """A slot finished a job: the queue is moving."""
-        self._last_finish = time.monotonic()
+    def finished(self, task: str) -> None:
+        """A slot of ``task`` finished a job: the queue is moving."""
+        self._last_finish = self._task_finish[task] = time.monotonic()
+
+    def _stuck(self, task: str, now: float) -> bool:
+        """True when nothing that could start a waiting job of ``task`` finished within :attr:`hostage_after`:
+        its own jobs while it is at its limit, any job while it is not."""
+        if self.at_limit(task):
+            return now - self._task_finish[task] > self.hostage_after
+        return now - self._last_finish > self.hostage_after
 
     def start(self, held: Held) -> bool:
         """True if ``held`` may start now: its lease is (freshly) known to be this worker's."""
@@ -82,18 +96,20 @@ class Waiting:
                 else:
                     h.proven = now
 
-    def release_hostages(self) -> int:
-        """Hand back the jobs that waited longer than :attr:`hostage_after` seconds; how many were."""
+    def release_hostages(self) -> set[str]:
+        """Hand back the jobs that waited longer than :attr:`hostage_after` seconds while their task's clock did
+        not move (see :meth:`_stuck`); the names of the tasks whose jobs were."""
         now = time.monotonic()
-        if now - self._last_finish <= self.hostage_after:
-            return 0  # the slots are finishing jobs: a long queue is a queue, not hostages
+        stuck = {name for name in self.tasks if self._stuck(name, now)}
+        if not stuck:
+            return set()  # the slots are finishing jobs: a long queue is a queue, not hostages
         with self.holdings.lock:
             items = [h for h in self.holdings.jobs.values()
-                     if h.state == QUEUED and now - h.queued_at > self.hostage_after]
+                     if h.state == QUEUED and h.task.name in stuck and now - h.queued_at > self.hostage_after]
             for h in items:
                 h.state = RELEASED
         if not items:
-            return 0
+            return set()
         by_task: dict[str, list[Held]] = defaultdict(list)
         for h in items:
             by_task[h.task.name].append(h)
@@ -114,4 +130,4 @@ class Waiting:
                 continue
             log.warning("meepo: handed back %d %s job(s): %s", len(changed), name, reason, extra={"task": name})
         self.holdings.discard(items)
-        return len(items)
+        return {h.task.name for h in items}

@@ -2,9 +2,11 @@
 
 Threads of one worker process:
 
-* the **main loop** (``run``) fetches as many jobs as there are free slots (+ ``PREFETCH``), each already
-  claimed (``doing``, cid + 1, a lease) before it runs, and waits for a dispatch notification when idle;
-* **executors** run job functions, one job at a time each, and clean their database connections in between;
+* the **main loop** (``run``) fetches, per task, as many jobs as that task has free run slots (+ its
+  ``PREFETCH``), skipping paused tasks (``pauses.py``), each already claimed (``doing``, cid + 1, a lease) before
+  it runs, and waits for a dispatch notification when idle;
+* **executors** (``--parallel`` threads) run job functions, one job at a time each, a task's job only while the
+  task has fewer than its ``parallel`` running (``slots.py``), and clean their database connections in between;
 * the **committer** records outcomes: ``done`` commits of many jobs in one statement, failures one by one;
 * the **monitor** renews the leases of every job held, reports the worker alive, and enforces hard time limits;
 * the **sweeper** (unless turned off) — see ``sweeper.py``.
@@ -20,12 +22,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
 import socket
 import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 
 from django.db import DatabaseError, Error, InterfaceError, connections
@@ -44,8 +45,10 @@ from .execution import run_job
 from .holdings import FINISHED, QUEUED, RELEASED, RUNNING, Held, Holdings
 from .models import Worker as WorkerRow
 from .monitor import Monitor, lease_lost
+from .pauses import PausedSet
 from .progress import Progress, Throttle
 from .registry import Task, all_tasks
+from .slots import Slots
 from .sweeper import Sweeper, source_of
 from .waiting import Waiting
 
@@ -66,17 +69,6 @@ def rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def interleave(jobs: Sequence[sm.ClaimedJob]) -> list[sm.ClaimedJob]:
-    """Alternate the tasks of a fetched batch, so that a backlog on one task cannot queue ahead of another."""
-    by_task: dict[str, list[sm.ClaimedJob]] = defaultdict(list)
-    for job in jobs:
-        by_task[job.task].append(job)
-    if len(by_task) < 2:
-        return list(jobs)
-    rows = list(by_task.values())
-    return [row[i] for i in range(max(map(len, rows))) for row in rows if i < len(row)]
-
-
 class Worker:
     def __init__(self, tasks: Sequence[Task], *, parallel: int | None = None, using: str | None = None,
                  sweep: bool = True, max_jobs: int | None = None, max_memory_mb: float | None = None,
@@ -88,11 +80,14 @@ class Worker:
         self.tasks = {t.name: t for t in tasks}
         self.sources = [source_of(t) for t in tasks]
         self.capacity = parallel or sum(t.options.parallel for t in tasks)
-        fixed = [t.options.prefetch for t in tasks if t.options.prefetch is not None]
-        self.fixed_prefetch: int | None = max(fixed) if fixed else None
+        # Each task's own run slots: its parallel, at most the threads there are (slots.py).
+        self.limits = {t.name: min(t.options.parallel, self.capacity) for t in tasks}
+        self.slots = Slots(self.limits)
         # A claimed job should not wait in memory longer than this (a small share of the shortest lease).
         self.max_wait = min(MAX_WAIT, min(t.options.lease_timeout for t in tasks) / 10)
-        self.avg_seconds: float | None = None  # moving average of job run time, for the adaptive prefetch
+        # Moving average of each task's job run time, for its adaptive prefetch.
+        self.avg_seconds: dict[str, float] = {}
+        self.paused = PausedSet(list(self.tasks), using=using or get_settings().database)
         self.using = using or get_settings().database
         self.sweep = sweep
         self.max_jobs = max_jobs
@@ -105,13 +100,12 @@ class Worker:
             (dispatcher_factory(), False) if dispatcher_factory else take_fetch_dispatcher(self))
         self.sweeper: Sweeper | None = None
         self.holdings = Holdings()
-        self._run_q: queue.SimpleQueue[Held | None] = queue.SimpleQueue()
         self.committer = Committer(self.holdings, worker_id=self.id, using=self.using)
         self.monitor = Monitor(self.holdings, self.tasks, using=self.using, committer=self.committer,
                                recycle=self._recycle, report=self._report)
         self.waiting = Waiting(self.holdings, self.tasks, worker_id=self.id, using=self.using,
-                               max_wait=self.max_wait)
-        self._prefetch_suspended = False  # after a hand-back of hostages, until a slot frees
+                               max_wait=self.max_wait, at_limit=self.slots.at_limit)
+        self._prefetch_suspended: set[str] = set()  # tasks whose hostages were handed back, until one finishes
         self.abandoned = 0  # running jobs handed back at the stop, whose threads still run
         self._stop = threading.Event()
         self._slot_free = threading.Event()
@@ -146,7 +140,8 @@ class Worker:
         self._stop.set()
 
     def run(self) -> str:
-        log.info("meepo: worker %s consuming %s with %d slot(s)", self.id, ", ".join(self.tasks), self.capacity)
+        log.info("meepo: worker %s consuming %s with %d thread(s)", self.id,
+                 ", ".join(f"{name} (at most {n} at once)" for name, n in self.limits.items()), self.capacity)
         self._start()
         try:
             self._loop()
@@ -174,26 +169,45 @@ class Worker:
     def _in_hand(self) -> int:
         return self.holdings.count(QUEUED, RUNNING)
 
-    def prefetch(self) -> int:
-        """Jobs to claim beyond the free slots: PREFETCH if set, else as many as the slots finish within
-        ``max_wait`` seconds at the measured job duration (none until a job was measured), at most 1,000."""
-        if self._prefetch_suspended:
+    def prefetch(self, task: Task) -> int:
+        """Jobs of ``task`` to claim beyond its free slots: its PREFETCH if set, else as many as its slots finish
+        within ``max_wait`` seconds at its measured job duration (none until one was measured), at most 1,000;
+        none while its hostages were handed back and none of its jobs finished since."""
+        if task.name in self._prefetch_suspended:
             return 0
-        if self.fixed_prefetch is not None:
-            return self.fixed_prefetch
-        if self.avg_seconds is None:
+        if task.options.prefetch is not None:
+            return task.options.prefetch
+        avg = self.avg_seconds.get(task.name)
+        if avg is None:
             return 0
-        return min(MAX_PREFETCH, self.capacity * 100, int(self.capacity * self.max_wait / max(self.avg_seconds, 1e-6)))
+        limit = self.limits[task.name]
+        return min(MAX_PREFETCH, limit * 100, int(limit * self.max_wait / max(avg, 1e-6)))
 
-    def _free(self) -> int:
-        """How many jobs to fetch now: 0 until the slots and prefetch are at least half empty."""
-        prefetch = self.prefetch()
-        free = self.capacity + prefetch - self._in_hand()
-        if free < max(1, prefetch // 2):
-            return 0
+    def _free(self) -> tuple[int, dict[str, int]]:
+        """How many jobs to fetch now in all, and of each task (its room).
+
+        A task's room is its free slots plus its prefetch, less what it holds (queued or running); a task gets
+        none until that is at least half of its prefetch (at least 1), and none while it is paused. The total is
+        at most the sum of the rooms, the threads plus the prefetch less all that is held, and what ``max_jobs``
+        leaves. One pass over the holdings under their lock and a cached read of the paused set: no database
+        round trip of its own (the paused set is read at most once a second)."""
+        with self.holdings.lock:
+            held = Counter(h.task.name for h in self.holdings.jobs.values() if h.state in (QUEUED, RUNNING))
+        paused = self.paused.get()
+        rooms: dict[str, int] = {}
+        total_prefetch = 0
+        for name, task in self.tasks.items():
+            prefetch = self.prefetch(task)
+            total_prefetch += prefetch
+            room = self.limits[name] + prefetch - held[name]
+            if name not in paused and room >= max(1, prefetch // 2):
+                rooms[name] = room
+        if not rooms:
+            return 0, rooms
+        free = min(sum(rooms.values()), self.capacity + total_prefetch - sum(held.values()))
         if self.max_jobs is not None:
             free = min(free, self.max_jobs - self._fetched)
-        return free
+        return free, rooms
 
     def _loop(self) -> None:
         alive_at = float("-inf")
@@ -203,14 +217,13 @@ class Worker:
                 alive_at = time.monotonic()
                 self._check_limits()
                 try:
-                    if self.waiting.release_hostages():
-                        self._prefetch_suspended = True
+                    self._prefetch_suspended |= self.waiting.release_hostages()
                 except Error as exc:  # the hand-back is tried again at the next second
                     log.warning("meepo: worker %s: could not hand back waiting jobs (%s)", self.id, exc)
                 with contextlib.suppress(DispatchError):
                     self.dispatcher.heartbeat(self.id)
             self._slot_free.clear()
-            free = self._free()
+            free, rooms = self._free()
             if free <= 0:
                 if self.max_jobs is not None and self._fetched >= self.max_jobs and self._in_hand() == 0:
                     self._recycle(f"processed its {self.max_jobs} jobs (--max-jobs)")
@@ -218,7 +231,7 @@ class Worker:
                 self._slot_free.wait(0.5)
                 continue
             try:
-                found, claimed = self._fetch(free)
+                found, claimed = self._fetch(free, rooms)
                 if not claimed and not found:
                     self.dispatcher.wait(self.sources, timeout=1.0)
             except DispatchError as exc:
@@ -242,16 +255,18 @@ class Worker:
             log.warning("meepo: worker %s: %s; retrying", self.id, message)
             self._outage_logged = True
 
-    def _fetch(self, count: int) -> tuple[bool, int]:
-        """Take and claim up to ``count`` jobs; (whether entries were found, how many jobs were claimed).
+    def _fetch(self, count: int, rooms: dict[str, int]) -> tuple[bool, int]:
+        """Take and claim up to ``count`` jobs, at most ``rooms[task]`` of a task and none of a task not in
+        ``rooms``; (whether entries were found, how many jobs were claimed).
 
         Each task's claimed jobs are held as soon as the transport delivers them, so a claim that raises for a
         later task (a deadlock, the database gone) never strands the jobs already claimed: they are queued to
         run (interleaved across tasks) before the error goes on to the loop."""
         delivered: list[sm.ClaimedJob] = []
         try:
-            found = self.dispatcher.fetch(self.sources, count, worker=self.id, claim=self._claim,
-                                          deliver=delivered.extend)
+            sources = [s for s in self.sources if s.task in rooms]
+            found = self.dispatcher.fetch(sources, count, worker=self.id, claim=self._claim,
+                                          deliver=delivered.extend, limits=rooms)
         finally:
             self._enqueue(delivered)
         return found, len(delivered)
@@ -267,14 +282,14 @@ class Worker:
         return won + (held_by(source.task, unsettled, worker=self.id, using=self.using) if unsettled else [])
 
     def _enqueue(self, jobs: Sequence[sm.ClaimedJob]) -> None:
-        for job in interleave(jobs):
+        for job in jobs:
             ctx = JobContext(job=job, _commit=self._job_commit, _heartbeat=self._job_heartbeat,
                              _snooze=self._job_snooze)
             ctx._progress = self._throttle(ctx)
             held = Held(ctx=ctx, task=self.tasks[job.task])
             self.holdings.add(held)
             self._fetched += 1
-            self._run_q.put(held)
+            self.slots.put(held)
 
     def _check_limits(self) -> None:
         if self.max_memory_mb is not None and rss_mb() > self.max_memory_mb:
@@ -284,33 +299,42 @@ class Worker:
     def _execute_loop(self) -> None:
         try:
             while True:
-                held = self._run_q.get()
+                held = self.slots.take()  # a job of a task below its limit; that task's slot is now reserved
                 if held is None:
                     return
-                if held.state != QUEUED:
-                    continue
-                if not self.waiting.start(held):  # its lease was lost while it waited: a newer copy may run
-                    self.holdings.discard([held])
-                    continue
-                with self.holdings.lock:
-                    if held.state != QUEUED:
-                        continue
-                    held.state, held.started = RUNNING, time.monotonic()
-                outcome = run_job(held.task, held.ctx)
-                held.ctx.flush_progress()  # the last report, before the outcome ends the claim
-                elapsed = time.monotonic() - held.started
-                avg = self.avg_seconds
-                self.avg_seconds = elapsed if avg is None else avg * 0.9 + elapsed * 0.1
-                with self.holdings.lock:
-                    if held.state == RUNNING:
-                        held.state = FINISHED
-                self._prefetch_suspended = False
-                self.waiting.finished()
-                self._slot_free.set()
-                self.committer.put(held, outcome)
-                clean_connections()
+                try:
+                    self._execute(held)
+                finally:
+                    self.slots.done(held.task.name)
+                    self._slot_free.set()
         finally:
             close_thread_connections()
+
+    def _execute(self, held: Held) -> None:
+        """Run one job taken from the slots (unless it was handed back or its lease lost while it waited) and
+        queue its outcome for the committer."""
+        if held.state != QUEUED:
+            return
+        if not self.waiting.start(held):  # its lease was lost while it waited: a newer copy may run
+            self.holdings.discard([held])
+            return
+        with self.holdings.lock:
+            if held.state != QUEUED:
+                return
+            held.state, held.started = RUNNING, time.monotonic()
+        outcome = run_job(held.task, held.ctx)
+        held.ctx.flush_progress()  # the last report, before the outcome ends the claim
+        name = held.task.name
+        elapsed = time.monotonic() - held.started
+        avg = self.avg_seconds.get(name)
+        self.avg_seconds[name] = elapsed if avg is None else avg * 0.9 + elapsed * 0.1
+        with self.holdings.lock:
+            if held.state == RUNNING:
+                held.state = FINISHED
+        self._prefetch_suspended.discard(name)
+        self.waiting.finished(name)
+        self.committer.put(held, outcome)
+        clean_connections()
 
     def _job_commit(self, ctx: JobContext, status: str) -> sm.Transition:
         held = self.holdings.get(ctx.id)
@@ -377,8 +401,7 @@ class Worker:
         # soon as the hand-back and the outcomes already queued are committed (``abandoned`` says so).
         self.abandoned = self._hand_back(RUNNING, f"the worker stopped and the job did not finish within "
                                                   f"{self.grace:g} s")
-        for _ in range(self.capacity):
-            self._run_q.put(None)
+        self.slots.close()
         self.committer.stop()
         self._sweep_stop.set()
         for t in self._threads:

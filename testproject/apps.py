@@ -26,8 +26,8 @@ def install_die_after_pop() -> None:
 
     original = RedisDispatcher.pop
 
-    def pop(self, sources, count, worker):  # type: ignore[no-untyped-def]
-        popped = original(self, sources, count, worker)
+    def pop(self, sources, count, worker, limits=None):  # type: ignore[no-untyped-def]
+        popped = original(self, sources, count, worker, limits)
         if popped:
             os._exit(9)
         return popped

@@ -10,6 +10,7 @@ from django.template.response import TemplateResponse
 
 from .. import stats
 from ..states import ALL_STATUSES
+from .pausing import pause_rows
 
 
 def dashboard_view(model_admin: Any, request: HttpRequest) -> TemplateResponse:
@@ -30,6 +31,7 @@ def dashboard_view(model_admin: Any, request: HttpRequest) -> TemplateResponse:
         "rows": rows,
         "totals": [snapshot.totals.get(s, 0) for s in ALL_STATUSES],
         "refresh": _refresh(request),
+        **pause_rows(request),
     }
     return TemplateResponse(request, "admin/django_meepo/job/dashboard.html", context)
 

@@ -29,6 +29,7 @@ from .buttons import BUTTONS, ButtonViews, button_links, may_press_any
 from .dashboard import dashboard_view
 from .filters import HasFailedFilter, TaskFilter
 from .paginator import CappedCountPaginator
+from .pausing import pause_view
 
 # Columns never needed by the list: left in the database until a job's page is opened.
 HEAVY_FIELDS = ("payload", "last_error", "result")
@@ -211,7 +212,12 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
     def get_urls(self) -> list[URLPattern]:
         dashboard = path("dashboard/", self.admin_site.admin_view(self.dashboard),
                          name="django_meepo_job_dashboard")
-        return [dashboard, *super().get_urls()]
+        pause = path("dashboard/pause/", self.admin_site.admin_view(self.pause_task),
+                     name="django_meepo_job_pause_task")
+        return [dashboard, pause, *super().get_urls()]
 
     def dashboard(self, request: HttpRequest) -> HttpResponse:
         return dashboard_view(self, request)
+
+    def pause_task(self, request: HttpRequest) -> HttpResponse:
+        return pause_view(self, request)

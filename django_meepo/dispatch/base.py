@@ -7,7 +7,7 @@ finds again in the database (``missing`` tells it what was lost) and dispatches 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..states import ClaimedJob, Dispatchable, Ref
@@ -45,8 +45,9 @@ class Dispatcher(abc.ABC):
 
     @abc.abstractmethod
     def fetch(self, sources: Sequence[Source], count: int, *, worker: str, claim: Claim,
-              deliver: Deliver) -> bool:
-        """Take up to ``count`` ids of these tasks for ``worker``, claim them through ``claim``, ``deliver``
+              deliver: Deliver, limits: Mapping[str, int] | None = None) -> bool:
+        """Take up to ``count`` ids of these tasks for ``worker`` — at most ``limits[task]`` of a task named in
+        ``limits`` (the room its run slots leave, see slots.py) — claim them through ``claim``, ``deliver``
         each task's won jobs as soon as they are claimed; True if it found entries (even if none was won).
         Never blocks."""
 
@@ -78,6 +79,13 @@ class Dispatcher(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+
+def limit_of(limits: Mapping[str, int] | None, task: str, count: int) -> int:
+    """At most ``count``, and at most ``limits[task]`` when ``limits`` names the task."""
+    if limits is None or task not in limits:
+        return count
+    return max(0, min(count, limits[task]))
 
 
 def in_order_of(won: Sequence[ClaimedJob], refs: Sequence[Ref]) -> list[ClaimedJob]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from django.db import InterfaceError, OperationalError, connections, transaction
@@ -30,7 +30,7 @@ from ..checked import held_by
 from ..clock import db_now
 from ..db import discard_connection, is_connection_lost, job_model, run_checked
 from ..states import ClaimedJob, Dispatchable, Ref
-from .base import Claim, Deliver, Dispatcher, Source, in_order_of
+from .base import Claim, Deliver, Dispatcher, Source, in_order_of, limit_of
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,10 @@ def _transient(exc: BaseException) -> bool:
     return code in _TRANSIENT or state in _TRANSIENT_STATES or "database is locked" in str(exc)
 
 
-def fair_shares(sources: Sequence[Source], count: int, start: int) -> list[tuple[Source, int]]:
-    """Split ``count`` over ``sources`` beginning at ``start``: an even share each (at least one)."""
+def fair_shares(sources: Sequence[Source], count: int, start: int,
+                limits: Mapping[str, int] | None = None) -> list[tuple[Source, int]]:
+    """Split ``count`` over ``sources`` beginning at ``start``: an even share each (at least one), never more
+    than a task's ``limits`` entry; a task with no room gets no share."""
     if not sources or count <= 0:
         return []
     order = [*sources[start % len(sources):], *sources[:start % len(sources)]]
@@ -61,8 +63,10 @@ def fair_shares(sources: Sequence[Source], count: int, start: int) -> list[tuple
     for source in order:
         if left <= 0:
             break
-        shares.append((source, min(share, left)))
-        left -= shares[-1][1]
+        take = limit_of(limits, source.task, min(share, left))
+        if take > 0:
+            shares.append((source, take))
+            left -= take
     return shares
 
 
@@ -84,24 +88,27 @@ class DatabaseDispatcher(Dispatcher):
 
     # -- consumer side
     def fetch(self, sources: Sequence[Source], count: int, *, worker: str, claim: Claim,
-              deliver: Deliver) -> bool:
+              deliver: Deliver, limits: Mapping[str, int] | None = None) -> bool:
         """Claim due rows of each task in its own short transaction (SELECT … FOR UPDATE SKIP LOCKED, then the
         state machine's claim), delivering each task's jobs once its transaction committed — so a claim that
         raises for one task (a deadlock) never strands the jobs claimed for another."""
         self._turn += 1
         found = 0
         fuller: list[tuple[Source, int]] = []  # tasks that gave their whole share may have more
-        for source, share in fair_shares(sources, count, self._turn):
+        for source, share in fair_shares(sources, count, self._turn, limits):
             won = self._fetch_source(source, share, worker=worker, claim=claim)
             deliver(won)
             found += len(won)
             if len(won) == share:
                 fuller.append((source, share))
         left = count - found
-        for source, _ in fuller if len(sources) > 1 else ():  # fill up from the tasks that have more
+        for source, share in fuller if len(sources) > 1 else ():  # fill up from the tasks that have more
+            want = limit_of(limits, source.task, left + share) - share  # within the task's room
             if left <= 0:
                 break
-            more = self._fetch_source(source, left, worker=worker, claim=claim)
+            if want <= 0:
+                continue
+            more = self._fetch_source(source, min(left, want), worker=worker, claim=claim)
             deliver(more)
             found += len(more)
             left -= len(more)

@@ -29,7 +29,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 
 from ..exceptions import DispatchError
 from ..states import ClaimedJob, Dispatchable, Ref
@@ -150,26 +151,32 @@ class FailoverDispatcher(Dispatcher):
 
     # -- consumer side
     def fetch(self, sources: Sequence[Source], count: int, *, worker: str, claim: Claim,
-              deliver: Deliver) -> bool:
+              deliver: Deliver, limits: Mapping[str, int] | None = None) -> bool:
+        """Through Redis while it is up (and, while draining after an outage, the table for what Redis did not
+        give); each task's ``limits`` hold across both: the table is asked only for the room Redis left."""
         self._worker = worker
         delivered = 0
+        per_task: Counter[str] = Counter()
 
         def counting(jobs: list[ClaimedJob]) -> None:
             nonlocal delivered
             delivered += len(jobs)
+            per_task.update(job.task for job in jobs)
             deliver(jobs)
 
         found = False
         if self.breaker.up or self._probe(worker):
             try:
-                found = self.primary.fetch(sources, count, worker=worker, claim=claim, deliver=counting)
+                found = self.primary.fetch(sources, count, worker=worker, claim=claim, deliver=counting,
+                                           limits=limits)
             except DispatchError as exc:
                 self._went_down(exc)
             else:
                 if delivered or self.clock() >= self._drain_until:
                     return found
+        left = None if limits is None else {t: n - per_task[t] for t, n in limits.items()}
         return self.fallback.fetch(sources, count - delivered, worker=worker, claim=claim,
-                                   deliver=counting) or found
+                                   deliver=counting, limits=left) or found
 
     def wait(self, sources: Sequence[Source], timeout: float) -> None:
         if self.breaker.up:

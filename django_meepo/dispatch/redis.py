@@ -26,7 +26,7 @@ import contextlib
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redis import Redis
@@ -34,7 +34,7 @@ from redis.exceptions import RedisError
 
 from ..exceptions import DispatchError
 from ..states import Dispatchable, Ref
-from .base import Claim, Deliver, Dispatcher, Source, in_order_of
+from .base import Claim, Deliver, Dispatcher, Source, in_order_of, limit_of
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def decode(raw: Any) -> Ref | None:
 
 
 # KEYS per task: BANDS queues, inflight list, inflight set, dispatched hash.
-# ARGV: count, ntasks, worker, alive key, alive ttl ms.
+# ARGV: count, ntasks, worker, alive key, alive ttl ms, then each task's limit (the most to hand out for it).
 # Pass 0 hands out again what is already in this worker's in-flight lists; pass 1 takes a fair share from each
 # task; pass 2 fills what is left in task order. An entry whose cid is not
 # the one recorded in the dispatched hash is stale (its job was repushed, or claimed through a duplicate) and is
@@ -104,9 +104,15 @@ local bands = {bands}
 local per = bands + 3
 redis.call('SET', ARGV[4], '1', 'PX', ARGV[5])
 local out = {}
-for t = 1, ntasks do out[t] = {} end
+local limit = {}
+for t = 1, ntasks do
+  out[t] = {}
+  limit[t] = tonumber(ARGV[5 + t]) or count
+end
 local taken = 0
 local function take(t, want)
+  want = math.min(want, limit[t] - #out[t])
+  if want <= 0 then return 0 end
   local base = (t - 1) * per
   local record = KEYS[base + bands + 3]
   local got = 0
@@ -136,9 +142,12 @@ end
 for t = 1, ntasks do
   if taken >= count then break end
   local base = (t - 1) * per
-  local mine = redis.call('LRANGE', KEYS[base + bands + 1], 0, count - taken - 1)
-  for _, e in ipairs(mine) do table.insert(out[t], e) end
-  taken = taken + #mine
+  local room = math.min(count - taken, limit[t])
+  if room > 0 then
+    local mine = redis.call('LRANGE', KEYS[base + bands + 1], 0, room - 1)
+    for _, e in ipairs(mine) do table.insert(out[t], e) end
+    taken = taken + #mine
+  end
 end
 local share = math.max(1, math.floor(count / ntasks))
 for t = 1, ntasks do
@@ -279,9 +288,10 @@ class RedisDispatcher(Dispatcher):
             self._close_pubsub()
             raise DispatchError(f"lost the Redis subscription: {exc}") from exc
 
-    def pop(self, sources: Sequence[Source], count: int, worker: str) -> dict[Source, list[Any]]:
-        """Move up to ``count`` entries into ``worker``'s in-flight lists; each call starts with the next task,
-        so a backlog on one task never starves another."""
+    def pop(self, sources: Sequence[Source], count: int, worker: str,
+            limits: Mapping[str, int] | None = None) -> dict[Source, list[Any]]:
+        """Move up to ``count`` entries into ``worker``'s in-flight lists, at most ``limits[task]`` of a task;
+        each call starts with the next task, so a backlog on one task never starves another."""
         if len(sources) > 1:
             self._turn = (self._turn + 1) % len(sources)
             sources = [*sources[self._turn:], *sources[:self._turn]]
@@ -292,13 +302,14 @@ class RedisDispatcher(Dispatcher):
                      dispatched_key(s.key_prefix, s.task)]
         try:
             lists = self._pop(keys=keys, args=[count, len(sources), worker, self.alive_key(worker),
-                                               self.alive_ttl_ms])
+                                               self.alive_ttl_ms,
+                                               *(limit_of(limits, s.task, count) for s in sources)])
         except RedisError as exc:
             raise DispatchError(f"could not pop from Redis: {exc}") from exc
         return {s: entries for s, entries in zip(sources, lists, strict=True) if entries}
 
     def fetch(self, sources: Sequence[Source], count: int, *, worker: str, claim: Claim,
-              deliver: Deliver) -> bool:
+              deliver: Deliver, limits: Mapping[str, int] | None = None) -> bool:
         """Take entries into ``worker``'s in-flight lists, claim each task's through ``claim`` (the state
         machine's verb), ``deliver`` what was won at once, then acknowledge exactly those entries.
 
@@ -309,7 +320,7 @@ class RedisDispatcher(Dispatcher):
         take hands out again; their claims then fail (the cid moved on) and they are acknowledged. A worker
         killed anywhere in between leaves its list to the sweeper's recovery, which puts it back in the queue.
         """
-        popped = self.pop(sources, count, worker)
+        popped = self.pop(sources, count, worker, limits)
         for source, entries in popped.items():
             refs = []
             for raw in entries:

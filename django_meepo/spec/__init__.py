@@ -192,7 +192,8 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in _SETTINGS}
 
 _OPTIONS = (
     Option(name="parallel", default=4, validate=_positive_int, meepo="SetParallelNum",
-           doc="concurrent executions of this task in a worker (a worker's slots are the sum, unless `--parallel`)"),
+           doc="most jobs of this task running at once in one worker, also beside other tasks (at most "
+               "`--parallel`, the worker's threads: by default the sum of its tasks' `PARALLEL`)"),
     Option(name="max_failed_times", default=3, validate=_non_negative_int, meepo="SetMaxFailedTimes",
            doc="the n-th failure commits `failed`; 0 = no limit"),
     Option(name="zombie_status", default="todo", validate=_zombie_status, meepo="SetHandleZombieJobsDstStatus",
@@ -217,8 +218,9 @@ _OPTIONS = (
            doc="longest delay between retries"),
     Option(name="retry_jitter", default=True, validate=_bool, doc="draw each delay from [delay/2, delay]"),
     Option(name="prefetch", default=None, validate=_optional(_non_negative_int), default_doc="`None` (adapts)",
-           doc="jobs a worker claims beyond its free slots; unset, as many as its slots finish within a second at "
-               "the measured job duration (≤ 100 per slot, ≤ 1,000; never more than a tenth of the lease)"),
+           doc="jobs of this task a worker claims beyond the task's free slots; unset, as many as its slots finish "
+               "within a second at its measured job duration (≤ 100 per slot, ≤ 1,000; never more than a tenth "
+               "of the lease)"),
 )
 OPTIONS: dict[str, Option] = {o.name: o for o in _OPTIONS}
 

@@ -212,3 +212,17 @@ def test_the_worker_hooks_keep_their_promises(dispatcher: Dispatcher) -> None:
     dispatcher.worker_stopped(WORKER)
     job = Job.objects.push("record", json={})
     assert [c.id for c in fetch(dispatcher)] == [job.id], "the hooks did not disturb fetching"
+
+
+def test_a_fetch_takes_no_more_of_a_task_than_its_limit(dispatcher: Dispatcher) -> None:
+    # A worker's per-task room (slots.py): 'record' may take 2, 'other' the rest of the count.
+    Job.objects.push_many("record", json=[{} for _ in range(10)])
+    Job.objects.push_many("other", json=[{} for _ in range(10)])
+    sources = [src("record"), src("other")]
+    got = fetch_claimed(dispatcher, sources, 8, worker=WORKER, using=DB, limits={"record": 2, "other": 8})
+    by_task = {t: sum(1 for j in got if j.task == t) for t in ("record", "other")}
+    assert by_task == {"record": 2, "other": 6}
+    got = fetch_claimed(dispatcher, sources, 8, worker=WORKER, using=DB, limits={"record": 0, "other": 1})
+    assert [j.task for j in got] == ["other"]
+    rest = fetch_claimed(dispatcher, sources, 100, worker=WORKER, using=DB)
+    assert len(rest) == 20 - 8 - 1  # nothing left behind by the limits

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from django_meepo import outbox
 from django_meepo import statemachine as sm
@@ -10,7 +10,7 @@ from django_meepo.dispatch.base import Dispatcher, Source
 
 
 def fetch_claimed(d: Dispatcher, sources: Sequence[Source], count: int, *, worker: str,
-                  using: str) -> list[sm.ClaimedJob]:
+                  using: str, limits: Mapping[str, int] | None = None) -> list[sm.ClaimedJob]:
     """What ``d`` delivers to a worker named ``worker`` (after this process's pending dispatches went out)."""
     outbox.flush()
     got: list[sm.ClaimedJob] = []
@@ -18,5 +18,5 @@ def fetch_claimed(d: Dispatcher, sources: Sequence[Source], count: int, *, worke
     def claim(source: Source, refs: Sequence[sm.Ref]) -> list[sm.ClaimedJob]:
         return sm.claim(source.task, list(refs), worker=worker, lease_seconds=source.lease_seconds, using=using)
 
-    d.fetch(sources, count, worker=worker, claim=claim, deliver=got.extend)
+    d.fetch(sources, count, worker=worker, claim=claim, deliver=got.extend, limits=limits)
     return got

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -41,7 +41,7 @@ class Fake(Dispatcher):
         self._call("dispatch")
 
     def fetch(self, sources: Sequence[Source], count: int, *, worker: str, claim: Claim,
-              deliver: Deliver) -> bool:
+              deliver: Deliver, limits: Mapping[str, int] | None = None) -> bool:
         self._call("fetch")
         deliver(list(self.jobs))
         return self.found_entries

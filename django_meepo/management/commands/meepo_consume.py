@@ -37,7 +37,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("tasks", nargs="+", metavar="task", help="task names to consume")
-        parser.add_argument("--parallel", type=_positive(int), help="concurrent jobs (default: sum of PARALLEL)")
+        parser.add_argument("--parallel", type=_positive(int),
+                            help="threads: concurrent jobs in all (default: the sum of the tasks' PARALLEL); each "
+                                 "task still runs at most its own PARALLEL at once")
         parser.add_argument("--no-sweep", action="store_true", help="do not run a sweeper in this process")
         parser.add_argument("--max-jobs", type=_positive(int), help="replace this process after N jobs")
         parser.add_argument("--max-memory", type=_positive(float), metavar="MB",

@@ -1,0 +1,40 @@
+"""Test jobs for flow control: per-task parallel in a multi-task worker, pause and resume
+(tests/acceptance/test_flow.py).
+
+Each run appends ``"<task> <job id> <start> <end>"`` (wall-clock seconds) to the file named by its payload's
+``"log"``, so a test can compute the largest number of runs of a task that overlapped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from django_meepo import JobContext, task
+
+from .jobs import FAST
+
+
+def _timed(job: JobContext) -> None:
+    spec = job.json() if job.payload else {}
+    start = time.time()
+    time.sleep(float(spec.get("sleep", 0.05)))
+    end = time.time()
+    line = f"{job.task} {job.id} {start:.6f} {end:.6f}\n".encode()
+    fd = os.open(spec["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)  # one small O_APPEND write: lines of concurrent runs never interleave
+    finally:
+        os.close(fd)
+
+
+@task("flow_serial", parallel=1, **FAST)
+def flow_serial(job: JobContext) -> None:
+    """parallel=1: never two at once in a worker. Payload {"log": path, "sleep": s}."""
+    _timed(job)
+
+
+@task("flow_wide", parallel=4, **FAST)
+def flow_wide(job: JobContext) -> None:
+    """parallel=4. Payload {"log": path, "sleep": s}."""
+    _timed(job)
