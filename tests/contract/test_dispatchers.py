@@ -154,6 +154,7 @@ def test_a_backlog_on_one_task_does_not_starve_another(dispatcher: Dispatcher) -
 def test_length_counts_what_waits(dispatcher: Dispatcher, key_prefix: str) -> None:
     Job.objects.push_many("record", json=[{} for _ in range(5)])
     Job.objects.push("record", json={}, delay=60)
+    outbox.flush()  # the dispatch after the commit goes out from the outbox's thread
     assert dispatcher.length("record", key_prefix) == 5
     fetch(dispatcher, 2)
     assert dispatcher.length("record", key_prefix) == 3
