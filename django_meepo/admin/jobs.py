@@ -221,7 +221,7 @@ def _time_view(field: str) -> Any:
         return display.moment(getattr(job, field))
 
     view.__name__ = f"{field}_view"
-    return admin.display(description=Job._meta.get_field(field).verbose_name)(view)
+    return admin.display(description=getattr(Job._meta.get_field(field), "verbose_name", field))(view)
 
 
 for _field in TIME_FIELDS:
