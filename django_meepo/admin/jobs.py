@@ -24,7 +24,7 @@ from ..models import Job
 from ..purge import delete_jobs
 from ..states import FINISHED_STATUSES
 from ..tasks.results import describe as describe_task
-from . import bulk, display
+from . import bulk, display, forbidden
 from .buttons import BUTTONS, ButtonViews, button_links, may_press_any
 from .dashboard import dashboard_view
 from .filters import HasFailedFilter, TaskFilter
@@ -210,7 +210,7 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
     def get_urls(self) -> list[URLPattern]:
         dashboard = path("dashboard/", self.admin_site.admin_view(self.dashboard),
                          name="django_meepo_job_dashboard")
-        return [dashboard, *super().get_urls()]
+        return forbidden.styled(self, [dashboard, *super().get_urls()])  # PermissionDenied: an admin page
 
     def dashboard(self, request: HttpRequest) -> HttpResponse:
         return dashboard_view(self, request)

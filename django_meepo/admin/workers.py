@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
+from django.urls import URLPattern
 from django.utils.safestring import SafeString
 
 from ..clock import db_now
@@ -15,6 +16,7 @@ from ..conf import get_settings
 from ..models import Job, Worker
 from ..states import Status
 from ..stats import worker_alive
+from . import forbidden
 from .display import moment_html
 
 
@@ -26,6 +28,9 @@ class WorkerAdmin(admin.ModelAdmin):
 
     class Media:
         css = {"all": ("django_meepo/admin.css",)}
+
+    def get_urls(self) -> list[URLPattern]:
+        return forbidden.styled(self, super().get_urls())  # deleting a live worker: the reason, not a bare 403
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
