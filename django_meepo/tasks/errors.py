@@ -28,3 +28,9 @@ class WorkerLost(Exception):
 
 class TimeLimitExceeded(Exception):
     """The attempt ran past its queue's hard time limit (TIME_LIMIT); its lease was given up."""
+
+
+class RecordedTaskError(Exception):
+    """A failed Task's recorded error (the text is its traceback), raised only so that ``task_finished`` is sent
+    while it is being handled: a receiver that logs with ``exc_info`` — Django's own calls ``logger.exception``
+    for a FAILED result — prints the Task's traceback instead of ``NoneType: None``."""
