@@ -51,6 +51,7 @@ class MeepoSettings:
     retention_days: float | None = field(default_factory=_default("RETENTION_DAYS"))
     poll_interval: float = field(default_factory=_default("POLL_INTERVAL"))
     progress_interval: float = field(default_factory=_default("PROGRESS_INTERVAL"))
+    json_encoder: str | None = field(default_factory=_default("JSON_ENCODER"))
 
 
 def raw_settings() -> Any:
