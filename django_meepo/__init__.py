@@ -24,6 +24,7 @@ from .exceptions import (
     InvalidStatus,
     JobNotFound,
     MeepoError,
+    ReturnedWithoutCommit,
     UnknownTask,
 )
 from .registry import Task, task
@@ -48,6 +49,7 @@ __all__ = [
     "JobContext",
     "JobNotFound",
     "MeepoError",
+    "ReturnedWithoutCommit",
     "Status",
     "Task",
     "UnknownTask",

@@ -28,6 +28,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import connections
 
 from .conf import get_settings, raw_settings
+from .doclinks import doc_link
 from .options import normalise_keys, option_errors
 from .spec import SETTINGS, setting_problem
 
@@ -38,7 +39,7 @@ def _global_errors(raw: Any) -> list[CheckMessage]:
     """Each key of ``MEEPO`` against its validator in ``spec.SETTINGS``; ``DEFAULTS`` also option by option."""
     if not isinstance(raw, dict):
         return [Error(f"MEEPO must be a dict, not {type(raw).__name__}", id="meepo.E001",
-                      hint="See docs/reference.md for the MEEPO setting.")]
+                      hint=f"See {doc_link('reference.md', 'settings-meepo', 'use-it')} for the MEEPO setting.")]
     errors: list[CheckMessage] = []
     for key, value in raw.items():
         setting = SETTINGS.get(key)
@@ -49,7 +50,8 @@ def _global_errors(raw: Any) -> list[CheckMessage]:
             errors.append(Error(problem, id=setting.check_id, hint=setting.hint or None))
     defaults = raw.get("DEFAULTS", {})
     if isinstance(defaults, dict):
-        errors += [Error(f"MEEPO['DEFAULTS']: {m}", id="meepo.E003", hint="See docs/reference.md.")
+        hint = f"See {doc_link('reference.md', 'task-options', 'documentation')}."
+        errors += [Error(f"MEEPO['DEFAULTS']: {m}", id="meepo.E003", hint=hint)
                    for m in option_errors(normalise_keys(defaults))]
     return errors
 
@@ -106,7 +108,7 @@ def _redis_alias_errors(alias: Any) -> list[CheckMessage]:
                 f"Redis that hangs (rather than refuses) blocks pushes and workers instead of failing over to the "
                 f"database", id="meepo.W004",
                 hint="Set e.g. 'OPTIONS': {'SOCKET_CONNECT_TIMEOUT': 2, 'SOCKET_TIMEOUT': 5} "
-                     "(see docs/dispatch.md, Redis client timeouts)."))
+                     f"(see {doc_link('dispatch.md', 'redis-client-timeouts', 'use-it')})."))
     return errors
 
 

@@ -52,6 +52,7 @@ class MeepoSettings:
     poll_interval: float = field(default_factory=_default("POLL_INTERVAL"))
     progress_interval: float = field(default_factory=_default("PROGRESS_INTERVAL"))
     schedule: dict[str, Any] = field(default_factory=_default("SCHEDULE"))
+    json_encoder: str | None = field(default_factory=_default("JSON_ENCODER"))
 
 
 def raw_settings() -> Any:

@@ -61,3 +61,8 @@ class DispatchError(MeepoError):
 
 class DatabaseUnavailable(MeepoError):
     """The database could not be reached after several attempts."""
+
+
+class ReturnedWithoutCommit(MeepoError):
+    """A job function of a task with AUTO_COMMIT False returned without calling job.commit(): no commit was
+    attempted, so the worker recorded the run as a failure."""

@@ -79,8 +79,9 @@ def run_job(task: Task, ctx: JobContext) -> RunOutcome:
     if ctx.committed is not None:  # committed by hand (manual mode) or snoozed (either mode): the claim is over
         return RunOutcome(SELF_COMMITTED)
     if not task.options.auto_commit:
-        message = (f"job function {task.path} returned without committing (task {task.name!r} has AUTO_COMMIT "
-                   f"False: call job.commit('done'|'failed'|'todo'))")
+        message = (f"job function {task.path} returned without committing: it never called job.commit(), so the "
+                   f"worker recorded this run as a failure (task {task.name!r} has AUTO_COMMIT False: call "
+                   f"job.commit('done'|'failed'|'todo') before returning)")
         log.warning("meepo: %s job %s: %s", ctx.task, ctx.id, message, extra=extra)
-        return RunOutcome(FAILED, error=message, error_class="django_meepo.exceptions.CommitNotAllowed")
+        return RunOutcome(FAILED, error=message, error_class="django_meepo.exceptions.ReturnedWithoutCommit")
     return RunOutcome(DONE, result=value if isinstance(value, str) else None)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from django.utils.module_loading import autodiscover_modules, import_string
 
 from .conf import get_settings
+from .doclinks import doc_link
 from .exceptions import ConfigurationError, UnknownTask
 from .options import TaskOptions, build_options, normalise_keys, option_errors, task_name_error
 
@@ -234,7 +235,7 @@ def _resolve(decl: _Declaration) -> tuple[Task | None, list[Problem]]:
     problems = [Problem("meepo.E003", decl.name, f"task {decl.name!r}: {msg}", "Fix the option's value.")
                 for msg in option_errors(normalise_keys(conf.defaults))] if conf.defaults else []
     problems += [Problem("meepo.E003", decl.name, f"task {decl.name!r}: {msg}",
-                         "See the options table in docs/reference.md.")
+                         f"See the options table, {doc_link('reference.md', 'task-options', 'documentation')}.")
                  for msg in option_errors(decl.options)]
     func = decl.function
     if func is None:

@@ -78,6 +78,15 @@ class WorkerStats:
     alive: bool
     holding: int
     jobs: tuple[HeldJob, ...]
+    reported: bool = True  # False until its first report after registering: its counters are not known yet
+
+    @property
+    def counts(self) -> str:
+        """``processed=N failed=M``, or ``processed=? failed=? (no report yet)`` for a worker that registered
+        moments ago: its counters reach the row with its first heartbeat, and a 0 then would be a guess."""
+        if not self.reported:
+            return "processed=? failed=? (no report yet)"
+        return f"processed={self.processed} failed={self.failed}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -174,6 +183,7 @@ def _workers(using: str, now: datetime, declared: dict[str, Task]) -> tuple[tupl
         workers.append(WorkerStats(id=row.id, hostname=row.hostname, pid=row.pid, tasks=tasks, parallel=row.parallel,
                                    started_at=row.started_at, last_seen=row.last_seen, processed=row.processed,
                                    failed=row.failed, alive=alive, holding=len(jobs),
+                                   reported=row.last_seen > row.started_at,
                                    jobs=tuple(jobs[:HELD_JOBS_SHOWN])))
     orphans = tuple(job for jobs in held.values() for job in jobs)
     return tuple(workers), orphans

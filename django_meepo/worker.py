@@ -391,7 +391,7 @@ class Worker:
                  self.id, self.grace)
         for h in self.holdings.in_state(QUEUED, RUNNING, FINISHED):
             h.ctx.stop_event.set()
-        self._hand_back(QUEUED, "the worker stopped before the job started")
+        not_started = self._hand_back(QUEUED, "the worker stopped before the job started")
         deadline = time.monotonic() + self.grace
         while time.monotonic() < deadline:
             if not self.holdings.count(RUNNING):
@@ -415,7 +415,8 @@ class Worker:
         if self._owns_process_dispatcher:
             give_back_fetch_dispatcher(self)
         close_thread_connections()
-        log.info("meepo: worker %s stopped after %d job(s)", self.id, self.processed)
+        log.info("meepo: worker %s stopped after %d job(s); handed back %d not started and %d still running",
+                 self.id, self.processed, not_started, self.abandoned)
 
     def _hand_back(self, state: str, reason: str) -> int:
         """Hand back every held job in ``state``; how many there were."""

@@ -8,7 +8,8 @@ Services come from the environment, with this machine's defaults:
 * ``MEEPO_REDIS_SENTINELS`` — ``host:port,…`` of Redis sentinels; REDIS_URL then names the master
 * ``MEEPO_DISPATCH`` — ``redis`` (default; fails over to the database while Redis is down) or ``database``
 * ``MEEPO_DB_NAME`` — overrides the database name (tests point worker subprocesses at the test database)
-* ``MEEPO_TEST_DB_NAME`` — the test database's name (with SQLite: a file beside the database, unless a path)
+* ``MEEPO_TEST_DB_NAME`` — the test database's name (with SQLite: a file beside the database, unless a path);
+  unset, a name of this run's own (``test_meepo_<pid>_<random>``), exported to child processes
 * ``MEEPO_PROGRESS_INTERVAL`` — ``MEEPO["PROGRESS_INTERVAL"]`` when set (tests of ``job.progress``)
 * ``MEEPO_SCHEDULE`` — ``MEEPO["SCHEDULE"]`` as JSON when set (tests of periodic jobs)
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -61,7 +63,11 @@ if os.environ.get("MEEPO_DB_NAME"):
     if DATABASES["default"]["ENGINE"].endswith("sqlite3") and "/" not in os.environ["MEEPO_DB_NAME"]:
         DATABASES["default"]["NAME"] = str(Path(str(database_from_url(os.environ.get("DATABASE_URL", ""))["NAME"]))
                                            .with_name(f"{os.environ['MEEPO_DB_NAME']}.sqlite3"))  # beside the URL's
-_test_name = os.environ.get("MEEPO_TEST_DB_NAME", "test_meepo")
+if not os.environ.get("MEEPO_TEST_DB_NAME"):
+    # Unique per run, so two runs against one server never share (and drop) a test database. Exported, so every
+    # child process (worker subprocesses, scripts) sees the same name as this one.
+    os.environ["MEEPO_TEST_DB_NAME"] = f"test_meepo_{os.getpid()}_{secrets.token_hex(3)}"
+_test_name = os.environ["MEEPO_TEST_DB_NAME"]
 if DATABASES["default"]["ENGINE"].endswith("sqlite3") and "/" not in _test_name:
     _test_name = str(Path(str(DATABASES["default"]["NAME"])).with_name(f"{_test_name}.sqlite3"))  # beside NAME
 DATABASES["default"]["TEST"] = {"NAME": _test_name}

@@ -7,6 +7,8 @@ from typing import Any
 from django.apps import apps
 from django.core.checks import CheckMessage, Error, register
 
+from ..doclinks import doc_link
+
 
 @register()
 def check_admin_actions(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -15,4 +17,4 @@ def check_admin_actions(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
         return []
     return [Error("the django-meepo admin needs 'admin_actions' (django-admin-actions) in INSTALLED_APPS",
                   id="meepo.E008",
-                  hint="Add 'admin_actions' to INSTALLED_APPS; see docs/admin.md.")]
+                  hint=f"Add 'admin_actions' to INSTALLED_APPS; see {doc_link('admin.md', 'set-up', 'use-it')}.")]

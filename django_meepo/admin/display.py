@@ -102,6 +102,16 @@ def moment(value: datetime | None) -> str:
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
 
 
+def moment_html(value: datetime | None) -> SafeString:
+    """:func:`moment` for a narrow list column: the date and the time (to the second) wrap onto two lines when
+    the column is narrow, never inside either."""
+    if value is None:
+        return SafeString("-")
+    local = timezone.localtime(value)
+    return format_html('<span class="meepo-moment">{}</span> <span class="meepo-moment">{}</span>',
+                       local.strftime("%Y-%m-%d"), local.strftime("%H:%M:%S"))
+
+
 def duration(started: datetime | None, finished: datetime | None) -> str:
     if started is None or finished is None:
         return ""
@@ -125,9 +135,21 @@ def progress_html(done: int | None, total: int | None, note: str | None, *, wide
         " meepo-progress-wide" if wide else "", note or label, f"{percent:.1f}", label, extra)
 
 
+def error_summary(error: str, limit: int = 120) -> str:
+    """The line that says what went wrong: a traceback's exception line (its last line, after any chained
+    tracebacks), otherwise the error's first line; cut to ``limit`` characters."""
+    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = lines[-1] if lines[0].startswith("Traceback (most recent call last)") else lines[0]
+    return line if len(line) <= limit else line[:limit - 1] + "…"
+
+
 def attempts_html(history: list[AttemptInfo]) -> SafeString:
-    """Every attempt: number, worker, start, end, duration, outcome, and its error (folded)."""
-    rows = [{"a": a, "duration": duration(a.started_at, a.finished_at)} for a in history]
+    """Every attempt: number, worker, start, end (to the second), duration, outcome, and its error: the
+    exception line, unfolding to the whole traceback."""
+    rows = [{"a": a, "duration": duration(a.started_at, a.finished_at), "started": moment(a.started_at),
+             "finished": moment(a.finished_at), "summary": error_summary(a.error or "")} for a in history]
     return SafeString(render_to_string("admin/django_meepo/job/attempts.html", {"rows": rows}))
 
 

@@ -24,12 +24,16 @@ from ..models import Job
 from ..purge import delete_jobs
 from ..states import FINISHED_STATUSES
 from ..tasks.results import describe as describe_task
-from . import bulk, display
+from . import bulk, display, forbidden
 from .buttons import BUTTONS, ButtonViews, button_links, may_press_any
 from .dashboard import dashboard_view
 from .filters import HasFailedFilter, TaskFilter
 from .paginator import CappedCountPaginator
 from .pausing import pause_view
+
+# The detail page's times, each shown to the second (Django's DATETIME_FORMAT stops at the minute).
+TIME_FIELDS = ("created_at", "updated_at", "due_at", "started_at", "finished_at", "lease_until")
+TIME_VIEWS = tuple(f"{name}_view" for name in TIME_FIELDS)
 
 # Columns never needed by the list: left in the database until a job's page is opened.
 HEAVY_FIELDS = ("payload", "last_error", "result")
@@ -43,7 +47,7 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
     actions_list = ()
     actions = bulk.ACTIONS
 
-    list_display = ("id", "task", "status_label", "progress", "failed_times", "cid", "created", "updated", "due",
+    list_display = ("id", "task", "status_label", "progress", "fails", "cid", "created", "updated", "due",
                     "worker")
     list_display_links = ("id",)
     list_filter = (TaskFilter, "status", HasFailedFilter, ("created_at", admin.DateFieldListFilter),
@@ -60,7 +64,7 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
     fieldsets = (
         (None, {"fields": ("id", "task", "status_label", "progress_view", "cid", "priority", "idempotency_key",
                            "unique_view", "worker")}),
-        ("Times", {"fields": ("created_at", "updated_at", "due_at", "started_at", "finished_at", "lease_until")}),
+        ("Times", {"fields": TIME_VIEWS}),
         ("Counters", {"fields": ("attempts", "failed_times", "rescues")}),
         ("Payload", {"fields": ("payload_view",)}),
         ("Last error", {"fields": ("last_error_view",)}),
@@ -154,6 +158,11 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
     def status_label(self, job: Job) -> SafeString:
         return format_html('<span class="meepo-status meepo-status-{}">{}</span>', job.status, job.status)
 
+    @admin.display(description="fails", ordering="failed_times")
+    def fails(self, job: Job) -> int:
+        """``failed_times`` under a short label: the list must fit a 1,280 px window."""
+        return job.failed_times
+
     @admin.display(description="progress")
     def progress(self, job: Job) -> SafeString:
         return display.progress_html(job.progress_done, job.progress_total, job.progress_note)
@@ -165,16 +174,16 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
                                                           wide=True), when)
 
     @admin.display(description="created", ordering="created_at")
-    def created(self, job: Job) -> str:
-        return display.moment(job.created_at)
+    def created(self, job: Job) -> SafeString:
+        return display.moment_html(job.created_at)
 
     @admin.display(description="updated", ordering="updated_at")
-    def updated(self, job: Job) -> str:
-        return display.moment(job.updated_at)
+    def updated(self, job: Job) -> SafeString:
+        return display.moment_html(job.updated_at)
 
     @admin.display(description="due", ordering="due_at")
-    def due(self, job: Job) -> str:
-        return display.moment(job.due_at)
+    def due(self, job: Job) -> SafeString:
+        return display.moment_html(job.due_at)
 
     # -- detail
     @admin.display(description="unique key")
@@ -214,10 +223,22 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
                          name="django_meepo_job_dashboard")
         pause = path("dashboard/pause/", self.admin_site.admin_view(self.pause_task),
                      name="django_meepo_job_pause_task")
-        return [dashboard, pause, *super().get_urls()]
+        return forbidden.styled(self, [dashboard, pause, *super().get_urls()])  # PermissionDenied: an admin page
 
     def dashboard(self, request: HttpRequest) -> HttpResponse:
         return dashboard_view(self, request)
 
     def pause_task(self, request: HttpRequest) -> HttpResponse:
         return pause_view(self, request)
+
+
+def _time_view(field: str) -> Any:
+    def view(self: JobAdmin, job: Job) -> str:
+        return display.moment(getattr(job, field))
+
+    view.__name__ = f"{field}_view"
+    return admin.display(description=getattr(Job._meta.get_field(field), "verbose_name", field))(view)
+
+
+for _field in TIME_FIELDS:
+    setattr(JobAdmin, f"{_field}_view", _time_view(_field))

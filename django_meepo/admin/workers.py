@@ -8,19 +8,29 @@ from django.contrib import admin
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
+from django.urls import URLPattern
+from django.utils.safestring import SafeString
 
 from ..clock import db_now
 from ..conf import get_settings
 from ..models import Job, Worker
 from ..states import Status
 from ..stats import worker_alive
+from . import forbidden
+from .display import moment_html
 
 
 @admin.register(Worker)
 class WorkerAdmin(admin.ModelAdmin):
-    list_display = ("id", "hostname", "pid", "tasks", "parallel", "alive", "holding", "processed", "failed",
-                    "started_at", "last_seen")
+    list_display = ("id", "hostname", "pid", "task_list", "parallel", "alive", "holding", "processed", "failed",
+                    "started", "seen")
     ordering = ("id",)
+
+    class Media:
+        css = {"all": ("django_meepo/admin.css",)}
+
+    def get_urls(self) -> list[URLPattern]:
+        return forbidden.styled(self, super().get_urls())  # deleting a live worker: the reason, not a bare 403
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -51,6 +61,19 @@ class WorkerAdmin(admin.ModelAdmin):
     @admin.display(boolean=True)
     def alive(self, worker: Worker) -> bool:
         return worker_alive(worker, db_now(get_settings().database))
+
+    @admin.display(description="tasks")
+    def task_list(self, worker: Worker) -> str:
+        """The row's comma-separated task names with a space after each comma, so the column can wrap."""
+        return ", ".join(name.strip() for name in worker.tasks.split(",") if name.strip())
+
+    @admin.display(description="started", ordering="started_at")
+    def started(self, worker: Worker) -> SafeString:
+        return moment_html(worker.started_at)
+
+    @admin.display(description="last seen", ordering="last_seen")
+    def seen(self, worker: Worker) -> SafeString:
+        return moment_html(worker.last_seen)
 
     @admin.display(description="jobs held")
     def holding(self, worker: Worker) -> int:

@@ -31,6 +31,17 @@ def positive_number(text: str, option: str) -> float:
     return value
 
 
+def non_negative_number(text: str, option: str) -> float:
+    """A finite number >= 0 (a delay: 0 means now, as ``push(delay=0)``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise CommandError(f"{option} must be a number of seconds >= 0, not {text!r}")
+    return value
+
+
 def positive_int(text: str, option: str) -> int:
     if not text.isdigit() or int(text) <= 0:
         raise CommandError(f"{option} must be a positive integer, not {text!r}")

@@ -119,6 +119,25 @@ def _module_names(v: Any) -> str | None:
     return "must be a list of module names"
 
 
+def _json_encoder(v: Any) -> str | None:
+    """``None`` or the dotted path of a ``json.JSONEncoder`` subclass (imported to check it)."""
+    if v is None:
+        return None
+    if not isinstance(v, str) or not v or "." not in v:
+        return "must be None or the dotted path of a json.JSONEncoder subclass"
+    import json
+
+    from django.utils.module_loading import import_string
+
+    try:
+        encoder = import_string(v)
+    except ImportError as exc:
+        return f"{v!r} does not import ({exc})"
+    if not (isinstance(encoder, type) and issubclass(encoder, json.JSONEncoder)):
+        return f"{v!r} is not a json.JSONEncoder subclass"
+    return None
+
+
 def _dict_of(what: str) -> Validator:
     return lambda v: None if isinstance(v, dict) else f"must be a dict of {what}"
 
@@ -187,6 +206,11 @@ _SETTINGS = (
                 "per tick ([Schedules](#schedules))",
             hint='E.g. {"nightly-report": {"task": "reports", "cron": "0 3 * * *"}} (pip install '
                  'django-meepo[cron]).'),
+    Setting(key="JSON_ENCODER", default=None, validate=_json_encoder,
+            doc="dotted path of the `json.JSONEncoder` subclass `push(json=…)` and `push_many(json=…)` encode with, "
+                "e.g. `\"django.core.serializers.json.DjangoJSONEncoder\"` (`Decimal`, `datetime`, `UUID`); "
+                "`None`: the standard encoder",
+            hint="E.g. 'django.core.serializers.json.DjangoJSONEncoder'."),
 )
 SETTINGS: dict[str, Setting] = {s.key: s for s in _SETTINGS}
 

@@ -32,3 +32,9 @@ class TimeLimitExceeded(Exception):
 
 class Cancelled(Exception):
     """The job was cancelled by an operator (``api.cancel``, the admin, ``meepo_cancel``) before it finished."""
+
+
+class RecordedTaskError(Exception):
+    """A failed Task's recorded error (the text is its traceback), raised only so that ``task_finished`` is sent
+    while it is being handled: a receiver that logs with ``exc_info`` — Django's own calls ``logger.exception``
+    for a FAILED result — prints the Task's traceback instead of ``NoneType: None``."""

@@ -28,6 +28,7 @@ from typing import Any
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from ..doclinks import doc_link
 from ..options import OPTION_NAMES, normalise_keys, task_name_error
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,8 @@ def _layer_problems(where: str, values: Any) -> list[Problem]:
                                     f"Remove {key.upper()}."))
         elif key not in known:
             problems.append(Problem("meepo.E013", f"{where} has an unknown option {key.upper()!r}",
-                                    "Use MAX_ATTEMPTS, QUEUES or a django-meepo task option (see docs/tasks.md)."))
+                                    f"Use MAX_ATTEMPTS, QUEUES or a django-meepo task option (see "
+                                    f"{doc_link('tasks.md', 'retries', 'django-tasks')})."))
     if "max_attempts" in keys and "max_failed_times" in keys:
         problems.append(Problem("meepo.E013", f"{where} sets both MAX_ATTEMPTS and MAX_FAILED_TIMES",
                                 "They are the same option: keep MAX_ATTEMPTS."))

@@ -34,8 +34,8 @@ from ..registry import get_task
 from ..states import Status
 from ..text import max_result_bytes
 from . import results
-from .compat import Task, TaskContext, TaskResult, backend_class, task_finished, task_started
-from .errors import MalformedTaskJob, NotATask, TaskJobError, TaskNotFound
+from .compat import Task, TaskContext, TaskResult, TaskResultStatus, backend_class, task_finished, task_started
+from .errors import MalformedTaskJob, NotATask, RecordedTaskError, TaskJobError, TaskNotFound
 from .payload import TaskSpec, json_round_trip
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,8 @@ def finished(job_ids: list[int], using: str) -> None:
     sent are read back from the rows as committed (one query for the batch, one per job for its attempts), so a
     receiver sees what ``get_result()`` sees; rows no longer finished (repushed meanwhile) send nothing. Jobs that
     ran no Task (a malformed payload, a path that is not a Task or does not import) send nothing, as they sent
-    no ``task_started``. Sent outside any exception handler: a failure's traceback is in ``errors[-1]``.
+    no ``task_started``. A FAILED result is sent while a :class:`RecordedTaskError` holding its last traceback
+    (``errors[-1]``) is being handled, so receivers logging ``exc_info`` print it; others outside any handler.
     """
     for row in Job.objects.using(using).filter(id__in=job_ids, status__in=FINISHED_OR_PARKED).order_by("id"):
         _send_finished(row)
@@ -145,7 +146,16 @@ def _send_finished(row: Job) -> None:
         log.debug("meepo: %s job %s: no task_finished (%s)", row.task, row.id, exc,
                   extra={"job_id": row.id, "task": row.task})
         return
-    _send(task_finished, sender, results.build(row, spec, task), row.task, row.id)
+    result = results.build(row, spec, task)
+    if result.status != TaskResultStatus.FAILED or not result.errors:
+        _send(task_finished, sender, result, row.task, row.id)
+        return
+    error = result.errors[-1]
+    try:  # a FAILED result is announced while its recorded error is the exception being handled
+        raise RecordedTaskError(f"{error.exception_class_path} (recorded by django-meepo for job {row.id}):\n"
+                                f"{error.traceback.rstrip()}")
+    except RecordedTaskError:
+        _send(task_finished, sender, result, row.task, row.id)
 
 
 FINISHED_OR_PARKED = (Status.DONE, Status.FAILED, Status.ZOMBIE, Status.CANCELLED)

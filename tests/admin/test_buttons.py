@@ -169,3 +169,14 @@ def test_next_pointing_elsewhere_is_ignored(operator_client, make_job) -> None: 
     job = make_job("failed", cid=2)
     response = operator_client.post(url("meepo_job_repush", job), {"cid": "2", "next": "https://evil.example/"})
     assert response["Location"] == reverse("admin:django_meepo_job_change", args=(job.pk,))
+
+
+def test_a_forbidden_press_shows_an_admin_page_with_the_reason(viewer_client, make_job) -> None:  # type: ignore[no-untyped-def]
+    job = make_job("failed", cid=2)
+    response = viewer_client.get(url("meepo_job_repush", job))
+    assert response.status_code == 403
+    names = {t.name for t in response.templates}
+    assert {"admin/django_meepo/forbidden.html", "admin/base_site.html"} <= names
+    body = response.content.decode()
+    assert "repush_job permission" in body and "Nothing was changed" in body
+    assert state(job)[:2] == ("failed", 2)

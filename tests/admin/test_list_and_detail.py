@@ -26,11 +26,13 @@ def test_list_shows_the_columns(operator_client, make_job) -> None:  # type: ign
     job = make_job("doing", worker="host:1:abc", failed_times=2, cid=5)
     response = operator_client.get(reverse(CHANGELIST))
     body = response.content.decode()
-    for header in ("Task", "Status", "Failed times", "Cid", "Created", "Updated", "Due", "Worker", "Actions"):
+    for header in ("Task", "Status", "Fails", "Cid", "Created", "Updated", "Due", "Worker", "Actions"):
         assert f">{header}<" in body or f">{header}</a>" in body, header
     assert "host:1:abc" in body
     assert 'meepo-status-doing">doing<' in body
     assert ids_listed(response) == {job.pk}
+    local = timezone.localtime(job.created_at)  # to the second: attempts and updates can be told apart
+    assert f'<span class="meepo-moment">{local:%H:%M:%S}</span>' in body
 
 
 def test_filters(operator_client, make_job) -> None:  # type: ignore[no-untyped-def]
@@ -185,6 +187,16 @@ def test_worker_list(operator_client, make_job) -> None:  # type: ignore[no-unty
     assert body.count('alt="True"') == 1 and body.count('alt="False"') == 1
 
 
+def test_worker_list_separates_tasks_and_shows_seconds(operator_client) -> None:  # type: ignore[no-untyped-def]
+    from django_meepo.models import Worker
+
+    now = timezone.now()
+    Worker.objects.create(id="w", hostname="h", pid=1, tasks="record,other,emails", started_at=now, last_seen=now)
+    body = operator_client.get(reverse("admin:django_meepo_worker_changelist")).content.decode()
+    assert "record, other, emails" in body
+    assert f'<span class="meepo-moment">{timezone.localtime(now):%H:%M:%S}</span>' in body
+
+
 def test_only_a_stale_worker_row_can_be_deleted() -> None:
     from django_meepo.models import Worker
 
@@ -197,3 +209,17 @@ def test_only_a_stale_worker_row_can_be_deleted() -> None:
     assert client.post(reverse("admin:django_meepo_worker_delete", args=("live",)), {"post": "yes"}).status_code == 403
     client.post(reverse("admin:django_meepo_worker_delete", args=("gone",)), {"post": "yes"})
     assert list(Worker.objects.values_list("id", flat=True)) == ["live"]
+
+
+def test_the_detail_page_shows_times_to_the_second_and_the_exception_line(operator_client, make_job) -> None:  # type: ignore[no-untyped-def]
+    started = timezone.now().replace(microsecond=0)
+    job = make_job("failed", started_at=started)
+    traceback = ('Traceback (most recent call last):\n  File "/srv/app/jobs.py", line 3, in send\n'
+                 '    smtp.send(m)\nConnectionError: SMTP server refused the connection')
+    Attempt.objects.create(job=job, number=1, worker="w1", started_at=started,
+                           finished_at=started + timezone.timedelta(seconds=1), outcome="failed", error=traceback)
+    body = operator_client.get(reverse("admin:django_meepo_job_change", args=(job.pk,))).content.decode()
+    second = timezone.localtime(started).strftime("%Y-%m-%d %H:%M:%S")
+    assert body.count(second) >= 2, "started_at on the page and in the attempts table"
+    assert "<summary>ConnectionError: SMTP server refused the connection</summary>" in body
+    assert "<summary>Traceback" not in body

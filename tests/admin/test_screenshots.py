@@ -96,7 +96,7 @@ def test_take_screenshots(live_server) -> None:  # type: ignore[no-untyped-def]
     failed = demo_data()
     pages = {"list.png": "/admin/django_meepo/job/",
              "detail.png": f"/admin/django_meepo/job/{failed.id}/change/",
-             "dashboard.png": "/admin/django_meepo/job/dashboard/"}
+             "dashboard.png": "/admin/django_meepo/job/dashboard/", "workers.png": "/admin/django_meepo/worker/"}
     with chromium(WIDTH, 1200) as driver:
         log_in(driver, live_server.url, "admin", PASSWORD, "/admin/")
         driver.execute_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")

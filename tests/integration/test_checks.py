@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.conf import settings
 from django.core.management import call_command
@@ -143,3 +145,35 @@ def test_a_redis_cache_without_socket_timeouts_is_warned_about() -> None:
     found = ids_for(settings.MEEPO, CACHES=caches)
     assert "meepo.W004" in found and "no SOCKET_CONNECT_TIMEOUT" in found["meepo.W004"], found
     assert "meepo.W004" not in ids_for({**settings.MEEPO, "DISPATCH": "database"}, CACHES=caches), "no Redis, no W004"
+
+
+def _hints(meepo: object, **other: object) -> list[str]:
+    with override_settings(MEEPO=meepo, **other):
+        return [m.hint or "" for m in check_settings()]
+
+
+def test_check_hints_cite_links_not_docs_files_the_wheel_does_not_ship() -> None:
+    """The wheel has no docs/ folder: a hint names a URL of the hosted docs or a README section."""
+    from django_meepo.admin.checks import check_admin_actions
+
+    hints = _hints(["not", "a", "dict"]) + _hints({"DEFAULTS": {"PARALLEL": 0}})
+    hints += _hints(with_task(FUNCTION="testproject.jobs.demo", PARALLEL=0))
+    redis = {**settings.CACHES["meepo"], "OPTIONS": {}}
+    hints += _hints(settings.MEEPO, CACHES={**settings.CACHES, "meepo": redis})
+    with override_settings(INSTALLED_APPS=[a for a in settings.INSTALLED_APPS if a != "admin_actions"]):
+        hints += [m.hint or "" for m in check_admin_actions()]
+    assert len([h for h in hints if h]) >= 5
+    cited = [h for h in hints if ".md" in h]
+    assert cited, hints
+    for hint in cited:
+        outside_urls = re.sub(r"https?://\S+", "", hint)
+        assert "docs/" not in outside_urls, hint
+        assert re.sub(r"README\.md#[a-z-]+", "", outside_urls).count(".md") == 0, hint
+
+
+def test_doc_link_uses_the_hosted_docs_when_the_project_names_them() -> None:
+    from django_meepo.doclinks import doc_link
+
+    assert doc_link("reference.md", "settings-meepo", "use-it", base="https://example.org/docs") == \
+        "https://example.org/docs/reference.md#settings-meepo"
+    assert doc_link("reference.md", "settings-meepo", "use-it", base=None) == "README.md#use-it"

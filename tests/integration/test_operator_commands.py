@@ -59,6 +59,23 @@ def test_push_json_from_a_file_and_from_stdin(tmp_path, monkeypatch) -> None:  #
     assert Job.objects.get(id=int(out)).payload_bytes == b"\x00\x01raw"
 
 
+@pytest.mark.parametrize("args", [
+    ("record", "--json", '{"key": "x"}'),  # the payload after the flag (a new user's first try)
+    ("--json", "record", '{"key": "x"}'),  # the README's form
+    ("record", '{"key": "x"}', "--json"),
+])
+def test_push_json_flag_anywhere(args) -> None:  # type: ignore[no-untyped-def]
+    out, _ = run("meepo_push", *args)
+    assert Job.objects.get(id=int(out)).payload_bytes == b'{"key":"x"}'
+
+
+def test_push_with_delay_zero_is_due_now() -> None:
+    before = timezone.now()
+    out, _ = run("meepo_push", "record", "x", "--delay", "0")
+    pushed = Job.objects.get(id=int(out))
+    assert before - timedelta(seconds=5) <= pushed.due_at <= timezone.now() + timedelta(seconds=1)
+
+
 def test_push_with_an_idempotency_key_twice_gives_the_same_job() -> None:
     first, _ = run("meepo_push", "record", "x", "--idempotency-key", "k1")
     second, err = run("meepo_push", "record", "x", "--idempotency-key", "k1")
@@ -73,7 +90,9 @@ def test_push_with_an_idempotency_key_twice_gives_the_same_job() -> None:
     (("record", "--file", "/nonexistent/p"), "cannot read --file '/nonexistent/p'"),
     (("record", "x", "--priority", "500"), "priority must be an integer from -100 to 100"),
     (("record", "x", "--priority", "high"), "--priority must be an integer"),
-    (("record", "x", "--delay", "-3"), "--delay must be a positive number"),
+    (("record", "x", "--delay", "-3"), "--delay must be a number of seconds >= 0"),
+    (("record", "x", "--delay", "soon"), "--delay must be a number of seconds >= 0"),
+    (("record", "x", "--delay", "inf"), "--delay must be a number of seconds >= 0"),
 ])
 def test_push_bad_arguments(args, message) -> None:  # type: ignore[no-untyped-def]
     assert message in fail("meepo_push", *args)

@@ -66,6 +66,20 @@ def test_live_and_stale_workers_and_what_they_hold() -> None:
     assert [w.id for w in snap.live_workers] == ["live"]
 
 
+def test_a_worker_that_has_not_reported_yet_says_so() -> None:
+    from django_meepo.management.commands.meepo_stats import table
+
+    now = timezone.now()
+    Worker.objects.create(id="fresh", hostname="h", pid=1, tasks="record", started_at=now, last_seen=now)
+    Worker.objects.create(id="busy", hostname="h", pid=2, tasks="record", started_at=now - timedelta(seconds=5),
+                          last_seen=now, processed=7, failed=1)
+    snap = stats.collect(now=now, redis=False)
+    text = table(snap)
+    assert "fresh [alive] tasks=record processed=? failed=? (no report yet)" in text, text
+    assert "busy [alive] tasks=record processed=7 failed=1" in text, text
+    assert {w["id"]: w["reported"] for w in snap.to_dict()["workers"]} == {"fresh": False, "busy": True}
+
+
 def test_purge_keeps_a_job_that_is_no_longer_finished() -> None:
     old = timezone.now() - timedelta(days=10)
     gone, kept = job("done", finished_at=old), job("failed", finished_at=old)

@@ -99,6 +99,9 @@ def test_manual_job_that_forgets_to_commit_counts_a_failure(redis, key_prefix) -
         wait_until(lambda: all_finished([job.id]), timeout=30, message="the forgetful job to fail")
     row = Job.objects.get(id=job.id)
     assert row.status == "failed" and "returned without committing" in row.last_error
+    assert "never called job.commit()" in row.last_error
+    classes = set(Attempt.objects.filter(job_id=job.id).values_list("error_class", flat=True))
+    assert classes == {"django_meepo.exceptions.ReturnedWithoutCommit"}, "no commit was refused"
 
 
 def test_a_long_job_keeps_its_lease_by_heartbeats(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]

@@ -115,3 +115,33 @@ def test_a_final_failure_by_time_limit_is_announced(backend, run_worker, read_on
     assert "hard time limit of 0.5 s" in seen.sent.errors[0].traceback
     assert Job.objects.get(id=int(result.id)).status == "failed"
 
+
+
+def test_a_failure_is_announced_with_its_traceback_as_the_exception_handled(backend, run_worker) -> None:  # type: ignore[no-untyped-def]
+    """Django's own receiver logs a FAILED result with logger.exception: sent outside a handler, it printed a
+    stray "NoneType: None"; it now prints the Task's recorded traceback."""
+    import logging
+    import sys
+
+    handled: list[tuple[str, BaseException | None, str]] = []
+
+    def receiver(sender: Any, task_result: TaskResult, **kwargs: Any) -> None:
+        exc = sys.exc_info()[1]
+        handled.append((task_result.id, exc, logging.Formatter().formatException(sys.exc_info())
+                        if exc is not None else ""))
+
+    task_finished.connect(receiver, weak=False)
+    try:
+        run_worker("default", "emails")
+        failed = djtasks.always_fails.enqueue()
+        ok = djtasks.send_welcome.enqueue(1)
+        wait_until(lambda: {failed.id, ok.id} <= {h[0] for h in handled}, timeout=60, interval=0.05,
+                   message="both task_finished")
+    finally:
+        task_finished.disconnect(receiver)
+    by_id = {h[0]: h for h in handled}
+    _, exc, text = by_id[failed.id]
+    assert exc is not None, "sent inside the handling of the recorded failure"
+    assert "Traceback (most recent call last)" in str(exc) and "ValueError" in str(exc), str(exc)
+    assert "NoneType: None" not in text
+    assert by_id[ok.id][1] is None, "a success is sent outside any exception handler"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -56,6 +57,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         if opts["grace"] < 0:
             raise CommandError(f"--grace must be >= 0, not {opts['grace']}")
+        _log_to_stderr(opts["verbosity"])
         call_command("check", tags=["meepo_redis"], deploy=True, databases=[get_settings().database],
                      fail_level="ERROR", stdout=self.stderr)
         worker = Worker(tasks, parallel=opts["parallel"], sweep=not opts["no_sweep"], max_jobs=opts["max_jobs"],
@@ -90,6 +92,21 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+
+
+def _log_to_stderr(verbosity: int) -> None:
+    """Show the worker's INFO records (start, stop, hand-backs with how many) on stderr when the project's
+    LOGGING sends ``django_meepo`` nowhere: Python's last-resort handler would print WARNING and above only, so a
+    new project saw nothing at shutdown. A project that configures a handler (on ``django_meepo`` or an ancestor
+    such as the root logger) keeps its own; ``-v 0`` adds nothing."""
+    logger = logging.getLogger("django_meepo")
+    if verbosity < 1 or logger.hasHandlers():
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
 
 
 def _close_on_exec() -> None:

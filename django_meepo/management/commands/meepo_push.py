@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_meepo.exceptions import MeepoError
-from django_meepo.management.arguments import positive_number
+from django_meepo.management.arguments import non_negative_number
 from django_meepo.push import push
 
 
@@ -18,12 +18,19 @@ class Command(BaseCommand):
     help = ("Push a job. The payload is the PAYLOAD argument (UTF-8), a file (--file PATH) or standard input "
             "(PAYLOAD or PATH '-'); none means an empty payload. --json checks that it is JSON.")
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        """A parser that takes the payload after an option too (``meepo_push emails --json '{…}'``): plain
+        argparse gives the optional PAYLOAD up before the options and then calls it unrecognized."""
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.parse_args = parser.parse_intermixed_args  # type: ignore[method-assign]
+        return parser
+
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("task", help="the task's name")
         parser.add_argument("payload", nargs="?", help="the payload as text, or '-' to read standard input")
         parser.add_argument("--file", metavar="PATH", help="read the payload from a file ('-': standard input)")
         parser.add_argument("--json", action="store_true", help="the payload is JSON: parse it, store it compactly")
-        parser.add_argument("--delay", metavar="SECONDS", help="run it no sooner than SECONDS from now")
+        parser.add_argument("--delay", metavar="SECONDS", help="run it no sooner than SECONDS from now (0: now)")
         parser.add_argument("--priority", type=str, default="0", help="-100 … 100 (default 0)")
         parser.add_argument("--idempotency-key", metavar="KEY", help="push at most once per task and KEY")
 
@@ -46,7 +53,7 @@ class Command(BaseCommand):
         data = self._payload(opts)
         kwargs: dict[str, Any] = {"idempotency_key": opts["idempotency_key"]}
         if opts["delay"] is not None:
-            kwargs["delay"] = positive_number(opts["delay"], "--delay")
+            kwargs["delay"] = non_negative_number(opts["delay"], "--delay")
         try:
             kwargs["priority"] = int(opts["priority"])
         except ValueError:

@@ -35,7 +35,7 @@ def table(snapshot: stats.Snapshot) -> str:
     for w in snapshot.workers:
         held = " ".join(f"{j.task}#{j.id}" for j in w.jobs) + (" …" if w.holding > len(w.jobs) else "")
         out.append(f"  {w.id} [{'alive' if w.alive else 'stale'}] tasks={','.join(w.tasks)} "
-                   f"processed={w.processed} failed={w.failed} holding={w.holding}{': ' + held if held else ''}")
+                   f"{w.counts} holding={w.holding}{': ' + held if held else ''}")
     if snapshot.orphans:
         out.append(f"doing, held by no live worker: {len(snapshot.orphans)} (rescued when their lease expires)")
     out += schedule_lines(snapshot.schedules)
