@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 
 from django.db import DatabaseError, Error, InterfaceError, connections
 
+from . import metrics
 from . import statemachine as sm
 from .checked import held_by
 from .clock import db_now
@@ -149,7 +150,8 @@ class Worker:
         log.info("meepo: worker %s consuming %s with %d slot(s)", self.id, ", ".join(self.tasks), self.capacity)
         self._start()
         try:
-            self._loop()
+            with metrics.worker_running(self):  # its slots in meepo_worker_slots while it runs
+                self._loop()
         finally:
             self._drain()
         return RECYCLE if self.recycle_reason and not self.stop_requested else STOPPED
