@@ -60,13 +60,13 @@ class QueueCollector:
         return []  # collected on scrape only (registering it must not query the database)
 
     def collect(self) -> Iterator[Any]:
-        prom = require()
+        require()
         from ..conf import get_settings
         from ..registry import task_names
         from ..states import Status
 
         using = self.using or get_settings().database
-        gauge = prom.core.GaugeMetricFamily
+        from prometheus_client.core import GaugeMetricFamily as gauge
         up = gauge("meepo_queue_collect_up", "1 when the queue gauges were read from the database, else 0.")
         tasks = task_names()
         try:
@@ -121,12 +121,14 @@ class ProcessCollector:
         return []
 
     def collect(self) -> Iterator[Any]:
-        prom = require()
+        require()
+        from prometheus_client.core import GaugeMetricFamily
+
         from .. import dispatch
         from ..holdings import RUNNING
 
         workers = running_workers()
-        slots = prom.core.GaugeMetricFamily("meepo_worker_slots", "Job slots of this process's workers.",
+        slots = GaugeMetricFamily("meepo_worker_slots", "Job slots of this process's workers.",
                                             labels=["state"])
         slots.add_metric(["busy"], sum(w.holdings.count(RUNNING) for w in workers))
         slots.add_metric(["total"], sum(w.capacity for w in workers))
@@ -134,7 +136,7 @@ class ProcessCollector:
         dispatcher = workers[0].dispatcher if workers else dispatch._producer
         mode = dispatcher_mode(dispatcher) if dispatcher is not None else None
         if mode is not None:
-            family = prom.core.GaugeMetricFamily(
+            family = GaugeMetricFamily(
                 "meepo_dispatcher_mode", "1 for the mode this process's dispatcher fetches through now.",
                 labels=["mode"])
             for name in MODES:
