@@ -143,3 +143,22 @@ def _ctx(task: str = "unit") -> JobContext:
     job = ClaimedJob(id=1, task=task, cid=2, payload=b"", failed_times=0, attempts=1, priority=0,
                      started_at=timezone.now())
     return JobContext(job=job, _commit=lambda *a: None, _heartbeat=lambda *a: None)  # type: ignore[arg-type]
+
+
+def test_the_grafana_dashboard_is_valid_json_and_charts_only_metrics_that_exist() -> None:
+    import re
+
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
+    for topic in ("throughput", "failures", "latency", "queue depth"):
+        assert topic in titles, topic
+    known = {"meepo_jobs_pushed_total", "meepo_jobs_started_total", "meepo_jobs_finished_total",
+             "meepo_job_duration_seconds_bucket", "meepo_job_pickup_latency_seconds_bucket", "meepo_queue_depth",
+             "meepo_queue_scheduled", "meepo_jobs_running", "meepo_queue_oldest_due_age_seconds",
+             "meepo_worker_slots", "meepo_dispatcher_mode"}
+    used = {name for e in exprs for name in re.findall(r"\bmeepo_[a-z_]+", e)}
+    assert used <= known, used - known
+    docs = (ROOT / "docs" / "metrics.md").read_text()
+    for name in known:
+        assert f"`{name.removesuffix('_bucket')}`" in docs, name
