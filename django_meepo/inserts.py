@@ -101,7 +101,8 @@ def insert(alias: str, jobs: Sequence[NewJob]) -> list[int]:
     conn = connections[alias]
     token = new_token() if len(jobs) > 1 else ""
     uniform = _uniform_mysql_rows(alias, jobs, token)
-    traced = uniform is None and any(j.trace_context is not None for j in jobs)
+    # The rows of one push or batch share one trace context (tracing.py): the first row's says whether it is set.
+    traced = uniform is None and jobs[0].trace_context is not None
     rows, params = uniform or (", ".join([_TRACED_ROW if traced else _ROW] * len(jobs)),
                                _params(alias, jobs, token, traced))
     sql = _head(alias, traced) + rows
