@@ -93,3 +93,21 @@ def test_a_bad_port_is_refused_by_name(workers) -> None:  # type: ignore[no-unty
     worker = workers.consume("record", extra=("--metrics-port", "70000"))
     assert worker.wait(timeout=120) != 0
     assert "argument --metrics-port: invalid port number (1-65535) value: '70000'" in worker.output()
+
+
+def test_a_replaced_worker_serves_its_port_again(workers, redis) -> None:  # type: ignore[no-untyped-def]
+    """``--max-jobs`` replaces the process by exec: the new one binds the same port (the old socket is closed at
+    exec), so the worker keeps serving and does not stop on a taken port."""
+    port = free_port()
+    worker = workers.consume("record", extra=("--metrics-port", str(port), "--metrics-addr", "127.0.0.1",
+                                              "--max-jobs", "2", "--parallel", "1"))
+    jobs = Job.objects.push_many("record", json=[{}] * 5)
+    wait_until(lambda: not Job.objects.filter(id__in=[j.id for j in jobs]).exclude(status="done").exists(),
+               timeout=120, message=f"every job done; worker log: {worker.output()[-3000:]}")
+    wait_until(lambda: scrape_or_empty(port), timeout=60,
+               message=f"the port to answer after the replacements; worker log: {worker.output()[-3000:]}")
+    log = worker.output()
+    assert log.count("replacing the worker process") >= 2, log[-3000:]
+    assert "cannot listen" not in log, log[-3000:]
+    assert sample(scrape(port), "meepo_jobs_started_total", task="record") <= 2  # a new process: counted afresh
+    assert worker.process is not None and worker.process.poll() is None
