@@ -17,7 +17,8 @@ Following OpenTelemetry's messaging semantic conventions:
   more: a link, not a parent, is what the conventions ask for then). A failed run sets the span's status to
   ERROR with the exception's class.
 
-Where the push's context travels: the job row's nullable ``trace_context`` column (migration
+Where the push's context travels (as the configured propagators write it, W3C ``traceparent`` by default): the
+job row's nullable ``trace_context`` column (migration
 ``0007_trace_context``), written in the INSERT only when the push ran in a recorded span — the payload is the
 user's bytes, with no envelope to put it in, and Redis carries ids and cids only. The claim reads it back with the
 row. What if the column's value is malformed (edited by hand)? The run gets no link, and still runs.
@@ -53,6 +54,23 @@ def _attributes(task: str, operation: str, legacy: str) -> dict[str, Any]:
             "messaging.destination.name": task}
 
 
+def carrier_text() -> str | None:
+    """The current context as the configured propagators write it (W3C ``traceparent`` and ``tracestate`` by
+    default; B3 or others if the application set them), as JSON of at most :data:`MAX_CONTEXT` characters: an
+    oversized carrier keeps only ``traceparent`` (the link survives, vendor state is dropped), or is not stored."""
+    carrier: dict[str, str] = {}
+    _propagate.inject(carrier)
+    if not carrier:
+        return None
+    text = json.dumps(carrier, separators=(",", ":"), sort_keys=True)
+    if len(text) > MAX_CONTEXT:
+        if "traceparent" not in carrier:
+            log.debug("meepo: a trace context of %d characters is not stored", len(text))
+            return None
+        text = json.dumps({"traceparent": carrier["traceparent"]}, separators=(",", ":"))
+    return text
+
+
 class Push:
     """The producer span of one push (or batch) and the trace context its rows carry (None when not recorded)."""
 
@@ -60,13 +78,7 @@ class Push:
         self.span = span
         self.context: str | None = None
         if span.is_recording():
-            carrier: dict[str, str] = {}
-            _propagate.inject(carrier)
-            text = json.dumps({k: carrier[k] for k in ("traceparent", "tracestate") if k in carrier},
-                              separators=(",", ":"))
-            if len(text) > MAX_CONTEXT:  # a huge tracestate: keep the link, drop the vendor state
-                text = json.dumps({"traceparent": carrier.get("traceparent", "")}, separators=(",", ":"))
-            self.context = text if "traceparent" in carrier else None
+            self.context = carrier_text()
 
     def pushed(self, ids: Sequence[int], created: bool = True) -> None:
         """The ids the push returned (``created`` False: an existing job, for an idempotency or unique key)."""

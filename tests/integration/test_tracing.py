@@ -96,3 +96,19 @@ def test_an_unreadable_trace_context_gives_no_link_and_the_run_goes_on(spans) ->
     wait_until(lambda: named(spans, "process record"), timeout=10, message="the consumer span")
     [process] = named(spans, "process record")
     assert list(process.links) == []
+
+
+def test_an_oversized_trace_state_is_dropped_and_the_link_kept(spans, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from opentelemetry import propagate
+
+    real = propagate.inject
+
+    def inject(carrier, *args, **kwargs):  # type: ignore[no-untyped-def]
+        real(carrier, *args, **kwargs)
+        carrier["tracestate"] = "vendor=" + "x" * 2000
+
+    monkeypatch.setattr(propagate, "inject", inject)
+    job = Job.objects.push("record", b"x")
+    stored = json.loads(Job.objects.get(id=job.id).trace_context)
+    [send] = named(spans, "send record")
+    assert list(stored) == ["traceparent"] and format(send.context.span_id, "016x") in stored["traceparent"]
