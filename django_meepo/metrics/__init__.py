@@ -46,7 +46,9 @@ MISSING_MESSAGE = ("prometheus-client is not installed: install django-meepo's m
 
 # Outcomes of meepo_jobs_finished_total (docs/metrics.md lists them).
 DONE, FAILED, RETRIED, SNOOZED, RELEASED, RESCUED = "done", "failed", "retried", "snoozed", "released", "rescued"
-OUTCOMES = (DONE, FAILED, RETRIED, SNOOZED, RELEASED, RESCUED)
+# CANCELLED: for a cancel verb that ends a job (it passes ``run_ended=CANCELLED`` to effects.after_transaction).
+CANCELLED = "cancelled"
+OUTCOMES = (DONE, FAILED, RETRIED, SNOOZED, RELEASED, RESCUED, CANCELLED)
 # What a verb tells effects.after_transaction it recorded; FAILURE becomes FAILED or RETRIED by the new status.
 FAILURE = "failure"
 
