@@ -162,3 +162,16 @@ def test_the_grafana_dashboard_is_valid_json_and_charts_only_metrics_that_exist(
     docs = (ROOT / "docs" / "metrics.md").read_text()
     for name in known:
         assert f"`{name.removesuffix('_bucket')}`" in docs, name
+
+
+def test_the_dispatcher_mode_follows_the_failover_breaker() -> None:
+    from django_meepo.dispatch.failover import FailoverDispatcher
+    from django_meepo.metrics.collectors import dispatcher_mode
+
+    failover = FailoverDispatcher(object(), object())  # type: ignore[arg-type]
+    assert dispatcher_mode(failover) == "redis"
+    failover.breaker.failed()  # Redis stopped answering: workers claim from the table
+    assert dispatcher_mode(failover) == "database"
+    failover.breaker.succeeded()
+    assert dispatcher_mode(failover) == "redis"
+    assert dispatcher_mode(object()) is None
