@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from . import text
+from . import metrics, text, tracing
 from .context import JobContext
 from .registry import Task
 
@@ -60,6 +61,24 @@ def call(function: Any, ctx: JobContext) -> Any:
 
 
 def run_job(task: Task, ctx: JobContext) -> RunOutcome:
+    """:func:`run_once`, observed: with the metrics extra its duration is measured (``meepo_job_duration_seconds``),
+    with tracing it runs inside its consumer span (``tracing.consumer``). Neither changes the outcome."""
+    if not (metrics.ENABLED or tracing.ENABLED):
+        return run_once(task, ctx)
+    started = time.perf_counter()
+    if tracing.ENABLED:
+        with tracing.consumer(ctx.task, ctx.id, ctx.job.attempts, ctx.job.trace_context) as span:
+            outcome = run_once(task, ctx)
+            if outcome.kind == FAILED:
+                tracing.run_failed(span, outcome.error_class)
+    else:
+        outcome = run_once(task, ctx)
+    if metrics.ENABLED:
+        metrics.ran(ctx.task, time.perf_counter() - started)
+    return outcome
+
+
+def run_once(task: Task, ctx: JobContext) -> RunOutcome:
     """Call the task's function with ``ctx``; an exception (of any kind) is a failure with its traceback.
 
     Auto-commit: a normal return is ``done`` (a ``str`` return value is stored as the job's result). Manual

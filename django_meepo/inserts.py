@@ -28,6 +28,10 @@ _COLUMNS = ("task", "status", "cid", "priority", "payload", "idempotency_key", "
 # A unique key is written twice: ``unique_key`` is kept for display, ``unique_hold`` holds the key (unique per
 # task) until a later push finds the job out of its scope and lets go of it (``unique.py``).
 _ROW = "(%s, 'todo', 1, %s, %s, %s, 0, 0, 0, %s, %s, %s, '', %s, '', %s, %s)"
+# A push inside a recorded trace (tracing.py) also writes its trace context; other pushes leave the column out
+# (NULL), so their statement is the same as without tracing.
+_TRACED_COLUMNS = (*_COLUMNS, "trace_context")
+_TRACED_ROW = _ROW[:-1] + ", %s)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,22 +43,23 @@ class NewJob:
     created_at: datetime
     due_at: datetime
     unique_key: str | None = None
+    trace_context: str | None = None
 
 
-_heads: dict[str, str] = {}
+_heads: dict[tuple[str, bool], str] = {}
 
 
-def _head(alias: str) -> str:
+def _head(alias: str, traced: bool = False) -> str:
     conn = connections[alias]
-    head = _heads.get(conn.vendor)
+    head = _heads.get((conn.vendor, traced))
     if head is None:
         quote = conn.ops.quote_name
-        columns = ", ".join(quote(c) for c in _COLUMNS)
-        head = _heads[conn.vendor] = f"INSERT INTO {quote(job_table())} ({columns}) VALUES "
+        columns = ", ".join(quote(c) for c in (_TRACED_COLUMNS if traced else _COLUMNS))
+        head = _heads[(conn.vendor, traced)] = f"INSERT INTO {quote(job_table())} ({columns}) VALUES "
     return head
 
 
-def _params(alias: str, jobs: Sequence[NewJob], token: str) -> list[Any]:
+def _params(alias: str, jobs: Sequence[NewJob], token: str, traced: bool = False) -> list[Any]:
     adapt = connections[alias].ops.adapt_datetimefield_value
     adapted: dict[datetime, Any] = {}  # a batch shares one or two datetimes: adapt each once
     params: list[Any] = []
@@ -63,6 +68,8 @@ def _params(alias: str, jobs: Sequence[NewJob], token: str) -> list[Any]:
         due = adapted.get(j.due_at) or adapted.setdefault(j.due_at, adapt(j.due_at))
         params += [j.task, j.priority, j.payload, j.idempotency_key, created, created, due, token, j.unique_key,
                    j.unique_key]
+        if traced:
+            params.append(j.trace_context)
     return params
 
 
@@ -72,8 +79,8 @@ def _uniform_mysql_rows(alias: str, jobs: Sequence[NewJob], token: str) -> tuple
     conn = connections[alias]
     first = jobs[0]
     if conn.vendor != "mysql" or len(jobs) < 2 or any(
-            (j.task, j.priority, j.idempotency_key, j.unique_key, j.created_at, j.due_at)
-            != (first.task, first.priority, None, None, first.created_at, first.due_at) for j in jobs):
+            (j.task, j.priority, j.idempotency_key, j.unique_key, j.created_at, j.due_at, j.trace_context)
+            != (first.task, first.priority, None, None, first.created_at, first.due_at, None) for j in jobs):
         return None
     conn.ensure_connection()
     adapt = conn.ops.adapt_datetimefield_value
@@ -94,8 +101,11 @@ def insert(alias: str, jobs: Sequence[NewJob]) -> list[int]:
     conn = connections[alias]
     token = new_token() if len(jobs) > 1 else ""
     uniform = _uniform_mysql_rows(alias, jobs, token)
-    rows, params = uniform or (", ".join([_ROW] * len(jobs)), _params(alias, jobs, token))
-    sql = _head(alias) + rows
+    # The rows of one push or batch share one trace context (tracing.py): the first row's says whether it is set.
+    traced = uniform is None and jobs[0].trace_context is not None
+    rows, params = uniform or (", ".join([_TRACED_ROW if traced else _ROW] * len(jobs)),
+                               _params(alias, jobs, token, traced))
+    sql = _head(alias, traced) + rows
     # One row on MySQL/MariaDB or SQLite: the connection's last insert id is cheaper than a RETURNING result set.
     returning = conn.features.can_return_rows_from_bulk_insert and not (len(jobs) == 1 and conn.vendor != "postgresql")
     if returning:
@@ -127,7 +137,7 @@ def as_model(alias: str, job_id: int, new: NewJob) -> Job:
               "started_at": None, "finished_at": None, "lease_until": None, "worker": "", "token": "",
               "last_error": "", "result": None, "progress_done": None, "progress_total": None,
               "progress_note": None, "progress_at": None,
-              "unique_key": new.unique_key, "unique_hold": new.unique_key}
+              "unique_key": new.unique_key, "unique_hold": new.unique_key, "trace_context": new.trace_context}
     model = job_model()
     fields = [f.attname for f in model._meta.concrete_fields]
     return model.from_db(alias, fields, [values[name] for name in fields])

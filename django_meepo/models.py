@@ -76,6 +76,9 @@ class Job(models.Model):
     # while the job holds it — unique per task, NULL once a later push found this job out of its scope.
     unique_key = models.CharField(max_length=200, null=True, blank=True)
     unique_hold = models.CharField(max_length=200, null=True, blank=True, editable=False)
+    # The W3C trace context (JSON: traceparent, tracestate) of the span that pushed the job, when the push ran in a
+    # recorded OpenTelemetry trace (tracing.py): each run's consumer span links to it. NULL otherwise.
+    trace_context = models.CharField(max_length=1000, null=True, blank=True, editable=False)
 
     objects = JobManager()
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from . import effects, sql
+from . import effects, metrics, sql
 from .checked import JobRow, Won, apply_many, apply_one, current, read_rows
 from .clock import db_now
 from .conf import get_settings
@@ -245,7 +245,7 @@ def cancel(job_id: int, *, cid: int | None = None, using: str | None = None, now
     won = apply_one(alias, statement, job_id, expected, token, what=f"cancel job {job_id}",
                     also=_recorder(alias, closed))
     result = Transition(job_id, row.task, Status.CANCELLED, won.cid, None, row.priority)
-    effects.after_transaction(alias, [result], now)
+    effects.after_transaction(alias, [result], now, run_ended=metrics.CANCELLED)
     return result
 
 
@@ -290,7 +290,7 @@ def cancel_many(job_ids: Sequence[int], *, using: str | None = None, now: dateti
     won_ids = {w.id for w in won}
     outcome.refused += [f"job {i} changed meanwhile (it was {eligible[i].status!r} at cid {eligible[i].cid}); "
                         f"nothing was written" for i in eligible if i not in won_ids]
-    effects.after_transaction(alias, outcome.cancelled, now)
+    effects.after_transaction(alias, outcome.cancelled, now, run_ended=metrics.CANCELLED)
     return outcome
 
 

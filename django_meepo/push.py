@@ -14,7 +14,7 @@ import json as jsonlib
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,7 @@ from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import inserts, outbox, unique
+from . import inserts, metrics, outbox, tracing, unique
 from .clock import db_now
 from .conf import get_settings
 from .exceptions import ConfigurationError, InvalidPayload
@@ -167,14 +167,28 @@ def push(task: str, payload: Any = None, *, json: Any = _MISSING, delay: Any = N
     now = db_now(alias)
     when = schedule(now, delay, due_at)
     new = NewJob(task, data, priority, key, now, when.due_at, uniq.key if uniq else None)
-    if key is None and uniq is None:
+    if tracing.ENABLED:
+        with tracing.producer(task) as span:
+            job = _push_one(replace(new, trace_context=span.context), alias, when, uniq)
+            span.pushed([job.id], job._meepo_created)  # type: ignore[attr-defined]
+            return job
+    return _push_one(new, alias, when, uniq)
+
+
+def _push_one(new: NewJob, alias: str, when: Schedule, uniq: unique.Unique | None) -> Job:
+    """INSERT ``new`` (once, for a key) and, at the commit, dispatch it and count it; ``_meepo_created`` says
+    whether it was inserted (False: the job already holding the key, returned without a write)."""
+    if new.idempotency_key is None and uniq is None:
         job = inserts.as_model(alias, inserts.insert(alias, [new])[0], new)
     else:
-        job = _insert_once(new, alias) if uniq is None else unique.push_unique(new, uniq, alias, now)
+        job = _insert_once(new, alias) if uniq is None else unique.push_unique(new, uniq, alias, new.created_at)
         if not job._meepo_created:  # type: ignore[attr-defined]
             return job
+    job._meepo_created = True  # type: ignore[attr-defined]
+    if metrics.ENABLED:
+        metrics.pushed(alias, new.task, 1)
     if when.immediate:
-        outbox.after_transaction([Dispatchable(task, job.id, 1, priority)], using=alias)
+        outbox.after_transaction([Dispatchable(new.task, job.id, 1, new.priority)], using=alias)
     return job
 
 
@@ -221,11 +235,24 @@ def push_many(task: str, payloads: Iterable[Any] | None = None, *, json: Iterabl
     when = schedule(now, delay, due_at)
     if not datas:
         return []
+    if tracing.ENABLED:
+        with tracing.producer(task, len(datas)) as span:
+            jobs = _push_many(task, datas, uniques, priority, alias, now, when, span.context)
+            span.pushed([j.id for j in jobs])
+            return jobs
+    return _push_many(task, datas, uniques, priority, alias, now, when, None)
+
+
+def _push_many(task: str, datas: Sequence[bytes], uniques: Sequence[unique.Unique | None] | None, priority: int,
+               alias: str, now: datetime, when: Schedule, trace: str | None) -> list[Job]:
+    """INSERT the batch in one transaction; at the commit, dispatch it (if due now) and count it."""
     if uniques is not None:
-        return _push_many_unique(task, datas, uniques, priority, alias, now, when)
-    news = [NewJob(task, d, priority, None, now, when.due_at) for d in datas]
+        return _push_many_unique(task, datas, uniques, priority, alias, now, when, trace)
+    news = [NewJob(task, d, priority, None, now, when.due_at, None, trace) for d in datas]
     with transaction.atomic(using=alias):
         ids = _bulk_insert(alias, news)
+    if metrics.ENABLED:
+        metrics.pushed(alias, task, len(ids))
     if when.immediate:
         outbox.after_transaction([Dispatchable(task, i, 1, priority) for i in ids], using=alias)
     return [inserts.as_model(alias, i, n) for i, n in zip(ids, news, strict=True)]
@@ -262,11 +289,13 @@ def _unique_keys(keys: Iterable[str | None] | None, count: int, unique_for: Any,
 
 
 def _push_many_unique(task: str, datas: Sequence[bytes], uniques: Sequence[unique.Unique | None], priority: int,
-                      alias: str, now: datetime, when: Schedule) -> list[Job]:
-    news = [NewJob(task, d, priority, None, now, when.due_at, u.key if u else None)
+                      alias: str, now: datetime, when: Schedule, trace: str | None = None) -> list[Job]:
+    news = [NewJob(task, d, priority, None, now, when.due_at, u.key if u else None, trace)
             for d, u in zip(datas, uniques, strict=True)]
     jobs = unique.push_many_unique(news, uniques, alias, now, lambda batch: _bulk_insert(alias, batch))
     created = [j for j in jobs if j._meepo_created]  # type: ignore[attr-defined]
+    if metrics.ENABLED:
+        metrics.pushed(alias, task, len(created))
     if when.immediate and created:
         outbox.after_transaction([Dispatchable(task, j.id, 1, priority) for j in created], using=alias)
     return jobs

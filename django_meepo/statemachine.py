@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from . import effects, sql
+from . import effects, metrics, sql
 from .checked import Won, apply, apply_many, apply_one, conflict
 from .clock import db_now
 from .db import new_token
@@ -93,11 +93,16 @@ def claim(task: str, refs: Sequence[Ref], *, worker: str, lease_seconds: float, 
 
     def read() -> list[ClaimedJob]:
         rows = (Job.objects.using(using).filter(id__in=ids, token=token, status=Status.DOING)
-                .values_list("id", "cid", "payload", "failed_times", "attempts", "priority"))
+                .values_list("id", "cid", "payload", "failed_times", "attempts", "priority", "due_at",
+                             "trace_context"))
         return [ClaimedJob(id=i, task=task, cid=c, payload=bytes(p or b""), failed_times=f, attempts=a,
-                           priority=pr, started_at=now) for i, c, p, f, a, pr in rows]
+                           priority=pr, started_at=now, due_at=due, trace_context=trace)
+                for i, c, p, f, a, pr, due, trace in rows]
 
-    return apply(using, statement, {r.id: r.cid for r in refs}, read=read, tries=tries)
+    won = apply(using, statement, {r.id: r.cid for r in refs}, read=read, tries=tries)
+    if metrics.ENABLED:
+        metrics.claimed(using, task, won, now)
+    return won
 
 
 # --------------------------------------------------------------------------------------------- finish (worker)
@@ -120,7 +125,8 @@ def finish_done(task: str, refs: Sequence[Ref], *, using: str, now: datetime | N
                                     results=chunk_results or None)
         chunk_won = apply_many(using, statement, {r.id: r.cid for r in chunk}, token, tries=tries)
         # announced chunk by chunk: a later chunk that raises must not silence what an earlier one ended
-        effects.after_transaction(using, [Transition(w.id, task, Status.DONE, w.cid, None) for w in chunk_won], now)
+        effects.after_transaction(using, [Transition(w.id, task, Status.DONE, w.cid, None) for w in chunk_won], now,
+                                  run_ended=metrics.DONE)
         won += chunk_won
     by_id = {w.id: w for w in won}
     outcome = BatchOutcome(won=[Ref(r.id, by_id[r.id].cid) for r in refs if r.id in by_id],
@@ -171,7 +177,7 @@ def _fail(task: str, job: ClaimedJob, *, status: str, due: datetime | None, erro
     won = apply_one(using, statement, job.id, job.cid, token, what=f"record the failure of {task} job {job.id}",
                     also=record, tries=tries)
     result = Transition(job.id, task, status, won.cid, due, job.priority)
-    effects.after_transaction(using, [result], now)
+    effects.after_transaction(using, [result], now, run_ended=metrics.FAILURE)
     return result
 
 
@@ -221,7 +227,7 @@ def release(task: str, jobs: Sequence[ClaimedJob], *, worker: str, using: str, r
 
     won = apply_many(using, statement, {j.id: j.cid for j in jobs}, token, also=record, tries=tries)
     changed = [Transition(w.id, task, Status.TODO, w.cid, now, by_id[w.id].priority) for w in won]
-    effects.after_transaction(using, changed, now)
+    effects.after_transaction(using, changed, now, run_ended=metrics.RELEASED)
     return changed
 
 
@@ -264,7 +270,7 @@ def snooze(task: str, job: ClaimedJob, seconds: float, *, worker: str, using: st
 
     won = apply_one(using, statement, job.id, job.cid, token, what=f"snooze {task} job {job.id}", also=record)
     result = Transition(job.id, task, Status.TODO, won.cid, due, job.priority)
-    effects.after_transaction(using, [result], now)
+    effects.after_transaction(using, [result], now, run_ended=metrics.SNOOZED)
     return result
 
 
@@ -375,7 +381,7 @@ def expire_leases(task: str, options: TaskOptions, *, using: str, now: datetime 
         delay = backoff_seconds(failed_after, policies[(dst, failed_after, _)]) if dst == Status.TODO else None
         due = now + timedelta(seconds=delay) if delay is not None else None
         changed += _expire_group(task, group, dst, due, using=using, now=now, options=options)
-    effects.after_transaction(using, changed, now)
+    effects.after_transaction(using, changed, now, run_ended=metrics.RESCUED)
     return ExpiryOutcome(found=len(found), changed=changed)
 
 

@@ -73,6 +73,10 @@ class ClaimedJob:
     attempts: int
     priority: int
     started_at: datetime
+    # When it was due (read by the claim, for the pickup-latency metric) and the W3C trace context of its push
+    # (with tracing, see tracing.py); None where the caller does not know them.
+    due_at: datetime | None = None
+    trace_context: str | None = None
 
     @property
     def ref(self) -> Ref:

@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 
 from django.db import DatabaseError, Error, InterfaceError, connections
 
+from . import metrics
 from . import statemachine as sm
 from .checked import held_by
 from .clock import db_now
@@ -144,7 +145,8 @@ class Worker:
                  ", ".join(f"{name} (at most {n} at once)" for name, n in self.limits.items()), self.capacity)
         self._start()
         try:
-            self._loop()
+            with metrics.worker_running(self):  # its slots in meepo_worker_slots while it runs
+                self._loop()
         finally:
             self._drain()
         return RECYCLE if self.recycle_reason and not self.stop_requested else STOPPED

@@ -33,6 +33,15 @@ def _positive(kind: type) -> Any:
     return parse
 
 
+def _port(value: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ValueError(value)
+    return int(value)
+
+
+_port.__name__ = "port number (1-65535)"
+
+
 class Command(BaseCommand):
     help = "Consume jobs of the given tasks: claim, run, commit; SIGTERM drains and exits 0."
 
@@ -49,6 +58,10 @@ class Command(BaseCommand):
                             help="seconds running jobs get to finish on shutdown (default 30)")
         parser.add_argument("--no-recycle", action="store_true",
                             help="exit (code 75) instead of re-executing itself when it must be replaced")
+        parser.add_argument("--metrics-port", type=_port, metavar="PORT",
+                            help="serve Prometheus metrics on this port (needs the [metrics] extra)")
+        parser.add_argument("--metrics-addr", default="0.0.0.0", metavar="ADDR",
+                            help="address the metrics port listens on (default 0.0.0.0)")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         try:
@@ -58,6 +71,8 @@ class Command(BaseCommand):
         if opts["grace"] < 0:
             raise CommandError(f"--grace must be >= 0, not {opts['grace']}")
         _log_to_stderr(opts["verbosity"])
+        if opts["metrics_port"] is not None:
+            self._serve_metrics(opts["metrics_port"], opts["metrics_addr"])
         call_command("check", tags=["meepo_redis"], deploy=True, databases=[get_settings().database],
                      fail_level="ERROR", stdout=self.stderr)
         worker = Worker(tasks, parallel=opts["parallel"], sweep=not opts["no_sweep"], max_jobs=opts["max_jobs"],
@@ -82,6 +97,20 @@ class Command(BaseCommand):
             sys.stderr.flush()
             _close_on_exec()
             os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+    def _serve_metrics(self, port: int, addr: str) -> None:
+        """Start the metrics server before the worker, so a missing extra or a taken port fails at once."""
+        from django_meepo import metrics
+
+        if not metrics.ENABLED:
+            raise CommandError(f"--metrics-port: {metrics.MISSING_MESSAGE}")
+        from django_meepo.metrics.server import serve
+
+        try:
+            serve(port, addr)
+        except OSError as exc:
+            raise CommandError(f"--metrics-port {port}: cannot listen on {addr}:{port}: {exc}") from exc
+        self.stderr.write(f"meepo: serving metrics on http://{addr}:{port}/metrics")
 
     def _install_signals(self, worker: Worker) -> None:
         def handler(signum: int, frame: Any) -> None:
