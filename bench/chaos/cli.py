@@ -102,5 +102,5 @@ def main(argv: list[str] | None = None) -> int:
         try:
             runner.teardown()
         finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+            for s, before in previous.items():
+                signal.signal(s, before)

@@ -27,7 +27,9 @@ class Target(Protocol):
     redis: Redis
     fleet: Fleet
     rng: random.Random
-    total_seconds: float
+
+    @property
+    def total_seconds(self) -> float: ...
 
     def kill_db_sessions(self) -> int: ...
     def doing_jobs(self, limit: int) -> list[int]: ...

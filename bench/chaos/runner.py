@@ -53,7 +53,8 @@ def now() -> datetime:
 class Runner:
     config: Config
     redis: Redis = field(default_factory=Redis)
-    rng: random.Random = field(init=False)
+    rng: random.Random = field(init=False)  # the faults' (their thread's): plan, victims, targets
+    push_rng: random.Random = field(init=False)  # the main thread's: jobs, transactions, rollbacks
     fleet: Fleet = field(init=False)
     committed: set[int] = field(default_factory=set)
     rolled_back: set[int] = field(default_factory=set)
@@ -64,8 +65,8 @@ class Runner:
     started_at: datetime = field(default_factory=now)
 
     def __post_init__(self) -> None:
-        self.rng = random.Random(self.config.seed)
-        self.fault_rng = random.Random(self.config.seed * 7919 + 1)
+        self.push_rng = random.Random(self.config.seed)
+        self.rng = random.Random(self.config.seed * 7919 + 1)
 
     @property
     def total_seconds(self) -> float:
@@ -93,9 +94,9 @@ class Runner:
         connection_created.connect(self._own_session, weak=False)
         call_command("migrate", verbosity=0)
         self.fleet = Fleet(self.env(), redis_only=self.config.dispatch == "redis")
-        for _ in range(self.rng.choice((2, 3))):
+        for _ in range(self.push_rng.choice((2, 3))):
             self.fleet.start_consumer()
-        for _ in range(self.rng.choice((1, 2))):
+        for _ in range(self.push_rng.choice((1, 2))):
             self.fleet.start_sweeper()
 
     def _own_session(self, sender: Any, connection: Any, **kwargs: Any) -> None:
@@ -139,7 +140,7 @@ class Runner:
         from django_meepo.models import Job
 
         ids = list(Job.objects.filter(task="chaos", status="doing").values_list("id", flat=True)[:50])
-        return sorted(self.fault_rng.sample(ids, min(limit, len(ids))))
+        return sorted(self.rng.sample(ids, min(limit, len(ids))))
 
     def operator(self, verb: str, job_ids: list[int]) -> list[int]:
         from django_meepo import api
@@ -158,19 +159,19 @@ class Runner:
         return acted
 
     def push_rolled_back(self, count: int) -> list[int]:
-        return self._push("chaos", [self._payload() for _ in range(count)], commit=False)
+        return self._push("chaos", [{"sleep": 0.05}] * count, commit=False)
 
     def push_poison(self) -> list[int]:
         return self._push("chaos_poison", [{"kind": "huge"}, {"kind": "surrogate"}], commit=True)
 
     # ------------------------------------------------------------------ pushing
     def _payload(self) -> dict[str, float]:
-        roll = self.rng.random()
+        roll = self.push_rng.random()
         if roll < 0.70:
-            return {"sleep": round(self.rng.uniform(0.02, 0.2), 3)}
+            return {"sleep": round(self.push_rng.uniform(0.02, 0.2), 3)}
         if roll < 0.95:
-            return {"sleep": round(self.rng.uniform(0.5, 1.5), 3)}
-        return {"sleep": round(self.rng.uniform(3.0, 5.0), 3)}  # longer than a lease: lives on heartbeats
+            return {"sleep": round(self.push_rng.uniform(0.5, 1.5), 3)}
+        return {"sleep": round(self.push_rng.uniform(3.0, 5.0), 3)}  # longer than a lease: lives on heartbeats
 
     def _push(self, task: str, payloads: list[dict[str, Any]], *, commit: bool) -> list[int]:
         """Push in one transaction; committed or rolled back. Ids are noted before the outcome is known only for
@@ -198,9 +199,9 @@ class Runner:
         rollback = "rollback_pushes" in self.config.faults
         deadline = time.monotonic() + self.total_seconds
         while time.monotonic() < deadline and not self.stop.is_set():
-            payloads = [self._payload() for _ in range(self.rng.randint(1, 6))]
+            payloads = [self._payload() for _ in range(self.push_rng.randint(1, 6))]
             try:
-                self._push("chaos", payloads, commit=not (rollback and self.rng.random() < 0.1))
+                self._push("chaos", payloads, commit=not (rollback and self.push_rng.random() < 0.1))
             except Exception as exc:  # e.g. the database stalled: the tool goes on; the checker judges jobs
                 log.warning("a push transaction failed (%s: %s); its jobs are not counted", type(exc).__name__, exc)
             time.sleep(PUSH_EVERY)
@@ -212,7 +213,7 @@ class Runner:
         return ChaosRun.objects.filter(ended__isnull=False).count()
 
     def fault_loop(self) -> None:
-        slots = fault_registry.plan(self.config.faults, self.total_seconds, self.fault_rng)
+        slots = fault_registry.plan(self.config.faults, self.total_seconds, self.rng)
         end = time.monotonic() + self.total_seconds * 0.9
         for slot in slots:
             base, since = self.finished_runs(), time.monotonic()
