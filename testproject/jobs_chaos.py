@@ -90,7 +90,8 @@ def chaos(job: JobContext) -> str:
 @task("chaos_poison", parallel=1, max_failed_times=1, **FAST)
 def chaos_poison(job: JobContext) -> str:
     """Records its run, then returns what cannot be stored: ``{"kind": "huge"}`` (over max_allowed_packet) or
-    ``{"kind": "surrogate"}`` (a lone surrogate, not encodable as UTF-8). A failure is final."""
+    ``{"kind": "surrogate"}`` (a lone surrogate, not encodable as UTF-8). django-meepo cuts or escapes such a
+    result and records the job ``done``; should it fail instead, the failure is final (MAX_FAILED_TIMES 1)."""
     run_id = record_start(job)
     kind = job.json().get("kind", "huge")
     record_end(run_id)

@@ -70,6 +70,7 @@ class Redis:
     port: int = field(default_factory=free_port)
     dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="chaos-redis-")))
     proc: Proc | None = None
+    closed: bool = False  # after cleanup: a fault thread still running must not start it again
 
     @property
     def url(self) -> str:
@@ -79,6 +80,8 @@ class Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=timeout)
 
     def start(self) -> None:
+        if self.closed:
+            raise RuntimeError("the run is over: redis-server is not started again")
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         log = self.dir / "redis.log"
         with open(log, "ab") as out:
@@ -104,6 +107,7 @@ class Redis:
             self.proc = None
 
     def cleanup(self) -> None:
+        self.closed = True
         if self.proc is not None:
             self.proc.stop(grace=2)
             self.proc = None
@@ -121,8 +125,11 @@ class Fleet:
     sweepers: list[Proc] = field(default_factory=list)
     retired: list[Proc] = field(default_factory=list)  # stopped by a fault: waited for, kept for their logs
     started: int = 0
+    closed: bool = False  # after stop_all: nothing new is started
 
     def _start(self, name: str, args: list[str], skew: float = 0.0) -> Proc:
+        if self.closed:
+            raise RuntimeError(f"the run is over: {name} is not started")
         self.started += 1
         log = self.logdir / f"{self.started:03d}-{name}.log"
         env = {**os.environ, **self.env, "PYTHONPATH": str(ROOT), "MEEPO_CHAOS_SKEW": str(skew),
@@ -154,6 +161,7 @@ class Fleet:
         return [*self.consumers, *self.sweepers, *self.retired]
 
     def stop_all(self, grace: float = 10.0) -> None:
+        self.closed = True
         procs = [p for p in self.all() if p.alive()]
         for proc in procs:
             proc.signal(signal.SIGTERM)

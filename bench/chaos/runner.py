@@ -63,6 +63,7 @@ class Runner:
     own_sessions: set[int] = field(default_factory=set)
     stop: threading.Event = field(default_factory=threading.Event)
     started_at: datetime = field(default_factory=now)
+    fault_thread: threading.Thread | None = None
 
     def __post_init__(self) -> None:
         self.push_rng = random.Random(self.config.seed)
@@ -85,7 +86,7 @@ class Runner:
         """The database, Redis, Django in this process, then the workers (2 or 3 consumers, 1 or 2 sweepers)."""
         history.create_database(self.config.database_url, self.config.database)
         self.redis.start()
-        os.environ.update({**self.env(), "MEEPO_LOG_LEVEL": "WARNING"})  # the workers log INFO to their files
+        os.environ.update({**self.env(), "MEEPO_LOG_LEVEL": "ERROR"})  # the workers log INFO to their files
         import django
         from django.core.management import call_command
         from django.db.backends.signals import connection_created
@@ -105,7 +106,11 @@ class Runner:
             self.own_sessions.add(int(cursor.fetchone()[0]))
 
     def teardown(self) -> None:
-        """Stop every process this run started (by PID), drop its database unless kept."""
+        """Stop every process this run started (by PID), drop its database unless kept. The fault thread is
+        told to stop and waited for (briefly); whatever it tries after this is refused (``closed``)."""
+        self.stop.set()
+        if self.fault_thread is not None:
+            self.fault_thread.join(timeout=20)
         fleet = getattr(self, "fleet", None)
         if fleet is not None:
             fleet.stop_all()
@@ -263,13 +268,13 @@ class Runner:
     def run(self) -> tuple[list[Check], bool]:
         """The whole schedule; returns the checks and whether the drain finished."""
         self.started_at = now()
-        faults = threading.Thread(target=self.fault_loop, name="chaos-faults", daemon=True)
-        faults.start()
+        self.fault_thread = threading.Thread(target=self.fault_loop, name="chaos-faults", daemon=True)
+        self.fault_thread.start()
         try:
             self.push_loop()
         finally:
             self.stop.set()
-            faults.join()
+            self.fault_thread.join()
         drained = self.drain()
         h = history.read(committed=self.committed, rolled_back=self.rolled_back,
                          operator_committed=self.operator_committed, faults=self.events)
