@@ -157,6 +157,19 @@ class Fleet:
             self.consumers.remove(proc)
         self.retired.append(proc)
 
+    def replace_dead(self) -> list[Proc]:
+        """Consumers and sweepers that exited on their own (no fault asked them to): retired and replaced."""
+        dead = [p for p in [*self.consumers, *self.sweepers] if not p.alive()]
+        for proc in dead:
+            if proc in self.consumers:
+                self.retire(proc)
+                self.start_consumer()
+            else:
+                self.sweepers.remove(proc)
+                self.retired.append(proc)
+                self.start_sweeper()
+        return dead
+
     def all(self) -> list[Proc]:
         return [*self.consumers, *self.sweepers, *self.retired]
 

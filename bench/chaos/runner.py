@@ -62,8 +62,10 @@ class Runner:
     events: list[FaultEvent] = field(default_factory=list)
     own_sessions: set[int] = field(default_factory=set)
     stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
     started_at: datetime = field(default_factory=now)
     fault_thread: threading.Thread | None = None
+    exited: list[str] = field(default_factory=list)  # workers that exited on their own (a finding, not a fault)
 
     def __post_init__(self) -> None:
         self.push_rng = random.Random(self.config.seed)
@@ -209,7 +211,20 @@ class Runner:
                 self._push("chaos", payloads, commit=not (rollback and self.push_rng.random() < 0.1))
             except Exception as exc:  # e.g. the database stalled: the tool goes on; the checker judges jobs
                 log.warning("a push transaction failed (%s: %s); its jobs are not counted", type(exc).__name__, exc)
+            self.note_exits()
             time.sleep(PUSH_EVERY)
+
+    def note_exits(self) -> None:
+        """Replace workers that exited on their own; skipped while a fault holds the fleet (pushes go on)."""
+        if not self.lock.acquire(blocking=False):
+            return
+        try:
+            for proc in self.fleet.replace_dead():
+                line = f"{proc.name} pid {proc.pid} exited on its own (code {proc.popen.returncode}); replaced"
+                self.exited.append(line)
+                log.warning("%s; its log: %s", line, proc.log)
+        finally:
+            self.lock.release()
 
     # ------------------------------------------------------------------ faults
     def finished_runs(self) -> int:
@@ -239,7 +254,8 @@ class Runner:
         spec = fault_registry.REGISTRY[name]
         started = now()
         try:
-            effect = spec.run(self)
+            with self.lock:  # the fleet changes under one thread at a time
+                effect = spec.run(self)
             detail = effect.detail
         except Exception as exc:
             effect, detail = fault_registry.Effect(), f"the fault itself failed: {type(exc).__name__}: {exc}"
@@ -281,6 +297,8 @@ class Runner:
         print(f"\n{len(self.committed)} jobs committed, {len(self.rolled_back)} pushes rolled back, "
               f"{len(h.runs)} runs recorded, {len(self.events)} faults fired; drained: {drained}")
         print("\n".join(history.fault_lines(self.events, self.started_at)))
+        for line in self.exited:
+            print(f"  note: {line}")
         checks = check(h)
         print("\n" + table(checks))
         return checks, drained
