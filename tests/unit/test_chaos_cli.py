@@ -60,3 +60,12 @@ def test_the_plan_fires_every_chosen_fault_and_the_stop_scales_down() -> None:
     assert len(faults.plan(chosen, 1800, random.Random(1))) == 300
     assert faults.redis_stop_seconds(42) == 7 and faults.redis_stop_seconds(1800) == 15
     assert faults.redis_stop_seconds(6) == 3
+
+
+def test_every_fault_is_documented() -> None:
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "reliability.md").read_text()
+    for name, spec in faults.REGISTRY.items():
+        assert f"| `{name}` |" in page, f"docs/reliability.md has no row for the fault {name}"
+        assert spec.doc, f"the fault {name} has no docstring"
