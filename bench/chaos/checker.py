@@ -15,8 +15,10 @@ made exact; docs/reliability.md repeats them):
 * **cid order** — along a job's runs, in the order they started, the cid strictly increases.
 * **rolled back ran** — a job pushed in a rolled-back transaction that has a run or a row.
 * **unrecorded end** — a committed job whose final status is not ``done`` or ``failed``.
+* **done, never finished** — a job ``done`` (not by an operator) without a run that returned.
 
-The run fails on any lost job, unexplained duplicate, stuck job, cid disorder, rolled-back run or unrecorded end.
+The run fails on any lost job, unexplained duplicate, stuck job, cid disorder, rolled-back run, unrecorded end or
+job done without a finished run.
 """
 
 from __future__ import annotations
@@ -179,10 +181,18 @@ def unrecorded_end(h: History) -> Check:
                  [f"job {i}: {final[i].status if i in final else 'row missing'}" for i in bad[:EXAMPLES]])
 
 
+def done_unfinished(h: History) -> Check:
+    finished = {r.job_id for r in h.runs if r.ended is not None}
+    bad = sorted(j.id for j in h.jobs if j.status == "done" and j.id not in finished
+                 and j.id not in h.operator_committed)
+    return Check("done without a finished run", len(bad), True, [f"job {i}" for i in bad[:EXAMPLES]])
+
+
 def check(h: History) -> list[Check]:
     """Every check, in the table's order."""
     explained, unexplained = duplicates(h)
-    return [lost(h), explained, unexplained, stuck(h), cid_order(h), rolled_back_ran(h), unrecorded_end(h)]
+    return [lost(h), explained, unexplained, stuck(h), cid_order(h), rolled_back_ran(h), unrecorded_end(h),
+            done_unfinished(h)]
 
 
 def passed(checks: Iterable[Check]) -> bool:

@@ -138,3 +138,12 @@ def test_every_committed_job_must_end_done_or_failed() -> None:
         assert checker.unrecorded_end(h).count == 1, status
     missing = history([run(1, 2, 0, 1)], jobs=[])
     assert checker.unrecorded_end(replace(missing, committed=frozenset({1}))).examples == ["job 1: row missing"]
+
+
+def test_a_job_done_must_have_a_run_that_returned_unless_an_operator_committed_it() -> None:
+    assert checker.done_unfinished(history([run(1, 2, 0, 1)])).count == 0
+    never_returned = history([run(1, 2, 0, None)])
+    assert checker.done_unfinished(never_returned).examples == ["job 1"]
+    assert not checker.passed(checker.check(never_returned))
+    by_operator = replace(never_returned, operator_committed=frozenset({1}))
+    assert checker.done_unfinished(by_operator).count == 0
