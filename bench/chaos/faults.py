@@ -213,10 +213,18 @@ class Slot:
     fired_by: str = field(default="")
 
 
+def cost(name: str, total_seconds: float) -> float:
+    """About how long a fault takes to fire (the plan leaves time for it)."""
+    return {"redis_stop_15s": redis_stop_seconds(total_seconds), "redis_debug_sleep": 2 * REDIS_SOCKET_TIMEOUT,
+            "worker_sigterm": 3.0}.get(name, 0.2)
+
+
 def plan(chosen: list[str], total_seconds: float, rng: random.Random) -> list[Slot]:
-    """Every chosen fault at least once, more for long runs (one slot per ~6 s), in a seeded order."""
+    """Every chosen fault at least once, more for long runs (one slot per ~6 s), in a seeded order; the gaps
+    leave room for the faults' own durations, so every slot fits in the run."""
     count = max(len(chosen), int(total_seconds / 6))
     order = list(chosen) + [rng.choice(chosen) for _ in range(count - len(chosen))]
     rng.shuffle(order)
-    mean_gap = max(1.0, total_seconds * 0.85 / len(order))
+    busy = sum(cost(n, total_seconds) for n in order)
+    mean_gap = max(0.3, (total_seconds * 0.8 - busy) / len(order))
     return [Slot(n, rng.randint(5, 60), rng.uniform(0.5, 1.5) * mean_gap) for n in order]

@@ -243,7 +243,7 @@ class Runner:
 
     def fault_loop(self) -> None:
         slots = fault_registry.plan(self.config.faults, self.total_seconds, self.rng)
-        end = time.monotonic() + self.total_seconds * 0.9
+        end = time.monotonic() + self.total_seconds
         for slot in slots:
             base, since = self.finished_runs(), time.monotonic()
             while not self.stop.is_set() and time.monotonic() < end:
@@ -256,6 +256,9 @@ class Runner:
                     break
                 time.sleep(0.2)
             else:
+                left = slots[slots.index(slot):]
+                print(f"  {len(left)} planned fault(s) did not fire before the end: "
+                      f"{', '.join(s.name for s in left)}", flush=True)
                 return
             self.fire(slot.name, slot.fired_by)
 
