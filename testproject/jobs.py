@@ -87,4 +87,12 @@ def noop(job: JobContext) -> None:
 
 
 # The test jobs of other suites live in modules of their own, imported here so that autodiscovery finds them.
-from . import jobs_cancel, jobs_clock, jobs_flow, jobs_poison, jobs_snooze, jobs_windows  # noqa: E402, F401
+from . import (  # noqa: E402, F401
+    jobs_cancel,
+    jobs_chaos,
+    jobs_clock,
+    jobs_flow,
+    jobs_poison,
+    jobs_snooze,
+    jobs_windows,
+)
