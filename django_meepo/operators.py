@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from . import effects, metrics, sql
 from .checked import JobRow, Won, apply_many, apply_one, current, read_rows
@@ -27,7 +27,15 @@ from .exceptions import CommitConflict, CommitNotAllowed, JobNotFound
 from .models import Attempt
 from .registry import get_task
 from .statemachine import job_commit
-from .states import CANCEL_SOURCES, ClaimedJob, Status, Transition, validate_id, validate_status
+from .states import (
+    CANCEL_SOURCES,
+    REPUSH_RUNNING_DELAY,
+    ClaimedJob,
+    Status,
+    Transition,
+    validate_id,
+    validate_status,
+)
 from .text import max_error_bytes, result_text
 
 # An operator acts on the job's current cid; committing `todo` is a repush (allowed from any status).
@@ -80,14 +88,25 @@ def repush(job_id: int, *, cid: int | None = None, using: str | None = None, now
     expected = row.cid if cid is None else cid
     token = new_token()
     statement = sql.repush(sql.sql_for(alias), [(job_id, expected)], token=token, now=now,
-                           reset_failures=reset_failures)
+                           running_due=_running_due(now), reset_failures=reset_failures)
     closed = (_closed_attempts({job_id: row}, using=alias, now=now, reason="repushed by an operator")
               if row.cid == expected else [])
     won = apply_one(alias, statement, job_id, expected, token, what=f"repush job {job_id}",
                     also=_recorder(alias, closed))
-    result = Transition(job_id, row.task, Status.TODO, won.cid, now, row.priority)
+    result = Transition(job_id, row.task, Status.TODO, won.cid, _due(row.status, now), row.priority)
     effects.after_transaction(alias, [result], now)
     return result
+
+
+def _running_due(now: datetime) -> datetime:
+    return now + timedelta(seconds=REPUSH_RUNNING_DELAY)
+
+
+def _due(status: str, now: datetime) -> datetime:
+    """When a repushed job is due, by the status it was read in. The statement decides by the status it finds;
+    where they differ (the job moved meanwhile) the dispatch is early (the claim refuses a job not yet due, and
+    the sweeper dispatches it when it is) or late (the sweeper dispatches a due job Redis lacks): never lost."""
+    return _running_due(now) if status == Status.DOING else now
 
 
 def repush_many(job_ids: Sequence[int], *, using: str | None = None, now: datetime | None = None,
@@ -104,7 +123,7 @@ def repush_many(job_ids: Sequence[int], *, using: str | None = None, now: dateti
         return []
     token = new_token()
     statement = sql.repush(sql.sql_for(alias), [(i, r.cid) for i, r in rows.items()], token=token, now=now,
-                           reset_failures=True)
+                           running_due=_running_due(now), reset_failures=True)
     closing = {a.job_id: a for a in _closed_attempts(rows, using=alias, now=now, reason="repushed by an operator")}
 
     def record(won: list[Won]) -> None:  # only the rows won: their UPDATE matched the cid they were read at
@@ -112,7 +131,8 @@ def repush_many(job_ids: Sequence[int], *, using: str | None = None, now: dateti
 
     won = apply_many(alias, statement, {i: r.cid for i, r in rows.items()}, token,
                      also=record if closing else None)
-    changed = [Transition(w.id, rows[w.id].task, Status.TODO, w.cid, now, rows[w.id].priority) for w in won]
+    changed = [Transition(w.id, rows[w.id].task, Status.TODO, w.cid, _due(rows[w.id].status, now),
+                          rows[w.id].priority) for w in won]
     effects.after_transaction(alias, changed, now)
     return changed
 

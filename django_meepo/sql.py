@@ -149,15 +149,16 @@ def expire(q: Sql, refs: Iterable[tuple[int, int]], *, dst: str, token: str, now
 
 # --------------------------------------------------------------------------------------------- operators
 
-def repush(q: Sql, refs: Iterable[tuple[int, int]], *, token: str, now: datetime,
+def repush(q: Sql, refs: Iterable[tuple[int, int]], *, token: str, now: datetime, running_due: datetime,
            reset_failures: bool) -> Statement:
-    """Any status → todo, due now, at the cid the operator saw (fencing off every copy still running or queued)."""
+    """Any status → todo at the cid the operator saw (fencing off every copy still running or queued): due now,
+    or at ``running_due`` for a job that was ``doing`` (states.REPUSH_RUNNING_DELAY says why)."""
     cond, params = id_cid_condition(refs)
     reset = ", failed_times = 0" if reset_failures else ""
     return Statement("repush", (
-        f"UPDATE {q.table} SET status = %s, cid = cid + 1, token = %s, due_at = %s, lease_until = NULL, "
-        f"finished_at = NULL, updated_at = %s{reset} WHERE {cond}"),
-        [Status.TODO, token, q.dt(now), q.dt(now), *params])
+        f"UPDATE {q.table} SET due_at = CASE WHEN status = %s THEN %s ELSE %s END, status = %s, cid = cid + 1, "
+        f"token = %s, lease_until = NULL, finished_at = NULL, updated_at = %s{reset} WHERE {cond}"),
+        [Status.DOING, q.dt(running_due), q.dt(now), Status.TODO, token, q.dt(now), *params])
 
 
 def operator_commit(q: Sql, job_id: int, cid: int, *, status: str, sources: Sequence[str], token: str,

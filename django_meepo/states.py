@@ -39,6 +39,11 @@ def validate_id(value: object, what: str = "job id") -> int:
 FINISHED_STATUSES: tuple[str, ...] = (Status.DONE, Status.FAILED, Status.CANCELLED)
 # What an operator may cancel (operators.cancel): a job not finished — queued, running or parked.
 CANCEL_SOURCES: tuple[str, ...] = (Status.TODO, Status.DOING, Status.ZOMBIE)
+# A repush of a job that is ``doing`` makes the new copy due this much later than now. The copy it fences off may
+# sit in a worker's queue, claimed less than ``waiting.PROOF_AGE`` (0.25 s) ago, and start without a second proof
+# (its outcome is refused, its cid being old); the delay makes it start, if at all, before the new copy can, so a
+# job's runs start in cid order. A repush of a job in any other status is due at once.
+REPUSH_RUNNING_DELAY = 1.0
 # What the sweeper may do with a job whose lease expired (Meepo's SetHandleZombieJobsDstStatus).
 ZOMBIE_DESTINATIONS: tuple[str, ...] = (Status.TODO, Status.FAILED, Status.DONE, Status.ZOMBIE)
 

@@ -16,18 +16,25 @@ from django_meepo import (
     Job,
     JobNotFound,
     api,
+    outbox,
 )
 from django_meepo import statemachine as sm
+from django_meepo.clock import db_now
 from django_meepo.db import Sql
 from django_meepo.models import Attempt
 from django_meepo.registry import get_task
+from django_meepo.states import REPUSH_RUNNING_DELAY
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DB = "default"
 
 
-def claim_one(job: Job, *, lease: float = 30, worker: str = "w1", cid: int | None = None) -> list[sm.ClaimedJob]:
-    return sm.claim(job.task, [sm.Ref(job.id, cid or job.cid)], worker=worker, lease_seconds=lease, using=DB)
+def claim_one(job: Job, *, lease: float = 30, worker: str = "w1", cid: int | None = None,
+              later: float = 0) -> list[sm.ClaimedJob]:
+    """Claim ``job`` (at ``cid``), ``later`` seconds from now on the database's clock."""
+    now = db_now(DB) + timedelta(seconds=later)
+    return sm.claim(job.task, [sm.Ref(job.id, cid or job.cid)], worker=worker, lease_seconds=lease, using=DB,
+                    now=now)
 
 
 def test_claim_takes_todo_to_doing_with_a_lease_and_a_new_cid() -> None:
@@ -158,8 +165,31 @@ def test_repush_fences_off_a_copy_still_running_and_one_still_queued(redis, key_
     assert Job.objects.get(id=job.id).status == "todo"
     assert sm.claim("record", [sm.Ref(job.id, 1)], worker="w", lease_seconds=30, using=DB) == [], \
         "the entry queued before the repush is stale"
-    [new_run] = sm.claim("record", [sm.Ref(job.id, 3)], worker="w", lease_seconds=30, using=DB)
+    assert claim_one(job, cid=3) == [], f"a running job's repush is due {REPUSH_RUNNING_DELAY:g} s later"
+    [new_run] = claim_one(job, cid=3, later=REPUSH_RUNNING_DELAY)
     assert new_run.cid == 4
+
+
+def test_a_running_jobs_repush_is_due_later_and_dispatched_by_the_sweeper_other_repushes_at_once(
+        redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+    # A copy claimed less than waiting.PROOF_AGE ago may still start without a second proof (its outcome is
+    # refused); the new copy is due later so that the old one starts, if at all, first (bench.chaos, seed
+    # 20261203: job 7629's runs started out of cid order when the new copy was due at once).
+    running, finished = Job.objects.push("record", b"r"), Job.objects.push("record", b"f")
+    claim_one(running)
+    [f_run] = claim_one(finished)
+    sm.finish_done("record", [f_run.ref], using=DB)
+    now = db_now(DB)
+    api.repush_many([running.id, finished.id])
+    rows = {j.id: j for j in Job.objects.filter(id__in=[running.id, finished.id])}
+    assert rows[running.id].due_at >= now + timedelta(seconds=REPUSH_RUNNING_DELAY)
+    assert rows[finished.id].due_at < now + timedelta(seconds=REPUSH_RUNNING_DELAY)
+    outbox.flush()
+    entries = [e for k in redis.scan_iter(match=f"{key_prefix}:*:q:*") for e in redis.lrange(k, 0, -1)]
+    assert f"{finished.id}:4".encode() in entries, "a finished job's repush is dispatched at once"
+    assert f"{running.id}:3".encode() not in entries, "a running job's repush waits for the sweeper (not due yet)"
+    assert api.repush(running.id, cid=3).due_at is not None  # todo now: a second repush is due at once
+    assert Job.objects.get(id=running.id).due_at < db_now(DB) + timedelta(seconds=REPUSH_RUNNING_DELAY)
 
 
 class LoseAnswer:
@@ -368,8 +398,8 @@ def test_api_commit_with_a_bad_cid_is_named_and_writes_nothing(bad_cid, error, f
 def test_api_commit_with_the_cid_of_an_earlier_run_is_a_conflict_and_writes_nothing(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
     job = Job.objects.push("manual", json={})
     [first_run] = claim_one(job)
-    api.repush(job.id)  # cid 3, todo
-    [second_run] = claim_one(job, cid=3)  # cid 4, doing
+    api.repush(job.id)  # cid 3, todo (due REPUSH_RUNNING_DELAY later: it was running)
+    [second_run] = claim_one(job, cid=3, later=REPUSH_RUNNING_DELAY)  # cid 4, doing
     before = list(Job.objects.values_list("id", "status", "cid", "failed_times", "token", "updated_at"))
     for status in ("done", "failed", "todo"):
         with pytest.raises(CommitConflict, match=r"at cid 2: it is 'doing' at cid 4; nothing was written") as caught:
