@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 
@@ -37,5 +38,7 @@ class DashboardLinkAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None
                         ) -> HttpResponseRedirect:
-        """To the dashboard (which checks the permission itself)."""
+        """To the dashboard, for whoever may view jobs (403 for others, as the dashboard itself would say)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied("the dashboard needs the permission to view jobs")
         return HttpResponseRedirect(reverse("admin:django_meepo_job_dashboard", current_app=self.admin_site.name))
