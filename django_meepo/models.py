@@ -239,3 +239,42 @@ class TaskPause(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task} paused"
+
+
+class StatSample(models.Model):
+    """One minute of one task, as the task's leading sweeper saw it (``samples.py``): the admin dashboard's charts.
+
+    The UNIQUE key on (task, minute) makes it one row per task per minute whichever sweeper leads, however often a
+    write is retried. Rows older than ``MEEPO["RETENTION_DAYS"]`` are deleted by the sweepers.
+    """
+
+    task = models.CharField(max_length=100)
+    minute = models.DateTimeField(help_text="The minute's start, in UTC.")
+    done = models.PositiveIntegerField(default=0, help_text="Jobs finished done in the minute.")
+    failed = models.PositiveIntegerField(default=0, help_text="Jobs finished failed in the minute.")
+    depth = models.PositiveIntegerField(default=0, help_text="Due todo jobs when the sample was taken.")
+    oldest_due_seconds = models.FloatField(null=True, blank=True,
+                                           help_text="Age of the oldest due todo job when the sample was taken.")
+    latency_p50 = models.FloatField(null=True, blank=True, help_text="Median pickup latency (seconds).")
+    latency_p95 = models.FloatField(null=True, blank=True, help_text="95th percentile pickup latency (seconds).")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "meepo_stat_sample"
+        constraints = [
+            models.UniqueConstraint(fields=["task", "minute"], name="meepo_stat_sample_task_minute"),
+        ]
+        indexes = [models.Index(fields=["minute"], name="meepo_stat_sample_minute")]
+
+    def __str__(self) -> str:
+        return f"{self.task} at {self.minute:%Y-%m-%d %H:%M} UTC"
+
+
+class Dashboard(Job):
+    """No table: an entry "Dashboard" in the admin's app list that leads to the job dashboard (``admin/index_link``)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "dashboard"
+        verbose_name_plural = "dashboard"
+        default_permissions = ()

@@ -10,6 +10,7 @@ Each tick (about once a second), for every task it leads (one leader per task, b
   the dispatcher does not hold (a dispatch that failed, an entry Redis lost);
 * when Redis lost everything (flushed, restarted empty): re-dispatches every due ``todo`` job at once;
 * with ``MEEPO["RETENTION_DAYS"]`` set, deletes finished jobs older than that, a little per tick (``purge.py``);
+* once a minute, writes a sample of each task it leads for the admin dashboard's charts (``samples.py``);
 * pushes the job of each due tick of ``MEEPO["SCHEDULE"]`` (``schedule.py``): every sweeper, leader or not —
   the database's unique key on the tick makes it one job per tick.
 
@@ -43,6 +44,7 @@ from .exceptions import DispatchError
 from .models import Job
 from .purge import Retention
 from .registry import Task
+from .samples import Sampler
 from .schedule import Scheduler
 from .states import Status
 
@@ -66,6 +68,7 @@ class SweepReport:
     full_scan: bool = False
     purged: int = 0
     scheduled: int = 0
+    sampled: int = 0
 
     def __iadd__(self, other: SweepReport) -> SweepReport:
         self.leading = max(self.leading, other.leading)
@@ -74,6 +77,7 @@ class SweepReport:
         self.redispatched += other.redispatched
         self.purged += other.purged
         self.scheduled += other.scheduled
+        self.sampled += other.sampled
         self.full_scan = self.full_scan or other.full_scan
         return self
 
@@ -94,6 +98,7 @@ class Sweeper:
         self._scans: dict[str, list[_Scan]] = {}  # per task: the scan in progress (a list of at most one)
         self.retention = Retention(using=using, holder=holder)
         self.scheduler = Scheduler(using=using)
+        self.sampler = Sampler(using=using)
         self._unreachable = False
 
     @property
@@ -140,7 +145,16 @@ class Sweeper:
             except DispatchError as exc:
                 log.warning("meepo: sweeper could not dispatch %s jobs: %s", task.name, exc,
                             extra={"task": task.name})
+        report.sampled = self._sample(leading, now)
         return report
+
+    def _sample(self, leading: Sequence[Task], now: datetime) -> int:
+        """The charts' samples (after the rescue work, which a failing sample must not hold up)."""
+        try:
+            return self.sampler.step([t.name for t in leading], now)
+        except DatabaseError as exc:
+            log.warning("meepo: sweeper could not write the charts' samples (%s); trying again at the next tick", exc)
+            return 0
 
     # -- leases
     def expire(self, task: Task, now: datetime) -> int:

@@ -9,7 +9,9 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from .. import stats
+from ..conf import get_settings
 from ..states import ALL_STATUSES
+from .dashcharts import chart_context
 from .pausing import pause_rows
 
 
@@ -32,6 +34,7 @@ def dashboard_view(model_admin: Any, request: HttpRequest) -> TemplateResponse:
         "totals": [snapshot.totals.get(s, 0) for s in ALL_STATUSES],
         "refresh": _refresh(request),
         **pause_rows(request),
+        **chart_context(request, snapshot.taken_at, using=get_settings().database),
     }
     return TemplateResponse(request, "admin/django_meepo/job/dashboard.html", context)
 

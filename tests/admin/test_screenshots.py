@@ -13,7 +13,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from django_meepo.models import Attempt, Job, Worker
+from django_meepo.models import Attempt, Job, StatSample, Worker
 
 from .browser import chromium, log_in
 from .conftest import PASSWORD
@@ -72,7 +72,20 @@ def demo_data() -> Job:
                                finished_at=start + timedelta(seconds=2), outcome=outcome,
                                error=TRACEBACK if outcome == "failed" else "lease expired: no heartbeat for 30 s")
     _queue_only_todo_jobs()
+    _chart_samples(now)
     return failed
+
+
+def _chart_samples(now) -> None:  # type: ignore[no-untyped-def]
+    """A day of per-minute samples for the dashboard's charts (a busy hour, a few failures, a backlog)."""
+    import math
+
+    start = now.replace(second=0, microsecond=0)
+    StatSample.objects.bulk_create([StatSample(
+        task=task, minute=start - timedelta(minutes=i), done=int(scale * (30 + 20 * math.sin(i / 9))),
+        failed=(i % 11 == 0) * 3, depth=int(scale * (5 + 40 * max(0.0, math.sin(i / 25)))),
+        oldest_due_seconds=float(i % 40), latency_p50=0.2 + 0.1 * math.sin(i / 7), latency_p95=1.2 + math.sin(i / 13),
+        created_at=now) for task, scale in (("record", 1.0), ("other", 0.3)) for i in range(1, 1440)])
 
 
 def _queue_only_todo_jobs() -> None:
