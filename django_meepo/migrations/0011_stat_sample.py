@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('django_meepo', '0009_task_pause'),
+        ('django_meepo', '0010_trace_context'),
     ]
 
     operations = [
