@@ -16,6 +16,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def notify(cursor_owner: object, pairs: Iterable[tuple[str, str]]) -> None:
 class Listener:
     """A thread that LISTENs on ``channels`` and sets :attr:`event` for a notification naming one of ``tasks``."""
 
-    def __init__(self, params: dict, channels: Iterable[str], tasks: Iterable[str]) -> None:
+    def __init__(self, params: dict[str, Any], channels: Iterable[str], tasks: Iterable[str]) -> None:
         self.params = {k: v for k, v in params.items() if k not in ("context", "cursor_factory")}
         self.channels = sorted(set(channels))
         self.tasks = frozenset(tasks)
@@ -67,13 +68,14 @@ class Listener:
 
     def _run(self) -> None:
         import psycopg
+        from psycopg import sql
 
         delay, failed = 0.1, False
         while not self._stop.is_set():
             try:
                 with psycopg.connect(**self.params, autocommit=True) as conn:
                     for channel in self.channels:
-                        conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
+                        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
                     self.connected = True
                     self.event.set()  # what was pushed while not listening is found by one fetch
                     if failed:
