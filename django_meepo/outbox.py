@@ -33,7 +33,7 @@ from typing import Any
 from django.db import connections, transaction
 
 from .conf import get_settings
-from .dispatch import process_dispatcher
+from .dispatch import pgnotify, process_dispatcher
 from .exceptions import MeepoError
 from .registry import get_task
 from .states import Dispatchable
@@ -179,6 +179,7 @@ def _flush_at_exit() -> None:
 @dataclass(slots=True)
 class _OnCommit:
     items: list[Dispatchable] = field(default_factory=list)
+    notified: set[tuple[str, tuple[str, ...]]] = field(default_factory=set)
 
     def __call__(self) -> None:
         items, self.items = self.items, []
@@ -193,7 +194,10 @@ def after_transaction(items: Sequence[Dispatchable], *, using: str) -> None:
     if not items:
         return
     conn = connections[using]
+    notifies = conn.vendor == "postgresql" and get_settings().dispatch == "database"
     if not conn.in_atomic_block:
+        if notifies:
+            _notify(conn, {i.task for i in items}, set())
         put(items)
         return
     pending: _OnCommit | None = getattr(conn, "_meepo_pending", None)
@@ -202,3 +206,24 @@ def after_transaction(items: Sequence[Dispatchable], *, using: str) -> None:
         conn._meepo_pending = pending  # type: ignore[attr-defined]
         transaction.on_commit(pending, using=using)
     pending.items.extend(items)
+    if notifies:
+        _notify(conn, {i.task for i in items}, pending.notified)
+
+
+def _notify(conn: Any, tasks: set[str], sent: set[tuple[str, tuple[str, ...]]]) -> None:
+    """NOTIFY each task's channel once per transaction (and savepoint level: a notification sent inside a savepoint
+    that rolls back is gone with it). Inside a transaction delivered at COMMIT, dropped at a rollback; in autocommit
+    a failure is logged (the row is committed, polling finds it)."""
+    level = tuple(conn.savepoint_ids)
+    todo = {t for t in tasks if (t, level) not in sent}
+    if not todo:
+        return
+    prefixes = _prefixes(todo)
+    if conn.in_atomic_block:
+        pgnotify.notify(conn, ((pgnotify.channel_for(prefixes[t]), t) for t in todo))
+    else:
+        try:
+            pgnotify.notify(conn, ((pgnotify.channel_for(prefixes[t]), t) for t in todo))
+        except Exception as exc:  # committed already: the poll finds the job
+            log.warning("meepo: NOTIFY failed (%s); idle workers find the job(s) at their next poll", exc)
+    sent.update((t, level) for t in todo)

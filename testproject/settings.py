@@ -101,6 +101,8 @@ MEEPO: dict[str, Any] = {
         "demo": {"FUNCTION": "testproject.jobs.demo", "PARALLEL": 4},
     },
 }
+if os.environ.get("MEEPO_POLL_INTERVAL"):
+    MEEPO["POLL_INTERVAL"] = float(os.environ["MEEPO_POLL_INTERVAL"])
 if os.environ.get("MEEPO_PROGRESS_INTERVAL"):
     MEEPO["PROGRESS_INTERVAL"] = float(os.environ["MEEPO_PROGRESS_INTERVAL"])
 if os.environ.get("MEEPO_SCHEDULE"):

@@ -52,7 +52,8 @@ def database_dispatcher() -> DatabaseDispatcher:
     conf = get_settings()
     from .database import DatabaseDispatcher
 
-    return DatabaseDispatcher(using=conf.database, poll_interval=conf.poll_interval)
+    return DatabaseDispatcher(using=conf.database, poll_interval=conf.poll_interval,
+                              listen=conf.dispatch == "database")
 
 
 def new_dispatcher() -> Dispatcher:

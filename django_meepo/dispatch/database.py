@@ -31,6 +31,7 @@ from ..clock import db_now
 from ..db import discard_connection, is_connection_lost, job_model, run_checked
 from ..states import ClaimedJob, Dispatchable, Ref
 from .base import Claim, Deliver, Dispatcher, Source, in_order_of, limit_of
+from .pgnotify import Listener, channel_for
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,11 @@ class DatabaseDispatcher(Dispatcher):
     redispatches = False
 
     def __init__(self, *, using: str = "default", poll_interval: float = 0.5,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, listen: bool = False) -> None:
         self.using = using
+        self.listen = listen  # LISTEN for NOTIFY on PostgreSQL (DISPATCH="database" only): see pgnotify.py
+        self._listener: Listener | None = None
+        self._next_poll = 0.0  # while listening: no query before this (monotonic) unless a notification came
         self.poll_interval = max(POLL_MIN, poll_interval)
         self._sleep = sleep
         self._delay = POLL_MIN
@@ -92,6 +96,9 @@ class DatabaseDispatcher(Dispatcher):
         """Claim due rows of each task in its own short transaction (SELECT … FOR UPDATE SKIP LOCKED, then the
         state machine's claim), delivering each task's jobs once its transaction committed — so a claim that
         raises for one task (a deadlock) never strands the jobs claimed for another."""
+        listener = self._listener
+        if listener is not None and listener.connected and time.monotonic() < self._next_poll:
+            return False  # listening, not notified, the poll interval not over: nothing new is due
         self._turn += 1
         found = 0
         fuller: list[tuple[Source, int]] = []  # tasks that gave their whole share may have more
@@ -114,6 +121,7 @@ class DatabaseDispatcher(Dispatcher):
             left -= len(more)
         if found:
             self._delay = POLL_MIN
+        self._next_poll = 0.0 if found else time.monotonic() + self.poll_interval
         return False  # rows it could not win were won by another worker: nothing to fetch again at once
 
     def _fetch_source(self, source: Source, count: int, *, worker: str, claim: Claim) -> list[ClaimedJob]:
@@ -159,10 +167,32 @@ class DatabaseDispatcher(Dispatcher):
         return state["candidates"], in_order_of(won, state["candidates"])
 
     def wait(self, sources: Sequence[Source], timeout: float) -> None:
+        """Sleep a growing delay (up to POLL_INTERVAL); on PostgreSQL with a live LISTEN connection, until a
+        notification names one of ``sources``'s tasks (or the poll interval, the fallback, passed)."""
+        listener = self._listening(sources)
+        if listener is not None and listener.connected:
+            if listener.wait(min(max(0.0, timeout), max(0.0, self._next_poll - time.monotonic()))):
+                self._delay = POLL_MIN
+                self._next_poll = 0.0
+            return
         delay = min(self._delay, max(0.0, timeout))
         self._delay = min(self._delay * 2, self.poll_interval)
         if delay > 0:
             self._sleep(delay)
+
+    def _listening(self, sources: Sequence[Source]) -> Listener | None:
+        if not self.listen or connections[self.using].vendor != "postgresql":
+            return None
+        if self._listener is None:
+            params = connections[self.using].get_connection_params()
+            self._listener = Listener(params, {channel_for(s.key_prefix) for s in sources},
+                                      {s.task for s in sources})
+        return self._listener
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
 
     # -- sweeper side
     def missing(self, task: str, key_prefix: str, refs: Sequence[Ref]) -> list[Ref]:
