@@ -13,6 +13,13 @@ from .jobs import FAST, _record
 GATE_SECONDS = 120.0
 
 
+def _report(path: str, text: str) -> None:
+    """Write a test's report whole or not at all: the test polls for the file, then reads it."""
+    tmp = Path(path).with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 @task("cancel_coop", **FAST)
 def cancel_coop(job: JobContext) -> str:
     """Payload {"report": path}: records its run, then polls ``job.cancelled`` (every 0.05 s, up to 120 s); once
@@ -22,7 +29,7 @@ def cancel_coop(job: JobContext) -> str:
     deadline = time.monotonic() + GATE_SECONDS
     while not job.cancelled and time.monotonic() < deadline:
         time.sleep(0.05)
-    Path(spec["report"]).write_text(f"cancelled={job.cancelled} stopping={job.stopping}")
+    _report(spec["report"], f"cancelled={job.cancelled} stopping={job.stopping}")
     return "returned early"
 
 
@@ -41,7 +48,7 @@ def cancel_stubborn(job: JobContext) -> str:
     """Auto-commit; payload {"gate": path, "report": path}: see ``_stubborn``; writes what it saw to ``report``
     and returns normally (the worker's commit of ``done`` is then refused: the run is fenced)."""
     seen = _stubborn(job)
-    Path(job.json()["report"]).write_text(seen)
+    _report(job.json()["report"], seen)
     return seen
 
 
@@ -55,7 +62,7 @@ def cancel_stubborn_manual(job: JobContext) -> None:
         outcome = "committed"
     except CommitConflict as exc:
         outcome = f"CommitConflict: {exc}"
-    Path(job.json()["report"]).write_text(f"{seen} {outcome}")
+    _report(job.json()["report"], f"{seen} {outcome}")
 
 
 @task("cancel_heartbeat", lease_timeout=300, heartbeat=120, sweep_period=1)
@@ -68,5 +75,5 @@ def cancel_heartbeat(job: JobContext) -> str:
     while not job.cancelled and time.monotonic() < deadline:
         job.heartbeat()
         time.sleep(0.05)
-    Path(spec["report"]).write_text(f"cancelled={job.cancelled} stopping={job.stopping}")
+    _report(spec["report"], f"cancelled={job.cancelled} stopping={job.stopping}")
     return "returned early"

@@ -41,10 +41,10 @@ def scrape_or_empty(port: int) -> str:
 def test_the_counters_move_while_the_worker_runs(workers, redis) -> None:  # type: ignore[no-untyped-def]
     port = free_port()
     worker = workers.consume("record", extra=("--metrics-port", str(port), "--metrics-addr", "127.0.0.1"))
-    wait_until(lambda: scrape_or_empty(port), timeout=60,
-               message=f"the metrics port to answer; worker log: {worker.output()[-2000:]}")
+    # The port answers as soon as the command starts; the slots appear once the worker is built and running.
+    wait_until(lambda: sample(scrape_or_empty(port), "meepo_worker_slots", state="total") == 4, timeout=60,
+               message=f"the port to show the worker's 4 slots (record: PARALLEL 4); log: {worker.output()[-2000:]}")
     first = scrape(port)
-    assert sample(first, "meepo_worker_slots", state="total") == 4  # record: PARALLEL 4
     started0 = sample(first, "meepo_jobs_started_total", task="record")
     jobs = Job.objects.push_many("record", json=[{"sleep": 0.4}] * 12 + [{"fail_until": 2}])
     seen_busy = []
