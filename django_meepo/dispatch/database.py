@@ -80,7 +80,8 @@ class DatabaseDispatcher(Dispatcher):
         self.using = using
         self.listen = listen  # LISTEN for NOTIFY on PostgreSQL (DISPATCH="database" only): see pgnotify.py
         self._listener: Listener | None = None
-        self._next_poll = 0.0  # while listening: no query before this (monotonic) unless a notification came
+        self._next_poll = 0.0  # no query before this (monotonic), unless a notification came while listening
+        self._waited = False  # a wait() since the last poll: the next fetch respects _next_poll
         self.poll_interval = max(POLL_MIN, poll_interval)
         self._sleep = sleep
         self._delay = POLL_MIN
@@ -97,8 +98,9 @@ class DatabaseDispatcher(Dispatcher):
         state machine's claim), delivering each task's jobs once its transaction committed — so a claim that
         raises for one task (a deadlock) never strands the jobs claimed for another."""
         listener = self._listener
-        if listener is not None and listener.connected and time.monotonic() < self._next_poll:
-            return False  # listening, not notified, the poll interval not over: nothing new is due
+        if (self._waited or (listener is not None and listener.connected)) and time.monotonic() < self._next_poll:
+            return False  # not notified, the delay not over: the worker woke for its heartbeat, not to poll
+        self._waited = False
         self._turn += 1
         found = 0
         fuller: list[tuple[Source, int]] = []  # tasks that gave their whole share may have more
@@ -121,7 +123,7 @@ class DatabaseDispatcher(Dispatcher):
             left -= len(more)
         if found:
             self._delay = POLL_MIN
-        self._next_poll = 0.0 if found else time.monotonic() + self.poll_interval
+        self._next_poll = 0.0 if found else time.monotonic() + self._idle_delay()
         return False  # rows it could not win were won by another worker: nothing to fetch again at once
 
     def _fetch_source(self, source: Source, count: int, *, worker: str, claim: Claim) -> list[ClaimedJob]:
@@ -166,19 +168,32 @@ class DatabaseDispatcher(Dispatcher):
             won = run_checked(using, settle, settle, what=f"re-check of a {source.task} claim", tries=30)
         return state["candidates"], in_order_of(won, state["candidates"])
 
-    def wait(self, sources: Sequence[Source], timeout: float) -> None:
-        """Sleep a growing delay (up to POLL_INTERVAL); on PostgreSQL with a live LISTEN connection, until a
-        notification names one of ``sources``'s tasks (or the poll interval, the fallback, passed)."""
-        listener = self._listening(sources)
+    def _idle_delay(self) -> float:
+        """After a poll that found nothing: the time to the next poll. Listening on PostgreSQL, the whole
+        POLL_INTERVAL (a notification ends it early); else a delay that doubles from 0.02 s up to POLL_INTERVAL,
+        so a queue that just went idle is re-polled soon and an idle one costs one query per POLL_INTERVAL."""
+        listener = self._listener
         if listener is not None and listener.connected:
-            if listener.wait(min(max(0.0, timeout), max(0.0, self._next_poll - time.monotonic()))):
+            return self.poll_interval
+        delay = self._delay
+        self._delay = min(self._delay * 2, self.poll_interval)
+        return delay
+
+    def wait(self, sources: Sequence[Source], timeout: float) -> None:
+        """Sleep until the next poll is due, or ``timeout`` (the worker's loop wakes every second to heartbeat,
+        and then calls ``fetch``, which after a wait does not query before the poll is due — so POLL_INTERVAL
+        holds above 1 s too; a fetch with no wait before it, as in tests, always queries). On PostgreSQL with a live LISTEN connection, a notification naming one of ``sources``'s tasks
+        ends the wait and makes the next fetch poll at once. A clock that jumps: ``time.monotonic`` does not."""
+        listener = self._listening(sources)
+        self._waited = True
+        remaining = min(max(0.0, timeout), max(0.0, self._next_poll - time.monotonic()))
+        if listener is not None and listener.connected:
+            if listener.wait(remaining):
                 self._delay = POLL_MIN
                 self._next_poll = 0.0
             return
-        delay = min(self._delay, max(0.0, timeout))
-        self._delay = min(self._delay * 2, self.poll_interval)
-        if delay > 0:
-            self._sleep(delay)
+        if remaining > 0:
+            self._sleep(remaining)
 
     def _listening(self, sources: Sequence[Source]) -> Listener | None:
         if not self.listen or connections[self.using].vendor != "postgresql":
