@@ -182,8 +182,9 @@ class DatabaseDispatcher(Dispatcher):
     def wait(self, sources: Sequence[Source], timeout: float) -> None:
         """Sleep until the next poll is due, or ``timeout`` (the worker's loop wakes every second to heartbeat,
         and then calls ``fetch``, which after a wait does not query before the poll is due — so POLL_INTERVAL
-        holds above 1 s too; a fetch with no wait before it, as in tests, always queries). On PostgreSQL with a live LISTEN connection, a notification naming one of ``sources``'s tasks
-        ends the wait and makes the next fetch poll at once. A clock that jumps: ``time.monotonic`` does not."""
+        holds above 1 s too; a fetch with no wait before it, as in tests, always queries). On PostgreSQL with a
+        live LISTEN connection, a notification naming one of ``sources``'s tasks ends the wait and makes the next
+        fetch poll at once. A clock that jumps: ``time.monotonic`` does not."""
         listener = self._listening(sources)
         self._waited = True
         remaining = min(max(0.0, timeout), max(0.0, self._next_poll - time.monotonic()))
