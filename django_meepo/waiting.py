@@ -15,8 +15,12 @@ back when a slot does not come.
   jobs finishes. A hang in one task never hands back another's jobs.
 
 The adversary's view: a proof whose answer is lost is settled by its effect (``extend_leases``); a proof that
-cannot reach the database lets the job start (its commit is fenced by its cid either way). A hand-back that
-races an executor is decided under the holdings' lock: the job either starts or is handed back, never both.
+cannot reach the database is tried again (with a growing pause, up to :data:`PROOF_RETRY_MAX` seconds) until it
+answers or the worker stops: a job never starts unproven — had it been repushed meanwhile, its old copy would
+run beside the new one. While the database is away the job could not be committed anyway; when it is back,
+the proof says whether the lease is still ours (if the sweeper rescued it meanwhile, the job does not start).
+A hand-back that races an executor is decided under the holdings' lock: the job either starts or is
+handed back, never both.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from collections.abc import Callable
 from django.db import Error
 
 from . import statemachine as sm
+from .db import discard_connection
 from .holdings import QUEUED, RELEASED, Held, Holdings
 from .monitor import lease_lost
 from .registry import Task
@@ -37,14 +42,17 @@ from .registry import Task
 log = logging.getLogger(__name__)
 
 PROOF_AGE = 0.25
+PROOF_RETRY_MAX = 2.0  # the longest pause between proofs while the database does not answer
 HOSTAGE_MIN = 5.0  # well above a pause of a loaded machine: a healthy queue is never handed back
 HOSTAGE_FACTOR = 5.0
 
 
 class Waiting:
     def __init__(self, holdings: Holdings, tasks: dict[str, Task], *, worker_id: str, using: str,
-                 max_wait: float, at_limit: Callable[[str], bool] = lambda task: False) -> None:
+                 max_wait: float, at_limit: Callable[[str], bool] = lambda task: False,
+                 stop: threading.Event | None = None) -> None:
         self.holdings = holdings
+        self.stop = stop or threading.Event()  # set when the worker stops: a job still unproven does not start
         self.at_limit = at_limit  # whether a task runs as many jobs as its parallel allows
         self.tasks = tasks
         self.worker_id = worker_id
@@ -67,34 +75,49 @@ class Waiting:
         return now - self._last_finish > self.hostage_after
 
     def start(self, held: Held) -> bool:
-        """True if ``held`` may start now: its lease is (freshly) known to be this worker's."""
-        if held.ctx.lease_lost:
-            return False
-        if time.monotonic() - held.proven < PROOF_AGE:
-            return True
-        with self._proving:  # one proof at a time: the others find their job proven by it
-            now = time.monotonic()
-            if now - held.proven >= PROOF_AGE:
+        """True if ``held`` may start now: its lease is (freshly) known to be this worker's. False if its lease
+        was lost, or the worker stopped while the database did not answer the proof (the job is then not run:
+        the stop hands it back, or its lease lapses and the sweeper rescues it)."""
+        pause = PROOF_AGE
+        while True:
+            if held.ctx.lease_lost:
+                return False
+            if time.monotonic() - held.proven < PROOF_AGE:
+                return True
+            with self._proving:  # one proof at a time: the others find their job proven by it
+                now = time.monotonic()
+                if now - held.proven < PROOF_AGE:
+                    return not held.ctx.lease_lost
                 stale = [h for h in self.holdings.in_state(QUEUED) if now - h.proven >= PROOF_AGE]
-                self._prove([held, *[h for h in stale if h is not held]], now)
-        return not held.ctx.lease_lost
+                unanswered = self._prove([held, *[h for h in stale if h is not held]], now)
+            if held.task.name not in unanswered:
+                return not held.ctx.lease_lost
+            if self.stop.wait(pause):
+                return False
+            pause = min(pause * 2, PROOF_RETRY_MAX)
 
-    def _prove(self, items: list[Held], now: float) -> None:
+    def _prove(self, items: list[Held], now: float) -> set[str]:
+        """Renew the leases of ``items`` (one statement per task); returns the tasks whose statement raised."""
         by_task: dict[str, list[Held]] = defaultdict(list)
         for h in items:
             by_task[h.task.name].append(h)
+        unanswered: set[str] = set()
         for name, group in by_task.items():
             try:
                 lost = sm.extend_leases([h.ctx.job.ref for h in group],
                                         lease_seconds=self.tasks[name].options.lease_timeout, using=self.using)
             except Error as exc:
-                log.debug("meepo: could not prove the leases of %d waiting %s job(s): %s", len(group), name, exc)
+                log.warning("meepo: could not prove the leases of %d waiting %s job(s) (%s); they wait until the "
+                            "database answers", len(group), name, exc)
+                discard_connection(self.using)
+                unanswered.add(name)
                 continue
             for h in group:
                 if h.ctx.id in lost:
                     lease_lost(h.ctx)
                 else:
                     h.proven = now
+        return unanswered
 
     def release_hostages(self) -> set[str]:
         """Hand back the jobs that waited longer than :attr:`hostage_after` seconds while their task's clock did

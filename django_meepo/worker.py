@@ -104,11 +104,11 @@ class Worker:
         self.committer = Committer(self.holdings, worker_id=self.id, using=self.using)
         self.monitor = Monitor(self.holdings, self.tasks, using=self.using, committer=self.committer,
                                recycle=self._recycle, report=self._report)
+        self._stop = threading.Event()
         self.waiting = Waiting(self.holdings, self.tasks, worker_id=self.id, using=self.using,
-                               max_wait=self.max_wait, at_limit=self.slots.at_limit)
+                               max_wait=self.max_wait, at_limit=self.slots.at_limit, stop=self._stop)
         self._prefetch_suspended: set[str] = set()  # tasks whose hostages were handed back, until one finishes
         self.abandoned = 0  # running jobs handed back at the stop, whose threads still run
-        self._stop = threading.Event()
         self._slot_free = threading.Event()
         self._monitor_stop = threading.Event()
         self._sweep_stop = threading.Event()
