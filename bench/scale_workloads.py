@@ -115,7 +115,7 @@ def _measure_hosts(meepo: Meepo, ctx: Context, topology: tuple[Any, Any, Any], c
         window = probe.window()
     probe.clear()
     rate = progress.calls / (window[1] - window[0]) if window and window[1] > window[0] else 0.0
-    variant = f"{count}h"
+    variant = f"{count} host{'' if count == 1 else 's'}"
     ctx.out.add("hosts_processed", rate, run=ctx.run, variant=variant, note=note)
     for group in CPU_GROUPS:
         ctx.out.add(f"hosts_cpu_{group}", used[group] / wall * 100 if wall > 0 else 0.0, run=ctx.run,
