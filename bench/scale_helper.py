@@ -43,7 +43,7 @@ def latency(count: int, gap: float) -> None:
     for _ in range(count):
         at: list[float] = []
         with transaction.atomic():
-            transaction.on_commit(lambda: at.append(time.time()))
+            transaction.on_commit(lambda at=at: at.append(time.time()))  # type: ignore[misc]
             job = Job.objects.push(MEEPO_LATENCY, b"")
         committed[job.id] = at[0]
         time.sleep(gap * random.uniform(0.5, 1.5))
