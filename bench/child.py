@@ -18,13 +18,14 @@ from pathlib import Path
 
 from .config import Config
 from .meepo_workloads import MEEPO_ONLY
+from .scale_workloads import SCALE
 from .services import PrivateRedis
 from .systems import SYSTEMS
 from .workloads import COMMON, Collector, Context
 
 log = logging.getLogger("bench.child")
 
-WORKLOADS = {w.name: w for w in (*COMMON, *MEEPO_ONLY)}
+WORKLOADS = {w.name: w for w in (*COMMON, *MEEPO_ONLY, *SCALE)}
 WARM_UP = 50
 
 

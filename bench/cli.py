@@ -69,6 +69,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--redis-url", default=DEFAULTS.redis_url, help="Redis server (default %(default)s)")
     p.add_argument("--meepo-db", default=DEFAULTS.meepo_db, help="django-meepo's database (default %(default)s)")
     p.add_argument("--dtdb-db", default=DEFAULTS.dtdb_db, help="django-tasks-db's database (default %(default)s)")
+    p.add_argument("--postgres-url", default=DEFAULTS.postgres_url,
+                   help="PostgreSQL server of the pg-latency workload (default %(default)s)")
     p.add_argument("--json", type=Path, help="also write every sample and the machine to this JSON file")
     p.add_argument("--markdown", type=Path, help="also write the report as Markdown (for docs/benchmarks.md)")
     p.add_argument("--report", type=Path, metavar="JSON",
@@ -80,7 +82,7 @@ def parser() -> argparse.ArgumentParser:
 def config_from(args: argparse.Namespace) -> Config:
     sizes = replace(QUICK if args.quick else FULL, **dict(args.size))
     services = Services(database_url=args.database_url, redis_url=args.redis_url, meepo_db=args.meepo_db,
-                        dtdb_db=args.dtdb_db)
+                        dtdb_db=args.dtdb_db, postgres_url=args.postgres_url)
     runs = args.runs or (QUICK_RUNS if args.quick else 5)
     if runs < 1:
         raise SystemExit("--runs must be at least 1")

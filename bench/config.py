@@ -27,13 +27,14 @@ class Sizes:
     rss_small: int = 10_000  # django-meepo: worker RSS after this many jobs ...
     rss_large: int = 200_000  # ... and after this many
     sweep_jobs: int = 100_000  # django-meepo: todo jobs whose Redis entries are deleted, then swept back
+    hosts_jobs: int = 20_000  # django-meepo: drained by workers on 1, 2 and 4 hosts (network namespaces)
     time_box: float = 120.0  # a processing measurement stops after this long (slow systems), time-boxed
     stall: float = 15.0  # no job ran for this long: whatever has not run by then is lost (or stuck)
 
 
 FULL = Sizes()
 QUICK = Sizes(jobs=2_000, tx_jobs=2_000, latency_samples=50, rss_small=1_000, rss_large=20_000,
-              sweep_jobs=10_000, time_box=20.0, stall=8.0)
+              sweep_jobs=10_000, hosts_jobs=2_000, time_box=20.0, stall=8.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,6 +43,7 @@ class Services:
     redis_url: str = "redis://127.0.0.1:6379"  # shared Redis server; each system gets a database number (REDIS_DBS)
     meepo_db: str = "bench_meepo"
     dtdb_db: str = "bench_dtdb"
+    postgres_url: str = "postgres://postgres@127.0.0.1:5432"  # the pg-latency workload's server
 
     def redis(self, system: str) -> str:
         return f"{self.redis_url.rstrip('/')}/{REDIS_DBS[system]}"

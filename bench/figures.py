@@ -68,6 +68,16 @@ MEEPO_ONLY = (
            Target("≤ 10 %", lambda v: v <= 10, full_size_only="rss_large")),
     Figure("sweep", "sweeper re-dispatch of {sweep_jobs:,} jobs Redis lost", "s", ".2f", False,
            Target("≤ 10 s for 100,000", lambda v: v <= 10, full_size_only="sweep_jobs")),
+    # bench/scale_workloads.py (issue 14); the hosts figures' variants are the host counts
+    Figure("hosts_processed", "hosts: {hosts_jobs:,} jobs processed, one worker (×4) per host", "jobs/s", ",.0f", True),
+    Figure("hosts_cpu_database", "hosts: CPU of MariaDB meanwhile", "% of a core", ".0f", False),
+    Figure("hosts_cpu_redis", "hosts: CPU of Redis meanwhile", "% of a core", ".0f", False),
+    Figure("hosts_cpu_workers", "hosts: CPU of the workers meanwhile", "% of a core", ".0f", False),
+    Figure("pg_listen_p50", "PostgreSQL, DISPATCH=database, LISTEN/NOTIFY: pickup latency p50", "ms", ".1f", False,
+           Target("≤ 5 ms", lambda v: v <= 5)),
+    Figure("pg_listen_p95", "PostgreSQL, DISPATCH=database, LISTEN/NOTIFY: pickup latency p95", "ms", ".1f", False),
+    Figure("pg_poll_p50", "PostgreSQL, DISPATCH=database, polling: pickup latency p50", "ms", ".1f", False),
+    Figure("pg_poll_p95", "PostgreSQL, DISPATCH=database, polling: pickup latency p95", "ms", ".1f", False),
 )
 
 BY_KEY = {f.key: f for f in (*COMPARED, *MEEPO_ONLY)}

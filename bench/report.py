@@ -40,7 +40,7 @@ class Summaries:
     def variants(self, system: str, figure: str) -> list[str]:
         found = {v for (s, f, v) in self.by_key if s == system and f == figure}
         order = ["", *(v.key for v in SYSTEMS[system].variants)]
-        return [v for v in order if v in found]
+        return [v for v in order if v in found] + sorted(found - set(order))  # e.g. the hosts workload's
 
     def get(self, system: str, figure: str, variant: str = "") -> Summary | None:
         return self.by_key.get((system, figure, variant))

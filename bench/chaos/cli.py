@@ -1,4 +1,5 @@
-"""``python -m bench.chaos --minutes N --seed S --dispatch redis|database|failover [--faults a,b,…]``.
+"""``python -m bench.chaos --minutes N --seed S --dispatch redis|database|failover [--topology standalone|sentinel]
+[--faults a,b,…]``.
 
 Bad input (zero or negative minutes, an unknown fault or dispatch mode, a URL that is not MariaDB/MySQL) is a
 clear error and exit code 2, before anything starts. Exit 0 when every check passes, 1 when one fails, 130 when
@@ -19,6 +20,7 @@ from types import FrameType
 
 from . import faults
 from .history import mysql_params
+from .topology import TOPOLOGIES
 
 DISPATCH = ("redis", "database", "failover")
 
@@ -51,8 +53,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dispatch", choices=DISPATCH, default="failover",
                    help="redis: the Redis dispatcher alone; database: the table; failover: Redis, failing over "
                         "to the table while Redis is down (the default configuration)")
+    p.add_argument("--topology", choices=list(TOPOLOGIES), default="standalone",
+                   help="the run's Redis: one redis-server, or a master, a replica and 3 sentinels (whose drill, "
+                        "sentinel_failover, kills the master)")
     p.add_argument("--faults", default=None, help=f"comma-separated, from: {', '.join(faults.REGISTRY)} "
-                                                  "(default: all; none of Redis's with --dispatch database)")
+                                                  "(default: all of the topology's; none of Redis's with "
+                                                  "--dispatch database)")
     p.add_argument("--database-url", default=os.environ.get("CHAOS_DATABASE_URL", "mysql://root@127.0.0.1:3306"),
                    help="the MariaDB/MySQL server (a database meepo_chaos_<seed>_<dispatch> is made and dropped)")
     p.add_argument("--keep", action="store_true", help="keep the database and the worker logs afterwards")
@@ -71,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
     try:
-        chosen = faults.parse(args.faults) if args.faults is not None else faults.names(args.dispatch)
+        if args.topology != "standalone" and args.dispatch == "database":
+            raise ValueError(f"--topology {args.topology} needs Redis: not with --dispatch database")
+        chosen = (faults.parse(args.faults, args.topology) if args.faults is not None
+                  else faults.names(args.dispatch, args.topology))
         mysql_params(args.database_url)
     except ValueError as exc:
         p.error(str(exc))
@@ -80,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.getLogger("bench.chaos").addHandler(handler)
-    config = Config(args.minutes, args.seed, args.dispatch, chosen, args.database_url, args.keep)
-    print(f"chaos: seed {config.seed}, dispatch {config.dispatch}, {config.minutes:g} min, "
+    config = Config(args.minutes, args.seed, args.dispatch, chosen, args.database_url, args.keep, args.topology)
+    print(f"chaos: seed {config.seed}, dispatch {config.dispatch}, topology {config.topology}, {config.minutes:g} min, "
           f"faults {', '.join(chosen)}", flush=True)
     runner = Runner(config)
     previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -4,6 +4,10 @@ Each function acts on a :class:`Target` (the run's Redis, its fleet of workers, 
 :class:`Effect` naming the processes and jobs it hit. The runner times it and turns it into a
 ``checker.FaultEvent``. A fault that raises is recorded with its error and the run goes on (a fault is a test
 input, not the system under test).
+
+A fault names the Redis topologies it applies to (``topologies``; None: any, see topology.py): the faults that
+kill or flush the one redis-server are the ``standalone`` topology's; the drills of other topologies (Sentinel
+here, Cluster later) are theirs, so each topology's default set is what makes sense for it.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .procs import Fleet, Redis
+from .topology import SentinelRedis
 
 REDIS_SOCKET_TIMEOUT = 2.0  # the children's MEEPO_REDIS_SOCKET_TIMEOUT; DEBUG SLEEP lasts longer
 CLOCK_SKEW = 45.0  # seconds ahead: far more than a lease (3 s)
 
 
 class Target(Protocol):
-    redis: Redis
+    redis: Redis | SentinelRedis
     fleet: Fleet
     rng: random.Random
 
@@ -52,17 +57,28 @@ class Fault:
     interrupts: bool  # may it make a run that had begun run again (an explained duplicate)?
     redis: bool = False  # acts on Redis (left out of the default set with --dispatch database)
     doc: str = ""
+    topologies: frozenset[str] | None = None  # the Redis topologies it applies to (None: any)
 
 
 REGISTRY: dict[str, Fault] = {}
 
 
-def fault(name: str, *, interrupts: bool, redis: bool = False) -> Callable[[Callable[[Target], Effect]],
-                                                                             Callable[[Target], Effect]]:
+def fault(name: str, *, interrupts: bool, redis: bool = False, topologies: tuple[str, ...] | None = None,
+          ) -> Callable[[Callable[[Target], Effect]], Callable[[Target], Effect]]:
     def register(fn: Callable[[Target], Effect]) -> Callable[[Target], Effect]:
-        REGISTRY[name] = Fault(name, fn, interrupts, redis, (fn.__doc__ or "").strip())
+        REGISTRY[name] = Fault(name, fn, interrupts, redis, (fn.__doc__ or "").strip(),
+                               frozenset(topologies) if topologies is not None else None)
         return fn
     return register
+
+
+STANDALONE = ("standalone",)
+
+
+def _standalone(t: Target) -> Redis:
+    if not isinstance(t.redis, Redis):
+        raise RuntimeError("this fault acts on the one redis-server of the standalone topology")
+    return t.redis
 
 
 def redis_stop_seconds(total_seconds: float) -> float:
@@ -70,38 +86,50 @@ def redis_stop_seconds(total_seconds: float) -> float:
     return max(3.0, min(15.0, total_seconds / 6))
 
 
-@fault("flushall", interrupts=True, redis=True)
+@fault("flushall", interrupts=True, redis=True, topologies=STANDALONE)
 def flushall(t: Target) -> Effect:
     """FLUSHALL on the run's Redis."""
-    t.redis.client().flushall()
+    _standalone(t).client().flushall()
     return Effect(detail="FLUSHALL")
 
 
-@fault("redis_kill9_restart_empty", interrupts=True, redis=True)
+@fault("redis_kill9_restart_empty", interrupts=True, redis=True, topologies=STANDALONE)
 def redis_kill9_restart_empty(t: Target) -> Effect:
     """kill -9 of redis-server, started again at once, empty."""
-    t.redis.kill()
-    t.redis.start()
+    server = _standalone(t)
+    server.kill()
+    server.start()
     return Effect(detail="killed and restarted empty")
 
 
-@fault("redis_stop_15s", interrupts=True, redis=True)
+@fault("redis_stop_15s", interrupts=True, redis=True, topologies=STANDALONE)
 def redis_stop_15s(t: Target) -> Effect:
     """redis-server killed, started again empty after 15 s (scaled down for short runs)."""
     seconds = redis_stop_seconds(t.total_seconds)
-    t.redis.kill()
+    server = _standalone(t)
+    server.kill()
     time.sleep(seconds)
-    t.redis.start()
+    server.start()
     return Effect(detail=f"down {seconds:g} s")
 
 
-@fault("redis_debug_sleep", interrupts=True, redis=True)
+@fault("redis_debug_sleep", interrupts=True, redis=True, topologies=STANDALONE)
 def redis_debug_sleep(t: Target) -> Effect:
     """DEBUG SLEEP longer than the workers' socket timeout: Redis hangs, it does not refuse."""
     seconds = REDIS_SOCKET_TIMEOUT * 2
     with contextlib.suppress(Exception):  # our own client's answer may come late; the stall happened anyway
-        t.redis.client(timeout=seconds + 10).execute_command("DEBUG", "SLEEP", seconds)
+        _standalone(t).client(timeout=seconds + 10).execute_command("DEBUG", "SLEEP", seconds)
     return Effect(detail=f"DEBUG SLEEP {seconds:g}")
+
+
+@fault("sentinel_failover", interrupts=True, redis=True, topologies=("sentinel",))
+def sentinel_failover(t: Target) -> Effect:
+    """kill -9 of the Sentinel master while jobs flow: the sentinels promote the replica, producers and workers
+    follow it (django-redis's SentinelClient); what the replica had not received is lost and swept back. The
+    old master comes back, empty, as the new master's replica."""
+    if not isinstance(t.redis, SentinelRedis):
+        raise RuntimeError("sentinel_failover needs --topology sentinel")
+    return Effect(detail=t.redis.failover())
 
 
 def _victim(t: Target) -> Any:
@@ -187,19 +215,27 @@ def operator_commit(t: Target) -> Effect:
     return _operator(t, "commit")
 
 
-def names(dispatch: str) -> list[str]:
-    """The default faults for a dispatch mode: all of them (none of Redis's with the database dispatcher)."""
-    return [n for n, f in REGISTRY.items() if not (dispatch == "database" and f.redis)]
+def names(dispatch: str, topology: str = "standalone") -> list[str]:
+    """The default faults for a dispatch mode and Redis topology: all that apply to the topology (none of
+    Redis's with the database dispatcher)."""
+    return [n for n, f in REGISTRY.items() if not (dispatch == "database" and f.redis)
+            and (f.topologies is None or topology in f.topologies)]
 
 
-def parse(text: str) -> list[str]:
-    """``a,b,c`` → names; raises ValueError naming every unknown fault and listing the known ones."""
+def parse(text: str, topology: str = "standalone") -> list[str]:
+    """``a,b,c`` → names; raises ValueError naming every unknown fault and listing the known ones, or a fault
+    of another topology than the run's."""
     wanted = [n.strip() for n in text.split(",") if n.strip()]
     if not wanted:
         raise ValueError("--faults names no fault")
     unknown = [n for n in wanted if n not in REGISTRY]
     if unknown:
         raise ValueError(f"unknown fault(s) {', '.join(map(repr, unknown))}; known: {', '.join(REGISTRY)}")
+    elsewhere = [n for n in wanted if REGISTRY[n].topologies is not None and topology not in REGISTRY[n].topologies]
+    if elsewhere:
+        needed = sorted({t for n in elsewhere for t in REGISTRY[n].topologies or ()})
+        raise ValueError(f"fault(s) {', '.join(map(repr, elsewhere))} do not apply to --topology {topology} "
+                         f"(they need {', '.join(needed)})")
     return list(dict.fromkeys(wanted))
 
 
@@ -216,7 +252,7 @@ class Slot:
 def cost(name: str, total_seconds: float) -> float:
     """About how long a fault takes to fire (the plan leaves time for it)."""
     return {"redis_stop_15s": redis_stop_seconds(total_seconds), "redis_debug_sleep": 2 * REDIS_SOCKET_TIMEOUT,
-            "worker_sigterm": 3.0}.get(name, 0.2)
+            "worker_sigterm": 3.0, "sentinel_failover": 6.0}.get(name, 0.2)
 
 
 def plan(chosen: list[str], total_seconds: float, rng: random.Random) -> list[Slot]:

@@ -71,10 +71,14 @@ class Redis:
     dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="chaos-redis-")))
     proc: Proc | None = None
     closed: bool = False  # after cleanup: a fault thread still running must not start it again
+    extra_args: tuple[str, ...] = ()  # e.g. --replicaof (bench/chaos/topology.py)
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def env(self) -> dict[str, str]:
+        return {"REDIS_URL": self.url}
 
     def client(self, timeout: float = 2.0) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=timeout)
@@ -87,7 +91,8 @@ class Redis:
         with open(log, "ab") as out:
             popen = subprocess.Popen(
                 [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                 "--dir", str(self.dir), "--maxmemory-policy", "noeviction", "--enable-debug-command", "yes"],
+                 "--dir", str(self.dir), "--maxmemory-policy", "noeviction", "--enable-debug-command", "yes",
+                 *self.extra_args],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.proc = Proc("redis-server", popen, log)
         deadline = time.monotonic() + 15

@@ -25,6 +25,7 @@ from . import faults as fault_registry
 from . import history
 from .checker import Check, FaultEvent, check, passed, table
 from .procs import Fleet, Redis
+from .topology import TOPOLOGIES, SentinelRedis
 
 log = logging.getLogger("bench.chaos")
 DRAIN_SECONDS = 180.0
@@ -39,10 +40,12 @@ class Config:
     faults: list[str]
     database_url: str
     keep: bool = False
+    topology: str = "standalone"  # the run's Redis: standalone | sentinel (topology.TOPOLOGIES)
 
     @property
     def database(self) -> str:
-        return f"meepo_chaos_{self.seed}_{self.dispatch}"
+        suffix = "" if self.topology == "standalone" else f"_{self.topology}"
+        return f"meepo_chaos_{self.seed}_{self.dispatch}{suffix}"
 
 
 def now() -> datetime:
@@ -52,7 +55,7 @@ def now() -> datetime:
 @dataclass
 class Runner:
     config: Config
-    redis: Redis = field(default_factory=Redis)
+    redis: Redis | SentinelRedis = field(init=False)
     rng: random.Random = field(init=False)  # the faults' (their thread's): plan, victims, targets
     push_rng: random.Random = field(init=False)  # the main thread's: jobs, transactions, rollbacks
     fleet: Fleet = field(init=False)
@@ -70,6 +73,7 @@ class Runner:
     def __post_init__(self) -> None:
         self.push_rng = random.Random(self.config.seed)
         self.rng = random.Random(self.config.seed * 7919 + 1)
+        self.redis = TOPOLOGIES[self.config.topology]()
 
     @property
     def total_seconds(self) -> float:
@@ -79,7 +83,7 @@ class Runner:
     def env(self) -> dict[str, str]:
         c = self.config
         return {"DATABASE_URL": history.database_url(c.database_url, c.database), "MEEPO_DB_NAME": c.database,
-                "REDIS_URL": self.redis.url, "MEEPO_KEY_PREFIX": f"chaos{c.seed}",
+                **self.redis.env(), "MEEPO_KEY_PREFIX": f"chaos{c.seed}",
                 "MEEPO_DISPATCH": "database" if c.dispatch == "database" else "redis",
                 "MEEPO_REDIS_SOCKET_TIMEOUT": str(fault_registry.REDIS_SOCKET_TIMEOUT),
                 "DJANGO_SETTINGS_MODULE": "testproject.settings", "MEEPO_LOG_LEVEL": "INFO"}
