@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .config import Config
+from .hook_workloads import HOOKS
 from .meepo_workloads import MEEPO_ONLY
 from .services import PrivateRedis
 from .systems import SYSTEMS
@@ -24,7 +25,7 @@ from .workloads import COMMON, Collector, Context
 
 log = logging.getLogger("bench.child")
 
-WORKLOADS = {w.name: w for w in (*COMMON, *MEEPO_ONLY)}
+WORKLOADS = {w.name: w for w in (*COMMON, *MEEPO_ONLY, *HOOKS)}
 WARM_UP = 50
 
 

@@ -47,6 +47,16 @@ COMPARED = (
     Figure("flushed_at", "share of those that had run when Redis was flushed", "%", ".0f", False, compared=False),
 )
 
+# The hooks workload (bench/hook_workloads.py): processed with each optional extra, and its cost against none.
+HOOKS = (
+    Figure("hooks_none", "processed, neither optional extra (hooks workload)", "jobs/s", ",.0f", True),
+    Figure("hooks_metrics", "processed, [metrics] on: prometheus-client", "jobs/s", ",.0f", True),
+    Figure("hooks_tracing", "processed, [tracing] on: an OpenTelemetry SDK recording every span", "jobs/s", ",.0f",
+           True),
+    Figure("hooks_metrics_cost", "cost of [metrics]: processed/s lost against none, same run", "%", "+.1f", False),
+    Figure("hooks_tracing_cost", "cost of [tracing]: processed/s lost against none, same run", "%", "+.1f", False),
+)
+
 MEEPO_ONLY = (
     Figure("push_tx1", "pushed one per transaction", "jobs/s", ",.0f", True, Target("≥ 2,000/s", lambda v: v >= 2_000)),
     Figure("tx1_floor", "ceiling: one bare INSERT per transaction, no django-meepo", "rows/s", ",.0f", True,
@@ -68,6 +78,7 @@ MEEPO_ONLY = (
            Target("≤ 10 %", lambda v: v <= 10, full_size_only="rss_large")),
     Figure("sweep", "sweeper re-dispatch of {sweep_jobs:,} jobs Redis lost", "s", ".2f", False,
            Target("≤ 10 s for 100,000", lambda v: v <= 10, full_size_only="sweep_jobs")),
+    *HOOKS,
 )
 
 BY_KEY = {f.key: f for f in (*COMPARED, *MEEPO_ONLY)}
