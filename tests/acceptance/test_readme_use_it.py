@@ -15,6 +15,7 @@ other databases and on Django 6 — the new project it makes uses startproject's
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import os
 import re
@@ -22,7 +23,11 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import django
@@ -32,7 +37,7 @@ from django.db import connection
 
 from tests.support import readme
 from tests.support.checkout import clean_checkout
-from tests.support.services import wait_until
+from tests.support.services import free_port, wait_until
 from tests.support.workers import ROOT
 
 pytestmark = pytest.mark.slow
@@ -57,6 +62,7 @@ class NewUser:
                     and not k.startswith("MEEPO_")}
         self.env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{self.env.get('PATH', '')}"
         self.log: list[str] = []
+        self.redis_urls: list[str] = []  # the Redis LOCATIONs the README's settings name
 
     def argv(self, command: str) -> list[str]:
         """The README's command as this user runs it: ``pip install django-meepo`` installs this checkout."""
@@ -83,9 +89,12 @@ class NewUser:
         """The README's ``# path`` files: settings lines are appended to startproject's, other files written."""
         for path, body in files.items():
             target = self.project / path
+            assert target.parent.is_dir(), f"the README writes {path}, but the new project has no {target.parent}"
             if target.name == "settings.py":
+                assert target.is_file(), f"the README edits {path}, which the new project does not have"
                 # The README's own advice for a shared Redis (this machine's is shared by other test runs).
                 extra = f'MEEPO["KEY_PREFIX"] = "{self.prefix}"\n' if '"KEY_PREFIX"' in body else ""
+                self.redis_urls += re.findall(r'"LOCATION": "(redis://[^"]+)"', body)
                 target.write_text(target.read_text() + "\n" + readme.settings_lines(body) + extra)
             else:
                 target.write_text(body)
@@ -100,8 +109,9 @@ def _runs_here() -> None:
         pytest.skip("slow (a fresh pip install): runs once, on MariaDB with Django 5.2")
 
 
-def _stop(process: subprocess.Popen[bytes], out: Path) -> str:
-    process.send_signal(signal.SIGTERM)
+def _stop(process: subprocess.Popen[bytes], out: Path, how: signal.Signals = signal.SIGTERM) -> str:
+    """Stop a long-running command the way the README says (SIGTERM for workers, Ctrl-C for runserver)."""
+    process.send_signal(how)
     code = process.wait(timeout=60)
     text = out.read_text(errors="replace")
     assert code == 0, f"exit code {code}:\n{text}"
@@ -132,8 +142,9 @@ def test_the_readme_use_it_works_in_a_new_project(tmp_path: Path) -> None:
                     continue
                 _step(user, command, job_ids, tmp_path)
                 ran.append(command)
+        ran += _admin(user, text, tmp_path)
     finally:
-        _forget_keys(user.prefix)
+        _forget_keys(user)
     assert any(c.startswith("pip install") for c in ran), ran
     assert any(c.startswith("django-admin startproject") for c in ran), ran
     assert any("migrate" in c for c in ran), ran
@@ -171,12 +182,76 @@ def _step(user: NewUser, command: str, job_ids: list[str], tmp: Path) -> None:
             user.log.append(f"$ {' '.join(argv)}\n{text}")
 
 
-def _forget_keys(prefix: str) -> None:
-    """Delete the new project's keys (under its own prefix) from the README's Redis database."""
+def _admin(user: NewUser, text: str, tmp: Path) -> list[str]:
+    """The README's admin paragraph: createsuperuser, runserver, then its admin page, logged in, lists the job
+    and loads django-meepo's stylesheet (templates and static files are in the installed package)."""
+    commands = {argv[2]: argv for argv in readme.inline_commands(text, "python manage.py ")}
+    pages = [span for span in readme.INLINE.findall(text) if span.startswith("/admin/")]
+    assert {"createsuperuser", "runserver"} <= set(commands) and pages, (commands, pages)
+    user.env.update(DJANGO_SUPERUSER_USERNAME="newuser", DJANGO_SUPERUSER_PASSWORD="a-new-users-password",
+                    DJANGO_SUPERUSER_EMAIL="newuser@example.com")
+    user.run([*user.argv(" ".join(commands["createsuperuser"])), "--noinput"])  # its prompts, from the env
+    port = free_port()
+    out = tmp / "runserver.log"
+    server = user.start([*user.argv(" ".join(commands["runserver"])), f"127.0.0.1:{port}", "--noreload"], out)
     try:
-        client = redis.Redis.from_url("redis://127.0.0.1:6379/1")
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    except redis.RedisError:
-        pass
+        browser = Browser(f"http://127.0.0.1:{port}", lambda: out.read_text(errors="replace"))
+        browser.log_in("newuser", "a-new-users-password")
+        for page in pages:
+            html = browser.get(page)
+            assert "emails" in html, html
+            sheet = re.search(r'href="(/static/django_meepo/[^"]+\.css)"', html)
+            assert sheet, f"{page} links no django-meepo stylesheet:\n{html}"
+            assert ".meepo-status" in browser.get(sheet.group(1)), f"{sheet.group(1)} is not django-meepo's sheet"
+    finally:
+        _stop(server, out, signal.SIGINT)  # "Quit the server with CONTROL-C"
+    return [" ".join(commands["createsuperuser"]), " ".join(commands["runserver"]), *pages]
+
+
+class Browser:
+    """Just enough of a browser for Django's admin: cookies, the login form's CSRF token, status checks."""
+
+    def __init__(self, base: str, server_log: Callable[[], str]) -> None:
+        self.base = base
+        self.server_log = server_log
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        self.last_status = 0
+        wait_until(self._up, timeout=60, interval=0.2, message=f"runserver answering at {base}")
+
+    def _up(self) -> bool:
+        try:
+            self.opener.open(f"{self.base}/admin/login/", timeout=5).close()
+            return True
+        except OSError:
+            return False
+
+    def get(self, path: str, data: dict[str, str] | None = None) -> str:
+        body = urllib.parse.urlencode(data).encode() if data is not None else None
+        try:
+            with self.opener.open(f"{self.base}{path}", data=body, timeout=30) as response:
+                self.last_status = response.status
+                return str(response.read().decode())
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"{path}: HTTP {exc.code}\n{exc.read().decode(errors='replace')}\n"
+                                 f"{self.server_log()}") from exc
+
+    def log_in(self, username: str, password: str) -> None:
+        form = self.get("/admin/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)
+        assert token, form
+        page = self.get("/admin/login/?next=/admin/", {"csrfmiddlewaretoken": token.group(1),
+                                                      "username": username, "password": password,
+                                                      "next": "/admin/"})
+        assert "Log out" in page or "logout" in page, page
+
+
+def _forget_keys(user: NewUser) -> None:
+    """Delete the new project's keys (under its own prefix) from the Redis databases the README names."""
+    for url in user.redis_urls:
+        try:
+            client = redis.Redis.from_url(url)
+            keys = list(client.scan_iter(match=f"{user.prefix}:*", count=1000))
+            if keys:
+                client.delete(*keys)
+        except redis.RedisError:
+            pass
