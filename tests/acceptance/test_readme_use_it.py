@@ -63,6 +63,7 @@ class NewUser:
         self.env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{self.env.get('PATH', '')}"
         self.log: list[str] = []
         self.redis_urls: list[str] = []  # the Redis LOCATIONs the README's settings name
+        self.tasks: list[str] = []  # the tasks the README's files declare
 
     def argv(self, command: str) -> list[str]:
         """The README's command as this user runs it: ``pip install django-meepo`` installs this checkout."""
@@ -98,6 +99,7 @@ class NewUser:
                 target.write_text(target.read_text() + "\n" + readme.settings_lines(body) + extra)
             else:
                 target.write_text(body)
+                self.tasks += re.findall(r'^@task\("([^"]+)"', body, re.M)
 
     def job_status(self, job_id: str) -> str:
         out = self.run([str(self.venv / "bin" / "python"), "manage.py", "meepo_stats", "--job", job_id, "--json"])
@@ -150,6 +152,7 @@ def test_the_readme_use_it_works_in_a_new_project(tmp_path: Path) -> None:
     assert any("migrate" in c for c in ran), ran
     assert any("meepo_consume" in c for c in ran) and any("meepo_sweep" in c for c in ran), ran
     assert job_ids, f"the README's Use it pushed no job: {ran}"
+    assert user.tasks, "the README's files declare no task"
 
 
 def _step(user: NewUser, command: str, job_ids: list[str], tmp: Path) -> None:
@@ -158,7 +161,8 @@ def _step(user: NewUser, command: str, job_ids: list[str], tmp: Path) -> None:
     if "--watch" in argv:  # a refreshing view: one refresh is enough to read it
         argv += ["--iterations", "1"]
         out = user.run(argv)
-        assert re.search(r"^emails\s", out, re.M), out
+        for task in user.tasks:
+            assert re.search(rf"^{re.escape(task)}\s", out, re.M), out
         return
     if name is None or "--once" in argv:
         user.run(argv, timeout=INSTALL_TIMEOUT if argv[1:4] == ["-m", "pip", "install"] else COMMAND_TIMEOUT)
@@ -172,14 +176,21 @@ def _step(user: NewUser, command: str, job_ids: list[str], tmp: Path) -> None:
                 wait_until(lambda job_id=job_id: user.job_status(job_id) == "done", timeout=90, interval=0.5,
                            message=f"job {job_id} done")
         else:
-            wait_until(lambda: "sweeping emails" in out.read_text(errors="replace"), timeout=60,
-                       message="the sweeper started")
+            wait_until(lambda: _sweeping(out, user.tasks), timeout=60, message="the sweeper started")
             time.sleep(1)  # a sweep or two: it must still be running, not have died after its first line
             assert process.poll() is None, out.read_text(errors="replace")
     finally:
         if process.poll() is None:
             text = _stop(process, out)
             user.log.append(f"$ {' '.join(argv)}\n{text}")
+
+
+def _sweeping(out: Path, tasks: list[str]) -> bool:
+    """The sweeper's start line (``meepo: sweeper <id> sweeping a, b``) names every task."""
+    for line in out.read_text(errors="replace").splitlines():
+        if " sweeping " in line:
+            return set(tasks) <= set(line.split(" sweeping ", 1)[1].split(", "))
+    return False
 
 
 def _admin(user: NewUser, text: str, tmp: Path) -> list[str]:
@@ -199,7 +210,7 @@ def _admin(user: NewUser, text: str, tmp: Path) -> list[str]:
         browser.log_in("newuser", "a-new-users-password")
         for page in pages:
             html = browser.get(page)
-            assert "emails" in html, html
+            assert all(task in html for task in user.tasks), html
             sheet = re.search(r'href="(/static/django_meepo/[^"]+\.css)"', html)
             assert sheet, f"{page} links no django-meepo stylesheet:\n{html}"
             assert ".meepo-status" in browser.get(sheet.group(1)), f"{sheet.group(1)} is not django-meepo's sheet"
