@@ -51,10 +51,15 @@ COMPARED = (
 HOOKS = (
     Figure("hooks_none", "processed, neither optional extra (hooks workload)", "jobs/s", ",.0f", True),
     Figure("hooks_metrics", "processed, [metrics] on: prometheus-client", "jobs/s", ",.0f", True),
+    Figure("hooks_tracing_api", "processed, [tracing] on, no SDK: the API's non-recording spans", "jobs/s", ",.0f",
+           True),
     Figure("hooks_tracing", "processed, [tracing] on: an OpenTelemetry SDK recording every span", "jobs/s", ",.0f",
            True),
     Figure("hooks_metrics_cost", "cost of [metrics]: processed/s lost against none, same run", "%", "+.1f", False),
-    Figure("hooks_tracing_cost", "cost of [tracing]: processed/s lost against none, same run", "%", "+.1f", False),
+    Figure("hooks_tracing_api_cost", "cost of [tracing] without an SDK: processed/s lost against none, same run",
+           "%", "+.1f", False),
+    Figure("hooks_tracing_cost", "cost of [tracing] with an SDK: processed/s lost against none, same run", "%",
+           "+.1f", False),
 )
 
 MEEPO_ONLY = (

@@ -1,10 +1,11 @@
 """The cost of django-meepo's optional hooks: jobs processed per second with neither extra, with ``[metrics]``
-(prometheus-client) and with ``[tracing]`` (OpenTelemetry, an SDK recording every span), in one run.
+(prometheus-client), with ``[tracing]``'s API alone (no SDK: non-recording spans) and with an OpenTelemetry SDK
+recording every span, in one run.
 
 Each mode gets the same backlog of ``jobs`` no-op jobs, pushed by ``bench.hook_push`` under that mode (with
 tracing, every row carries its push's trace context, so each run makes a linked ``process`` span), then drained
 by the first selected worker layout with ``$BENCH_HOOKS`` set to the mode (bench/djangoproject/hooks.py hides
-the extras a mode leaves out, and stops a worker whose hooks are not what it asks). Each run measures the three
+the extras a mode leaves out, and stops a worker whose hooks are not what it asks). Each run measures the four
 modes back to back, in an order rotated from run to run, so that a machine that slows down during a run does
 not always charge the same mode; the cost is each mode's rate against ``none`` in the same run.
 """
@@ -77,13 +78,13 @@ def _one(meepo: Meepo, ctx: Context, mode: str) -> float:
 
 
 def hook_costs(system: System, ctx: Context) -> None:
-    """Processed jobs/s with no extra, metrics, tracing (→ hooks_none, hooks_metrics, hooks_tracing) and what
-    each extra costs against none in the same run, in % (→ hooks_metrics_cost, hooks_tracing_cost)."""
+    """Processed jobs/s with no extra, metrics, the tracing API alone, an SDK (→ hooks_none, hooks_metrics,
+    hooks_tracing_api, hooks_tracing) and what each costs against none in the same run, in % (→ hooks_<mode>_cost)."""
     meepo = _meepo(system)
     variant = ctx.variants(meepo)[0]
     rates = {mode: _one(meepo, ctx, mode) for mode in _order(ctx.run)}
     if rates[hooks.NONE] > 0:
-        for mode in (hooks.METRICS, hooks.TRACING):
+        for mode in hooks.MODES[1:]:
             cost = (rates[hooks.NONE] - rates[mode]) / rates[hooks.NONE] * 100
             ctx.out.add(f"hooks_{mode}_cost", cost, run=ctx.run, variant=variant.key)
 

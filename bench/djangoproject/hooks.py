@@ -5,6 +5,9 @@
   False, as in a project that did not install ``[metrics]`` or ``[tracing]`` (the figures stay comparable
   whatever the benchmark's virtualenv holds);
 * ``metrics`` — ``prometheus-client`` imports (the ``[metrics]`` extra); OpenTelemetry is hidden;
+* ``tracing_api`` — ``opentelemetry`` imports, but no SDK is configured: the API's non-recording spans (what a
+  project gets when a dependency brings ``opentelemetry-api`` and nothing sets a tracer provider); no trace
+  context is stored; ``prometheus_client`` is hidden;
 * ``tracing`` — ``opentelemetry`` imports and an SDK tracer provider records every span, with a
   ``BatchSpanProcessor`` (the SDK's usual processor) in front of an exporter that only counts what it is handed
   (no network; the count goes to the results Redis, so the harness can check that the spans were made);
@@ -28,9 +31,10 @@ from importlib.machinery import ModuleSpec
 from typing import Any
 
 ENV = "BENCH_HOOKS"
-NONE, METRICS, TRACING = "none", "metrics", "tracing"
-MODES = (NONE, METRICS, TRACING)
-MODULES = {METRICS: "prometheus_client", TRACING: "opentelemetry"}
+NONE, METRICS, TRACING_API, TRACING = "none", "metrics", "tracing_api", "tracing"
+MODES = (NONE, METRICS, TRACING_API, TRACING)
+KEEPS = {NONE: (), METRICS: ("prometheus_client",), TRACING_API: ("opentelemetry",), TRACING: ("opentelemetry",)}
+EXTRAS = ("prometheus_client", "opentelemetry")
 SPANS_KEY = "spans"  # under the run's results key: spans the workers' exporters were handed
 
 
@@ -58,7 +62,7 @@ def hide() -> None:
     current = mode()
     if not current:
         return
-    names = [module for extra, module in MODULES.items() if extra != current]
+    names = [module for module in EXTRAS if module not in KEEPS[current]]
     early = [name for name in names if name in sys.modules]
     if early:
         raise RuntimeError(f"${ENV}={current}: {', '.join(early)} was imported before the settings")
@@ -74,7 +78,7 @@ def check() -> None:
         return
     from django_meepo import metrics, tracing
 
-    wanted = {"metrics": current == METRICS, "tracing": current == TRACING}
+    wanted = {"metrics": current == METRICS, "tracing": current in (TRACING_API, TRACING)}
     found = {"metrics": metrics.ENABLED, "tracing": tracing.ENABLED}
     if wanted != found:
         raise RuntimeError(f"${ENV}={current}: django-meepo's hooks are {found}, expected {wanted} (is the "

@@ -30,7 +30,9 @@ def test_hooks_workload_measures_each_mode_with_its_hooks(tmp_path: Path, capsys
 
     assert code == 0, results["errors"]
     assert {s["figure"] for s in results["samples"]} == {
-        "hooks_none", "hooks_metrics", "hooks_tracing", "hooks_metrics_cost", "hooks_tracing_cost"}
+        "hooks_none", "hooks_metrics", "hooks_tracing_api", "hooks_tracing", "hooks_metrics_cost",
+        "hooks_tracing_api_cost", "hooks_tracing_cost"}
     assert sorted((c["variant"], c["expected"], c["ran"]) for c in results["checks"]) == [
-        ("1x4 metrics", JOBS, JOBS), ("1x4 none", JOBS, JOBS), ("1x4 tracing", JOBS, JOBS)]
-    assert "cost of [tracing]: processed/s lost against none, same run (%)" in table
+        ("1x4 metrics", JOBS, JOBS), ("1x4 none", JOBS, JOBS), ("1x4 tracing", JOBS, JOBS),
+        ("1x4 tracing_api", JOBS, JOBS)]
+    assert "cost of [tracing] with an SDK: processed/s lost against none, same run (%)" in table

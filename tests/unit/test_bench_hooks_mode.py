@@ -35,7 +35,7 @@ def _flags(mode: str) -> str:
 
 
 @pytest.mark.parametrize(("mode", "flags"), [("none", "False False False"), ("metrics", "True False True"),
-                                             ("tracing", "False True False")])
+                                             ("tracing_api", "False True False"), ("tracing", "False True False")])
 def test_each_mode_hides_the_extras_it_runs_without(mode: str, flags: str) -> None:
     pytest.importorskip("prometheus_client")
     pytest.importorskip("opentelemetry")
@@ -46,4 +46,4 @@ def test_an_unknown_mode_is_refused() -> None:
     result = subprocess.run([sys.executable, "-c", "import bench"], cwd=ROOT, capture_output=True, text=True,
                             env={**os.environ, "BENCH_HOOKS": "metric"}, timeout=60)
     assert result.returncode != 0
-    assert "$BENCH_HOOKS='metric': expected one of none, metrics, tracing" in result.stderr
+    assert "$BENCH_HOOKS='metric': expected one of none, metrics, tracing_api, tracing" in result.stderr
