@@ -9,3 +9,9 @@ measured; ``recorder`` is what a job function records; ``stats`` and ``report`` 
 django-meepo is driven only through its public API (``Job.objects.push``, ``push_many``, ``@task``) and its
 management commands (``meepo_consume``, ``meepo_sweep``), so the harness survives rewrites of its core.
 """
+
+from .djangoproject.hooks import hide
+
+# $BENCH_HOOKS hides the optional extras a benchmark process runs without (bench/djangoproject/hooks.py). Here,
+# first of all, because redis-py imports OpenTelemetry when it can, and the harness imports redis before Django.
+hide()

@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .config import Config
+from .hook_workloads import HOOKS
 from .meepo_workloads import MEEPO_ONLY
 from .scale_workloads import SCALE
 from .services import PrivateRedis
@@ -25,7 +26,7 @@ from .workloads import COMMON, Collector, Context
 
 log = logging.getLogger("bench.child")
 
-WORKLOADS = {w.name: w for w in (*COMMON, *MEEPO_ONLY, *SCALE)}
+WORKLOADS = {w.name: w for w in (*COMMON, *MEEPO_ONLY, *SCALE, *HOOKS)}
 WARM_UP = 50
 
 

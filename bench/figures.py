@@ -47,6 +47,21 @@ COMPARED = (
     Figure("flushed_at", "share of those that had run when Redis was flushed", "%", ".0f", False, compared=False),
 )
 
+# The hooks workload (bench/hook_workloads.py): processed with each optional extra, and its cost against none.
+HOOKS = (
+    Figure("hooks_none", "processed, neither optional extra (hooks workload)", "jobs/s", ",.0f", True),
+    Figure("hooks_metrics", "processed, [metrics] on: prometheus-client", "jobs/s", ",.0f", True),
+    Figure("hooks_tracing_api", "processed, [tracing] on, no SDK: the API's non-recording spans", "jobs/s", ",.0f",
+           True),
+    Figure("hooks_tracing", "processed, [tracing] on: an OpenTelemetry SDK recording every span", "jobs/s", ",.0f",
+           True),
+    Figure("hooks_metrics_cost", "cost of [metrics]: processed/s lost against none, same run", "%", "+.1f", False),
+    Figure("hooks_tracing_api_cost", "cost of [tracing] without an SDK: processed/s lost against none, same run",
+           "%", "+.1f", False),
+    Figure("hooks_tracing_cost", "cost of [tracing] with an SDK: processed/s lost against none, same run", "%",
+           "+.1f", False),
+)
+
 MEEPO_ONLY = (
     Figure("push_tx1", "pushed one per transaction", "jobs/s", ",.0f", True, Target("≥ 2,000/s", lambda v: v >= 2_000)),
     Figure("tx1_floor", "ceiling: one bare INSERT per transaction, no django-meepo", "rows/s", ",.0f", True,
@@ -78,6 +93,7 @@ MEEPO_ONLY = (
     Figure("pg_listen_p95", "PostgreSQL, DISPATCH=database, LISTEN/NOTIFY: pickup latency p95", "ms", ".1f", False),
     Figure("pg_poll_p50", "PostgreSQL, DISPATCH=database, polling: pickup latency p50", "ms", ".1f", False),
     Figure("pg_poll_p95", "PostgreSQL, DISPATCH=database, polling: pickup latency p95", "ms", ".1f", False),
+    *HOOKS,
 )
 
 BY_KEY = {f.key: f for f in (*COMPARED, *MEEPO_ONLY)}

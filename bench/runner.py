@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,7 @@ from typing import Any
 from . import machine
 from .child import WORKLOADS
 from .config import ROOT, Config
+from .djangoproject import hooks
 from .stats import Check, Sample
 from .systems import SYSTEMS, System
 
@@ -89,8 +91,10 @@ def run_child(config: Config, cls: type[System], workload: str, results: Results
         spec, out = Path(tmp, "spec.json"), Path(tmp, "out.json")
         spec.write_text(json.dumps({"config": config.to_json(), "system": cls.name, "workload": workload,
                                     "log_level": logging.getLevelName(logging.getLogger().level)}))
+        # The harness pushes without the optional extras' hooks (the hooks workload pushes in processes of its own).
         code = subprocess.run([sys.executable, "-m", "bench.child", str(spec), str(out)], cwd=ROOT,
-                              stdin=subprocess.DEVNULL, check=False).returncode
+                              env={**os.environ, hooks.ENV: hooks.NONE}, stdin=subprocess.DEVNULL,
+                              check=False).returncode
         if not out.exists():
             results.errors.append(f"{cls.label} / {workload}: the child process exited with code {code}")
             return

@@ -11,8 +11,12 @@ class BenchConfig(AppConfig):
     verbose_name = "django-meepo benchmark"
 
     def ready(self) -> None:
-        """Count the statements this process sends to MariaDB when the harness asks for it (see sqlcount)."""
+        """Count the statements this process sends to MariaDB when the harness asks for it (see sqlcount); check
+        the optional hooks are as ``$BENCH_HOOKS`` asks, and start the tracer it asks for (see hooks)."""
         from bench import sqlcount
 
+        from . import hooks
+
+        hooks.check()
         if os.environ.get(sqlcount.ENV_KEY):
             sqlcount.install()

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 
 from ..djangoproject import MEEPO_NOOP
+from ..djangoproject.hooks import ENV as HOOKS_ENV
+from ..djangoproject.hooks import NONE
 from ..services import delete_matching, ensure_database, list_entries
 from .base import System, Variant
 
@@ -24,11 +26,13 @@ class Meepo(System):
     distributions = ("django-meepo",)
     variants = (Variant("1x4", "1 process × 4 threads", 1, 4), Variant("2x2", "2 processes × 2 threads", 2, 2))
     bulk = "push_many"
+    hooks = NONE  # $BENCH_HOOKS of its processes: neither optional extra (the hooks workload varies it)
 
     def env(self) -> dict[str, str]:
         services = self.config.services
         return {"DJANGO_SETTINGS_MODULE": SETTINGS, "DATABASE_URL": services.database_url,
-                "BENCH_DB_NAME": services.meepo_db, "REDIS_URL": self.broker_url, "MEEPO_KEY_PREFIX": self.prefix}
+                "BENCH_DB_NAME": services.meepo_db, "REDIS_URL": self.broker_url, "MEEPO_KEY_PREFIX": self.prefix,
+                HOOKS_ENV: self.hooks}
 
     def prepare(self) -> None:
         os.environ.update(self.env())

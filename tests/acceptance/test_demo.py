@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.workers import ROOT
+from tests.support.checkout import clean_checkout
 
 pytestmark = pytest.mark.slow
-
-
-def clean_checkout(target: Path) -> Path:
-    """The repository's files (tracked, and new ones not ignored) copied to ``target``: no .demo/, no database."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            check=True, capture_output=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        source = ROOT / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-    return target
 
 
 def test_the_demo_runs_with_no_services(tmp_path: Path) -> None:
