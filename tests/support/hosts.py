@@ -50,10 +50,25 @@ class Hosts:
     def address(self, i: int) -> str:
         return f"10.{self.net}.0.{i + 2}"
 
+    def _claim_net(self) -> None:
+        """Create this run's bridge on the first free net from ``net`` on: a bridge name can exist once, so two
+        runs side by side (the test suite runs its databases in parallel) never share a net."""
+        start = self.net
+        for step in range(50):
+            self.net = 200 + (start - 200 + step) % 50
+            try:
+                _ip("link", "add", self.bridge, "type", "bridge")
+            except subprocess.CalledProcessError as exc:
+                if b"exists" not in (exc.stderr or b""):
+                    raise
+                continue
+            self.made.append(f"link:{self.bridge}")
+            return
+        raise RuntimeError("no free net for the test's bridge: 50 meepo-br* bridges exist (left by killed runs?)")
+
     def create(self) -> Hosts:
         try:
-            _ip("link", "add", self.bridge, "type", "bridge")
-            self.made.append(f"link:{self.bridge}")
+            self._claim_net()
             _ip("addr", "add", f"{self.server_address}/24", "dev", self.bridge)
             _ip("link", "set", self.bridge, "up")
             for i in range(self.count):
