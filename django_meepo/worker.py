@@ -44,6 +44,7 @@ from .dispatch.base import Source
 from .exceptions import DispatchError
 from .execution import run_job
 from .holdings import FINISHED, QUEUED, RELEASED, RUNNING, Held, Holdings
+from .limits import worker_flow
 from .models import Worker as WorkerRow
 from .monitor import Monitor, lease_lost
 from .pauses import PausedSet
@@ -90,6 +91,7 @@ class Worker:
         self.avg_seconds: dict[str, float] = {}
         self.paused = PausedSet(list(self.tasks), using=using or get_settings().database)
         self.using = using or get_settings().database
+        self.flow = worker_flow(tasks, using=self.using)  # global concurrency and rate limits (limits.py)
         self.sweep = sweep
         self.max_jobs = max_jobs
         self.max_memory_mb = max_memory_mb
@@ -175,8 +177,8 @@ class Worker:
         """Jobs of ``task`` to claim beyond its free slots: its PREFETCH if set, else as many as its slots finish
         within ``max_wait`` seconds at its measured job duration (none until one was measured), at most 1,000;
         none while its hostages were handed back and none of its jobs finished since."""
-        if task.name in self._prefetch_suspended:
-            return 0
+        if task.name in self._prefetch_suspended or task.options.limited:
+            return 0  # a limited task's claim is a global slot or a token: it starts at once, never waits here
         if task.options.prefetch is not None:
             return task.options.prefetch
         avg = self.avg_seconds.get(task.name)
@@ -195,7 +197,7 @@ class Worker:
         round trip of its own (the paused set is read at most once a second)."""
         with self.holdings.lock:
             held = Counter(h.task.name for h in self.holdings.jobs.values() if h.state in (QUEUED, RUNNING))
-        paused = self.paused.get()
+        paused = self.paused.get() | self.flow.held()
         rooms: dict[str, int] = {}
         total_prefetch = 0
         for name, task in self.tasks.items():
@@ -271,15 +273,22 @@ class Worker:
                                           deliver=delivered.extend, limits=rooms)
         finally:
             self._enqueue(delivered)
+            self.flow.give_back(self.dispatcher)  # jobs a flow limit held back, after their entries' ack
         return found, len(delivered)
 
     def _claim(self, source: Source, refs: Sequence[sm.Ref]) -> list[sm.ClaimedJob]:
         """The state machine's claim of ``refs`` for this worker (given to the transport, which takes the ids)."""
-        won = sm.claim(source.task, list(refs), worker=self.id, lease_seconds=source.lease_seconds,
-                       using=self.using)
+        options = self.tasks[source.task].options
+        refused: set[int] = set()
+        if options.limited:
+            won, refused = self.flow.claim(source.task, options, source.key_prefix, refs, worker=self.id,
+                                           lease_seconds=source.lease_seconds)
+        else:
+            won = sm.claim(source.task, list(refs), worker=self.id, lease_seconds=source.lease_seconds,
+                           using=self.using)
         # An entry handed out again (its earlier claim committed but the answer never arrived) no longer matches
         # its cid; if this worker owns it and does not hold it, it is delivered now rather than left 'doing'.
-        won_ids = {j.id for j in won}
+        won_ids = {j.id for j in won} | refused
         unsettled = [r for r in refs if r.id not in won_ids and self.holdings.get(r.id) is None]
         return won + (held_by(source.task, unsettled, worker=self.id, using=self.using) if unsettled else [])
 
