@@ -19,7 +19,9 @@ from .jobs import FAST
 def _timed(job: JobContext) -> None:
     spec = job.json() if job.payload else {}
     start = time.time()
-    time.sleep(float(spec.get("sleep", 0.05)))
+    # "sleep_first": how long the first attempt sleeps (a run that its worker's SIGKILL interrupts)
+    first = spec.get("sleep_first") if job.attempt == 1 else None
+    time.sleep(float(first if first is not None else spec.get("sleep", 0.05)))
     end = time.time()
     line = f"{job.task} {job.id} {start:.6f} {end:.6f}\n".encode()
     fd = os.open(spec["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

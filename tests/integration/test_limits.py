@@ -7,6 +7,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db import close_old_connections, connections
 
 from django_meepo import Job
@@ -127,12 +128,12 @@ def test_a_rate_through_redis_grants_one_burst_per_bucket_and_keys_apart(redis) 
     from django_meepo.dispatch import redis_client
 
     limiter = Limiter(redis_client())
-    rates = TaskRates.of("flow_key_rated", "meepo-test-rate", None, "5/s")
+    rates = TaskRates.of("flow_key_rated", settings.MEEPO["KEY_PREFIX"], None, "5/s")
     grant = limiter.take_redis(rates, ["a"] * 7 + ["b"] * 2 + [None])
     assert grant is not None
     assert grant.granted == [True] * 5 + [False] * 2 + [True] * 2 + [True]
     assert 0 < grant.retry_after <= 0.2 + 1e-3
-    task_rates = TaskRates.of("flow_rated", "meepo-test-rate", "10/s", None)
+    task_rates = TaskRates.of("flow_rated", settings.MEEPO["KEY_PREFIX"], "10/s", None)
     first = limiter.take_redis(task_rates, [None] * 12)
     assert first is not None and first.granted.count(True) == 10
 
