@@ -177,8 +177,10 @@ class Worker:
         """Jobs of ``task`` to claim beyond its free slots: its PREFETCH if set, else as many as its slots finish
         within ``max_wait`` seconds at its measured job duration (none until one was measured), at most 1,000;
         none while its hostages were handed back and none of its jobs finished since."""
-        if task.name in self._prefetch_suspended or task.options.limited:
-            return 0  # a limited task's claim is a global slot or a token: it starts at once, never waits here
+        if task.name in self._prefetch_suspended:
+            return 0
+        if task.options.prefetch is None and (task.options.rate or task.options.key_rate):
+            return 0  # a rate limit counts claims: a claimed job starts at once, never bunched up after a wait
         if task.options.prefetch is not None:
             return task.options.prefetch
         avg = self.avg_seconds.get(task.name)
