@@ -25,7 +25,8 @@ class JobQuerySet(models.QuerySet["Job"]):
 
         Keyword arguments: ``json`` (a JSON-serialisable value instead of ``payload``), ``delay`` (seconds or
         timedelta), ``due_at`` (aware datetime), ``priority`` (-100..100), ``idempotency_key`` (unique per
-        task: pushing it again returns the existing job), ``using`` (database alias).
+        task: pushing it again returns the existing job), ``concurrency_key`` (the job's key for the task's
+        ``KEY_CONCURRENCY`` / ``KEY_RATE``), ``using`` (database alias).
         """
         from .push import push
 

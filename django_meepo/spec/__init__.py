@@ -248,7 +248,7 @@ _OPTIONS = (
                "of the lease)"),
     Option(name="concurrency", default=None, validate=_optional(_positive_int), default_doc="`None` (no limit)",
            doc="most jobs of this task running at once across all workers and hosts, enforced in the database "
-               "([Flow control](guide.md#flow-control))"),
+               "([Flow control](guide.md#flow-control-global-concurrency-and-rate-limits))"),
     Option(name="key_concurrency", default=None, validate=_optional(_positive_int),
            default_doc="`None` (no limit)",
            doc="most jobs of one `concurrency_key` (given at push) of this task running at once across all "
