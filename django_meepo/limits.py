@@ -28,7 +28,8 @@ The adversary's view:
 * **the transaction's answer is lost**: inside the transaction nothing is retried; the error goes to the worker's
   loop, and a claim that did commit is found by the worker's re-check (``held_by``) when the entry comes again.
 * **the lock's row is missing** (first use, or deleted by hand): it is created before the transaction
-  (``ensure_rows``), and a lock that matched no row is an error rather than an unlocked count.
+  (``ensure_rows``, once per process), and a lock that matched no row is a ``DatabaseError`` (the worker's
+  loop retries, the row is created again) rather than an unlocked count.
 * **a live worker's heartbeat is late past its lease**: its job no longer counts, so for that moment one more may
   start — the same rule by which the sweeper would run it again; leases are renewed every ``HEARTBEAT`` seconds,
   a third of the lease by default.
@@ -45,7 +46,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Count, F
 
 from . import statemachine as sm
@@ -92,6 +93,7 @@ class FlowGate:
         self.limiter = limiter
         self.using = using
         self._rates: dict[str, TaskRates] = {}
+        self._ensured: set[tuple[str, str]] = set()  # FlowLimit rows known to exist (task, flow_key)
 
     def rates_of(self, task: str, options: TaskOptions, key_prefix: str) -> TaskRates:
         rates = self._rates.get(task)
@@ -113,10 +115,13 @@ class FlowGate:
             grant = self.limiter.take_redis(rates, [c.key for c in candidates])
             if grant is not None:  # rates only, through Redis: no lock, no transaction
                 return self._claim_granted(task, candidates, grant, worker=worker, lease_seconds=lease_seconds)
-        ensure_rows(task, sorted({c.key for c in candidates if c.key is not None}) if options.key_rate else [],
-                    using=using)
+        self._ensure(task, sorted({c.key for c in candidates if c.key is not None}) if options.key_rate else [])
         with transaction.atomic(using=using):
-            lock(task, using=using)
+            try:
+                lock(task, using=using)
+            except DatabaseError:
+                self._ensured = {e for e in self._ensured if e[0] != task}  # a missing row is made again next time
+                raise
             allowed, full = within_concurrency(task, options, candidates, using=using)
             refused = [c for c in candidates if c not in allowed]
             grant = Grant([True] * len(allowed), 0.0)
@@ -128,13 +133,22 @@ class FlowGate:
         retry = max(gated.retry_after, FULL_RETRY_SECONDS if full else 0.0)
         return Gated(gated.won, refused + gated.refused, min(retry, MAX_RETRY_SECONDS))
 
+    def _ensure(self, task: str, keys: Sequence[str]) -> None:
+        names = [n for n in ("", *keys) if (task, n) not in self._ensured]
+        if names:
+            ensure_rows(task, [n for n in names if n], using=self.using)
+            self._ensured.update((task, n) for n in ("", *names))
+
     def _claim_granted(self, task: str, candidates: Sequence[Candidate], grant: Grant, *, worker: str,
                        lease_seconds: float) -> Gated:
+        """Claim the candidates that got their tokens. The task is held off (``retry_after``) only when none did:
+        one key out of tokens must not hold up the other keys."""
         chosen = [c for c, ok in zip(candidates, grant.granted, strict=True) if ok]
         refused = [c for c, ok in zip(candidates, grant.granted, strict=True) if not ok]
         won = sm.claim(task, [c.ref for c in chosen], worker=worker, lease_seconds=lease_seconds,
                        using=self.using) if chosen else []
-        return Gated(won, refused, min(grant.retry_after, MAX_RETRY_SECONDS) if refused else 0.0)
+        hold = min(max(grant.retry_after, 0.001), MAX_RETRY_SECONDS) if refused and not chosen else 0.0
+        return Gated(won, refused, hold)
 
 
 def read_candidates(task: str, refs: Sequence[Ref], *, using: str) -> list[Candidate]:
@@ -169,8 +183,9 @@ def lock(task: str, *, using: str) -> None:
     """Take the task's flow lock for the rest of the transaction (an UPDATE: the first write of the transaction,
     so on SQLite it waits for the write lock instead of failing to upgrade a read)."""
     if not FlowLimit.objects.using(using).filter(task=task, flow_key="").update(claims=F("claims") + 1):
-        raise MeepoError(f"the flow-limit row of task {task!r} is missing; it is created before each limited "
-                         f"claim, so it was deleted meanwhile — the claim is tried again")
+        # a DatabaseError: the worker's loop treats it as any failed claim (the entries come again) and goes on
+        raise DatabaseError(f"the flow-limit row of task {task!r} is missing (deleted by hand?); it is created "
+                            f"again before the next claim")
 
 
 def running(task: str, *, using: str, keys: Sequence[str] = ()) -> tuple[int, Counter[str]]:
@@ -223,6 +238,13 @@ class WorkerFlow:
         """The tasks not to fetch now: found full (or out of tokens) less than their ``retry_after`` ago."""
         now = time.monotonic()
         return {t for t, until in self._held_until.items() if until > now}
+
+    def wake_in(self, most: float) -> float:
+        """Seconds until the first held task may be fetched again (at most ``most``): how long an idle fetch
+        loop may wait."""
+        now = time.monotonic()
+        waits = [until - now for until in self._held_until.values() if until > now]
+        return min([most, *waits])
 
     def claim(self, task: str, options: TaskOptions, key_prefix: str, refs: Sequence[Ref], *, worker: str,
               lease_seconds: float) -> tuple[list[ClaimedJob], set[int]]:

@@ -234,7 +234,7 @@ class Worker:
                 if self.max_jobs is not None and self._fetched >= self.max_jobs and self._in_hand() == 0:
                     self._recycle(f"processed its {self.max_jobs} jobs (--max-jobs)")
                     break
-                self._slot_free.wait(0.5)
+                self._slot_free.wait(self.flow.wake_in(0.5))  # a task held by a flow limit comes back sooner
                 continue
             try:
                 found, claimed = self._fetch(free, rooms)

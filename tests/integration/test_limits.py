@@ -117,9 +117,12 @@ def test_the_database_dispatcher_skips_the_rows_of_a_key_at_its_limit() -> None:
 
 def test_a_rate_counted_in_the_database_grants_one_burst_then_one_token_per_interval() -> None:
     jobs = Job.objects.push_many("flow_rated", json=[{}] * 15)  # rate 10/s
-    out = claim(gate(None), "flow_rated", refs_of(jobs))
+    g = gate(None)
+    out = claim(g, "flow_rated", refs_of(jobs))
     assert len(out.won) == 10 and len(out.refused) == 5
-    assert 0 < out.retry_after <= 0.1 + 1e-6
+    assert out.retry_after == 0  # some were claimed: no reason to hold the task off
+    again = claim(g, "flow_rated", [c.ref for c in out.refused])
+    assert len(again.won) <= 1 and 0 < again.retry_after <= 0.1 + 1e-6  # one token per 0.1 s
     row = FlowLimit.objects.get(task="flow_rated", flow_key="")
     assert row.tokens < 1 and row.refilled_at is not None
 
@@ -158,6 +161,19 @@ def test_concurrency_key_for_a_task_without_key_limits_is_refused_and_nothing_is
     with pytest.raises(ValueError, match="concurrency_key must be a non-empty string"):
         Job.objects.push_many("flow_keyed", json=[{}], concurrency_key=42)  # type: ignore[arg-type]
     assert not Job.objects.exists()
+
+
+def test_a_deleted_lock_row_fails_one_claim_as_a_database_error_and_is_made_again() -> None:
+    from django.db import DatabaseError
+
+    jobs = Job.objects.push_many("flow_limited", json=[{}] * 2)
+    g = gate()
+    assert len(claim(g, "flow_limited", refs_of(jobs[:1])).won) == 1
+    FlowLimit.objects.all().delete()
+    with pytest.raises(DatabaseError, match="flow-limit row of task 'flow_limited' is missing"):
+        claim(g, "flow_limited", refs_of(jobs[1:]))
+    assert Job.objects.get(id=jobs[1].id).status == "todo"
+    assert len(claim(g, "flow_limited", refs_of(jobs[1:])).won) == 1
 
 
 def test_ensure_rows_is_idempotent() -> None:
