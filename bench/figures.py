@@ -81,6 +81,10 @@ MEEPO_ONLY = (
     Figure("rss_large", "worker RSS after {rss_large:,} jobs", "MB", ".1f", False),
     Figure("rss_growth", "worker RSS growth from {rss_small:,} to {rss_large:,} jobs", "%", "+.1f", False,
            Target("≤ 10 %", lambda v: v <= 10, full_size_only="rss_large")),
+    Figure("processed_nolimit", "processed, a task without limits (flow workload)", "jobs/s", ",.0f", True),
+    Figure("processed_concurrency", "processed, a task with a global concurrency limit (not binding)", "jobs/s",
+           ",.0f", True),
+    Figure("processed_rate", "processed, a task with a rate limit (not binding)", "jobs/s", ",.0f", True),
     Figure("sweep", "sweeper re-dispatch of {sweep_jobs:,} jobs Redis lost", "s", ".2f", False,
            Target("≤ 10 s for 100,000", lambda v: v <= 10, full_size_only="sweep_jobs")),
     # bench/scale_workloads.py (issue 14); the hosts figures' variants are the host counts

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 
 from . import procs, sqlcount
-from .djangoproject import MEEPO_LATENCY
+from .djangoproject import MEEPO_CONCURRENCY, MEEPO_LATENCY, MEEPO_NOOP, MEEPO_RATE
 from .recorder import Progress
 from .services import server_questions
 from .stats import percentile
@@ -38,8 +38,6 @@ def tx(system: System, ctx: Context) -> None:
     from django.utils import timezone
 
     from django_meepo import Job
-
-    from .djangoproject import MEEPO_NOOP
 
     n = ctx.config.sizes.tx_jobs
 
@@ -212,6 +210,36 @@ def sweep(system: System, ctx: Context) -> None:
     meepo.reset()
 
 
+FLOW_TASKS = (("processed_nolimit", MEEPO_NOOP), ("processed_concurrency", MEEPO_CONCURRENCY),
+              ("processed_rate", MEEPO_RATE))
+
+
+def flow(system: System, ctx: Context) -> None:
+    """``jobs`` no-op jobs pushed in bulk to a task without limits, one with a (non-binding) global concurrency
+    limit and one with a (non-binding) rate limit, each processed by the variant's workers in turn
+    (→ processed_nolimit, processed_concurrency, processed_rate): the cost of counting a limit at each claim."""
+    from django_meepo import Job
+
+    meepo = _meepo(system)
+    n = ctx.config.sizes.jobs
+    for variant in ctx.variants(meepo):
+        for figure, task in FLOW_TASKS:
+            with ctx.probe(meepo) as probe:
+                for chunk in _chunks(0, n, 10_000):
+                    Job.objects.push_many(task, [str(i).encode() for i in chunk])
+                commands = [(f"meepo-{task}-{i}", meepo.consume_command(task, variant.slots))
+                            for i in range(variant.processes)]
+                with procs.running(commands, worker_env(meepo, probe, variant)) as workers:
+                    progress = probe.wait(n, stall=ctx.config.sizes.stall, alive=lambda: procs.check_alive(workers))
+                    window = probe.window()
+                rate = progress.calls / (window[1] - window[0]) if window and window[1] > window[0] else 0.0
+                ctx.out.add(figure, rate, run=ctx.run, variant=variant.key)
+                ctx.out.check(figure, progress, expected=n, run=ctx.run, variant=variant.key)
+                log.info("django-meepo %s run %d: %s %.0f jobs/s (%d of %d ran)", variant.label, ctx.run + 1,
+                         figure, rate, progress.ran, n)
+            meepo.reset()
+
+
 def _meepo_only(cls: type[System]) -> bool:
     return cls is Meepo
 
@@ -222,4 +250,5 @@ MEEPO_ONLY: Sequence[Workload] = (
     Workload("latency", latency, _meepo_only),
     Workload("rss", rss, _meepo_only),
     Workload("sweep", sweep, _meepo_only),
+    Workload("flow", flow, _meepo_only),
 )

@@ -32,6 +32,9 @@ _ROW = "(%s, 'todo', 1, %s, %s, %s, 0, 0, 0, %s, %s, %s, '', %s, '', %s, %s)"
 # (NULL), so their statement is the same as without tracing.
 _TRACED_COLUMNS = (*_COLUMNS, "trace_context")
 _TRACED_ROW = _ROW[:-1] + ", %s)"
+# A push with a concurrency key (limits.py) writes both columns (the trace context maybe NULL).
+_KEYED_COLUMNS = (*_TRACED_COLUMNS, "concurrency_key")
+_KEYED_ROW = _TRACED_ROW[:-1] + ", %s)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,22 +47,25 @@ class NewJob:
     due_at: datetime
     unique_key: str | None = None
     trace_context: str | None = None
+    concurrency_key: str | None = None
 
 
-_heads: dict[tuple[str, bool], str] = {}
+_heads: dict[tuple[str, bool, bool], str] = {}
 
 
-def _head(alias: str, traced: bool = False) -> str:
+def _head(alias: str, traced: bool = False, keyed: bool = False) -> str:
     conn = connections[alias]
-    head = _heads.get((conn.vendor, traced))
+    head = _heads.get((conn.vendor, traced, keyed))
     if head is None:
         quote = conn.ops.quote_name
-        columns = ", ".join(quote(c) for c in (_TRACED_COLUMNS if traced else _COLUMNS))
-        head = _heads[(conn.vendor, traced)] = f"INSERT INTO {quote(job_table())} ({columns}) VALUES "
+        names = _KEYED_COLUMNS if keyed else _TRACED_COLUMNS if traced else _COLUMNS
+        columns = ", ".join(quote(c) for c in names)
+        head = _heads[(conn.vendor, traced, keyed)] = f"INSERT INTO {quote(job_table())} ({columns}) VALUES "
     return head
 
 
-def _params(alias: str, jobs: Sequence[NewJob], token: str, traced: bool = False) -> list[Any]:
+def _params(alias: str, jobs: Sequence[NewJob], token: str, traced: bool = False,
+            keyed: bool = False) -> list[Any]:
     adapt = connections[alias].ops.adapt_datetimefield_value
     adapted: dict[datetime, Any] = {}  # a batch shares one or two datetimes: adapt each once
     params: list[Any] = []
@@ -68,8 +74,10 @@ def _params(alias: str, jobs: Sequence[NewJob], token: str, traced: bool = False
         due = adapted.get(j.due_at) or adapted.setdefault(j.due_at, adapt(j.due_at))
         params += [j.task, j.priority, j.payload, j.idempotency_key, created, created, due, token, j.unique_key,
                    j.unique_key]
-        if traced:
+        if traced or keyed:
             params.append(j.trace_context)
+        if keyed:
+            params.append(j.concurrency_key)
     return params
 
 
@@ -79,8 +87,9 @@ def _uniform_mysql_rows(alias: str, jobs: Sequence[NewJob], token: str) -> tuple
     conn = connections[alias]
     first = jobs[0]
     if conn.vendor != "mysql" or len(jobs) < 2 or any(
-            (j.task, j.priority, j.idempotency_key, j.unique_key, j.created_at, j.due_at, j.trace_context)
-            != (first.task, first.priority, None, None, first.created_at, first.due_at, None) for j in jobs):
+            (j.task, j.priority, j.idempotency_key, j.unique_key, j.created_at, j.due_at, j.trace_context,
+             j.concurrency_key)
+            != (first.task, first.priority, None, None, first.created_at, first.due_at, None, None) for j in jobs):
         return None
     conn.ensure_connection()
     adapt = conn.ops.adapt_datetimefield_value
@@ -103,9 +112,10 @@ def insert(alias: str, jobs: Sequence[NewJob]) -> list[int]:
     uniform = _uniform_mysql_rows(alias, jobs, token)
     # The rows of one push or batch share one trace context (tracing.py): the first row's says whether it is set.
     traced = uniform is None and jobs[0].trace_context is not None
-    rows, params = uniform or (", ".join([_TRACED_ROW if traced else _ROW] * len(jobs)),
-                               _params(alias, jobs, token, traced))
-    sql = _head(alias, traced) + rows
+    keyed = uniform is None and any(j.concurrency_key is not None for j in jobs)
+    row = _KEYED_ROW if keyed else _TRACED_ROW if traced else _ROW
+    rows, params = uniform or (", ".join([row] * len(jobs)), _params(alias, jobs, token, traced, keyed))
+    sql = _head(alias, traced, keyed) + rows
     # One row on MySQL/MariaDB or SQLite: the connection's last insert id is cheaper than a RETURNING result set.
     returning = conn.features.can_return_rows_from_bulk_insert and not (len(jobs) == 1 and conn.vendor != "postgresql")
     if returning:
@@ -137,7 +147,8 @@ def as_model(alias: str, job_id: int, new: NewJob) -> Job:
               "started_at": None, "finished_at": None, "lease_until": None, "worker": "", "token": "",
               "last_error": "", "result": None, "progress_done": None, "progress_total": None,
               "progress_note": None, "progress_at": None,
-              "unique_key": new.unique_key, "unique_hold": new.unique_key, "trace_context": new.trace_context}
+              "unique_key": new.unique_key, "unique_hold": new.unique_key, "trace_context": new.trace_context,
+              "concurrency_key": new.concurrency_key}
     model = job_model()
     fields = [f.attname for f in model._meta.concrete_fields]
     return model.from_db(alias, fields, [values[name] for name in fields])

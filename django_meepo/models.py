@@ -25,7 +25,8 @@ class JobQuerySet(models.QuerySet["Job"]):
 
         Keyword arguments: ``json`` (a JSON-serialisable value instead of ``payload``), ``delay`` (seconds or
         timedelta), ``due_at`` (aware datetime), ``priority`` (-100..100), ``idempotency_key`` (unique per
-        task: pushing it again returns the existing job), ``using`` (database alias).
+        task: pushing it again returns the existing job), ``concurrency_key`` (the job's key for the task's
+        ``KEY_CONCURRENCY`` / ``KEY_RATE``), ``using`` (database alias).
         """
         from .push import push
 
@@ -79,6 +80,9 @@ class Job(models.Model):
     # The W3C trace context (JSON: traceparent, tracestate) of the span that pushed the job, when the push ran in a
     # recorded OpenTelemetry trace (tracing.py): each run's consumer span links to it. NULL otherwise.
     trace_context = models.CharField(max_length=1000, null=True, blank=True, editable=False)
+    # The job's key for per-key flow control (``push(concurrency_key=...)``, limits.py): at most the task's
+    # KEY_CONCURRENCY jobs of one key run at once, at most KEY_RATE start per period. NULL: no key.
+    concurrency_key = models.CharField(max_length=200, null=True, blank=True, editable=False)
 
     objects = JobManager()
 
@@ -239,6 +243,25 @@ class TaskPause(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task} paused"
+
+
+class FlowLimit(models.Model):
+    """The row a limited claim of a task locks (``flow_key`` ""), and one token bucket per task or key for rate
+    limits while they are counted in the database (limits.py, ratelimit.py). Not a job's state: claims still
+    change jobs only through the state machine."""
+
+    task = models.CharField(max_length=100)
+    flow_key = models.CharField(max_length=200, blank=True, default="")
+    tokens = models.FloatField(default=0.0)
+    refilled_at = models.DateTimeField(null=True, blank=True)
+    claims = models.PositiveBigIntegerField(default=0, help_text="Limited claims that took this row's lock.")
+
+    class Meta:
+        db_table = "meepo_flow_limit"
+        constraints = [models.UniqueConstraint(fields=["task", "flow_key"], name="meepo_flow_limit_task_key")]
+
+    def __str__(self) -> str:
+        return f"{self.task}:{self.flow_key}" if self.flow_key else self.task
 
 
 class StatSample(models.Model):

@@ -36,6 +36,20 @@ class TaskOptions:
     retry_backoff_max: float
     retry_jitter: bool
     prefetch: int | None
+    concurrency: int | None
+    key_concurrency: int | None
+    rate: str | None
+    key_rate: str | None
+
+    @property
+    def limited(self) -> bool:
+        """True when a global limit (concurrency or rate, per task or per key) governs this task's claims."""
+        return bool(self.concurrency or self.key_concurrency or self.rate or self.key_rate)
+
+    @property
+    def keyed(self) -> bool:
+        """True when jobs of this task may carry a ``concurrency_key`` (a per-key limit is set)."""
+        return bool(self.key_concurrency or self.key_rate)
 
 
 OPTION_NAMES = frozenset(f.name for f in fields(TaskOptions))

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 _MISSING: Any = object()
 PRIORITY_MIN, PRIORITY_MAX = -100, 100
 IDEMPOTENCY_KEY_MAX = 200
+CONCURRENCY_KEY_MAX = 200
 # Rows and bytes per multi-row INSERT: far under MySQL's default max_allowed_packet (16 MiB on MariaDB 10.11,
 # 64 MiB on MySQL 8), leaving room for escaping.
 BULK_ROWS = 1000
@@ -146,18 +147,36 @@ def check_idempotency_key(key: Any) -> str | None:
     return key
 
 
+def check_concurrency_key(task: str, key: Any) -> str | None:
+    """``concurrency_key`` as given to a push of ``task``: None, or a non-empty string of at most 200 characters
+    for a task with a per-key limit (``KEY_CONCURRENCY`` or ``KEY_RATE``); anything else raises ValueError and
+    nothing is written."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key or len(key) > CONCURRENCY_KEY_MAX:
+        raise ValueError(f"concurrency_key must be a non-empty string of at most {CONCURRENCY_KEY_MAX} "
+                         f"characters, not {key!r}")
+    if not get_task(task).options.keyed:
+        raise ValueError(f"concurrency_key={key!r} was given for task {task!r}, which has no per-key limit: set "
+                         f"its key_concurrency= or key_rate= (or push without a concurrency_key)")
+    return key
+
+
 def push(task: str, payload: Any = None, *, json: Any = _MISSING, delay: Any = None, due_at: Any = None,
          priority: int = 0, idempotency_key: str | None = None, unique_key: str | None = None,
-         unique_for: Any = None, unique_while: str | None = None, using: str | None = None) -> Job:
+         unique_for: Any = None, unique_while: str | None = None, using: str | None = None,
+         concurrency_key: str | None = None) -> Job:
     """INSERT a job now (in the caller's transaction) and return it; its id is dispatched after the commit.
 
     With ``idempotency_key``: at most one job per task and key, ever. With ``unique_key`` (``unique.py``): no
     second job while one holding the key counts (``unique_while``, ``unique_for``). Either way the existing job
-    is returned and nothing is written or dispatched.
+    is returned and nothing is written or dispatched. With ``concurrency_key``: the job counts against its task's
+    per-key limits (``KEY_CONCURRENCY``, ``KEY_RATE``; limits.py).
     """
     get_task(task)
     data = check_size(encode_payload(payload, json))
     priority = check_priority(priority)
+    flow_key = check_concurrency_key(task, concurrency_key)
     key = check_idempotency_key(idempotency_key)
     uniq = unique.check_unique(unique_key, unique_for, unique_while)
     if key is not None and uniq is not None:
@@ -166,7 +185,8 @@ def push(task: str, payload: Any = None, *, json: Any = _MISSING, delay: Any = N
     alias = _alias(using)
     now = db_now(alias)
     when = schedule(now, delay, due_at)
-    new = NewJob(task, data, priority, key, now, when.due_at, uniq.key if uniq else None)
+    new = NewJob(task, data, priority, key, now, when.due_at, uniq.key if uniq else None,
+                 concurrency_key=flow_key)
     if tracing.ENABLED:
         with tracing.producer(task) as span:
             job = _push_one(replace(new, trace_context=span.context), alias, when, uniq)
@@ -211,15 +231,18 @@ def _insert_once(new: NewJob, alias: str) -> Job:
 
 def push_many(task: str, payloads: Iterable[Any] | None = None, *, json: Iterable[Any] | None = None,
               delay: Any = None, due_at: Any = None, priority: int = 0, unique_keys: Iterable[str | None] | None = None,
-              unique_for: Any = None, unique_while: str | None = None, using: str | None = None) -> list[Job]:
+              unique_for: Any = None, unique_while: str | None = None, using: str | None = None,
+              concurrency_key: str | None = None) -> list[Job]:
     """INSERT many jobs of one task (bytes ``payloads`` or JSON values ``json``) and return them with their ids.
 
     Every payload is checked before anything is written; the INSERTs (as few as the bytes allow) run in one
     transaction, and the whole batch is dispatched in one Redis round trip after the commit. ``unique_keys``
     gives a unique key (or None) per payload, as ``push(unique_key=...)`` with the batch's ``unique_for`` and
     ``unique_while``: where a job holding the key counts, it is returned in that place and not dispatched.
+    ``concurrency_key`` gives every job of the batch that key (as ``push``).
     """
     get_task(task)
+    flow_key = check_concurrency_key(task, concurrency_key)
     if (payloads is None) == (json is None):
         raise InvalidPayload("give either payloads= (bytes values) or json= (JSON values)")
     limit = get_settings().max_payload_bytes
@@ -237,18 +260,19 @@ def push_many(task: str, payloads: Iterable[Any] | None = None, *, json: Iterabl
         return []
     if tracing.ENABLED:
         with tracing.producer(task, len(datas)) as span:
-            jobs = _push_many(task, datas, uniques, priority, alias, now, when, span.context)
+            jobs = _push_many(task, datas, uniques, priority, alias, now, when, span.context, flow_key)
             span.pushed([j.id for j in jobs])
             return jobs
-    return _push_many(task, datas, uniques, priority, alias, now, when, None)
+    return _push_many(task, datas, uniques, priority, alias, now, when, None, flow_key)
 
 
 def _push_many(task: str, datas: Sequence[bytes], uniques: Sequence[unique.Unique | None] | None, priority: int,
-               alias: str, now: datetime, when: Schedule, trace: str | None) -> list[Job]:
+               alias: str, now: datetime, when: Schedule, trace: str | None,
+               flow_key: str | None = None) -> list[Job]:
     """INSERT the batch in one transaction; at the commit, dispatch it (if due now) and count it."""
     if uniques is not None:
-        return _push_many_unique(task, datas, uniques, priority, alias, now, when, trace)
-    news = [NewJob(task, d, priority, None, now, when.due_at, None, trace) for d in datas]
+        return _push_many_unique(task, datas, uniques, priority, alias, now, when, trace, flow_key)
+    news = [NewJob(task, d, priority, None, now, when.due_at, None, trace, flow_key) for d in datas]
     with transaction.atomic(using=alias):
         ids = _bulk_insert(alias, news)
     if metrics.ENABLED:
@@ -289,8 +313,9 @@ def _unique_keys(keys: Iterable[str | None] | None, count: int, unique_for: Any,
 
 
 def _push_many_unique(task: str, datas: Sequence[bytes], uniques: Sequence[unique.Unique | None], priority: int,
-                      alias: str, now: datetime, when: Schedule, trace: str | None = None) -> list[Job]:
-    news = [NewJob(task, d, priority, None, now, when.due_at, u.key if u else None, trace)
+                      alias: str, now: datetime, when: Schedule, trace: str | None = None,
+                      flow_key: str | None = None) -> list[Job]:
+    news = [NewJob(task, d, priority, None, now, when.due_at, u.key if u else None, trace, flow_key)
             for d, u in zip(datas, uniques, strict=True)]
     jobs = unique.push_many_unique(news, uniques, alias, now, lambda batch: _bulk_insert(alias, batch))
     created = [j for j in jobs if j._meepo_created]  # type: ignore[attr-defined]

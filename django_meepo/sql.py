@@ -187,9 +187,18 @@ def cancel(q: Sql, refs: Iterable[tuple[int, int]], *, sources: Sequence[str], t
 
 # --------------------------------------------------------------------------------------------- reads
 
-def select_due(q: Sql, task: str, count: int, *, now: datetime, lock: bool) -> Statement:
-    """Up to ``count`` due todo rows of ``task`` by priority, due time and id; ``lock`` skips rows others hold."""
-    sql = (f"SELECT id, cid FROM {q.table} WHERE task = %s AND status = %s AND due_at <= %s "
+def select_due(q: Sql, task: str, count: int, *, now: datetime, lock: bool,
+               key_limit: int | None = None) -> Statement:
+    """Up to ``count`` due todo rows of ``task`` by priority, due time and id; ``lock`` skips rows others hold;
+    ``key_limit`` leaves out rows whose ``concurrency_key`` has that many jobs running (a read: the limited
+    claim decides under its lock, limits.py)."""
+    busy, busy_params = "", list[Any]()
+    if key_limit:
+        busy = (f" AND (concurrency_key IS NULL OR concurrency_key NOT IN (SELECT concurrency_key FROM {q.table} "
+                f"WHERE task = %s AND status = %s AND lease_until >= %s AND concurrency_key IS NOT NULL "
+                f"GROUP BY concurrency_key HAVING COUNT(*) >= %s))")
+        busy_params = [task, Status.DOING, q.dt(now), int(key_limit)]
+    sql = (f"SELECT id, cid FROM {q.table} WHERE task = %s AND status = %s AND due_at <= %s{busy} "
            f"ORDER BY priority DESC, due_at, id LIMIT %s")
     return Statement("select_due", sql + (" FOR UPDATE SKIP LOCKED" if lock else ""),
-                     [task, Status.TODO, q.dt(now), int(count)])
+                     [task, Status.TODO, q.dt(now), *busy_params, int(count)])

@@ -84,7 +84,7 @@ class SweepReport:
 
 def source_of(task: Task) -> Source:
     return Source(task=task.name, key_prefix=task.options.key_prefix or get_settings().key_prefix,
-                  lease_seconds=task.options.lease_timeout)
+                  lease_seconds=task.options.lease_timeout, key_limit=task.options.key_concurrency)
 
 
 class Sweeper:

@@ -44,6 +44,7 @@ from .dispatch.base import Source
 from .exceptions import DispatchError
 from .execution import run_job
 from .holdings import FINISHED, QUEUED, RELEASED, RUNNING, Held, Holdings
+from .limits import worker_flow
 from .models import Worker as WorkerRow
 from .monitor import Monitor, lease_lost
 from .pauses import PausedSet
@@ -90,6 +91,7 @@ class Worker:
         self.avg_seconds: dict[str, float] = {}
         self.paused = PausedSet(list(self.tasks), using=using or get_settings().database)
         self.using = using or get_settings().database
+        self.flow = worker_flow(tasks, using=self.using)  # global concurrency and rate limits (limits.py)
         self.sweep = sweep
         self.max_jobs = max_jobs
         self.max_memory_mb = max_memory_mb
@@ -177,6 +179,8 @@ class Worker:
         none while its hostages were handed back and none of its jobs finished since."""
         if task.name in self._prefetch_suspended:
             return 0
+        if task.options.prefetch is None and (task.options.rate or task.options.key_rate):
+            return 0  # a rate limit counts claims: a claimed job starts at once, never bunched up after a wait
         if task.options.prefetch is not None:
             return task.options.prefetch
         avg = self.avg_seconds.get(task.name)
@@ -195,7 +199,7 @@ class Worker:
         round trip of its own (the paused set is read at most once a second)."""
         with self.holdings.lock:
             held = Counter(h.task.name for h in self.holdings.jobs.values() if h.state in (QUEUED, RUNNING))
-        paused = self.paused.get()
+        paused = self.paused.get() | self.flow.held()
         rooms: dict[str, int] = {}
         total_prefetch = 0
         for name, task in self.tasks.items():
@@ -230,7 +234,7 @@ class Worker:
                 if self.max_jobs is not None and self._fetched >= self.max_jobs and self._in_hand() == 0:
                     self._recycle(f"processed its {self.max_jobs} jobs (--max-jobs)")
                     break
-                self._slot_free.wait(0.5)
+                self._slot_free.wait(self.flow.wake_in(0.5))  # a task held by a flow limit comes back sooner
                 continue
             try:
                 found, claimed = self._fetch(free, rooms)
@@ -271,15 +275,22 @@ class Worker:
                                           deliver=delivered.extend, limits=rooms)
         finally:
             self._enqueue(delivered)
+            self.flow.give_back(self.dispatcher)  # jobs a flow limit held back, after their entries' ack
         return found, len(delivered)
 
     def _claim(self, source: Source, refs: Sequence[sm.Ref]) -> list[sm.ClaimedJob]:
         """The state machine's claim of ``refs`` for this worker (given to the transport, which takes the ids)."""
-        won = sm.claim(source.task, list(refs), worker=self.id, lease_seconds=source.lease_seconds,
-                       using=self.using)
+        options = self.tasks[source.task].options
+        refused: set[int] = set()
+        if options.limited:
+            won, refused = self.flow.claim(source.task, options, source.key_prefix, refs, worker=self.id,
+                                           lease_seconds=source.lease_seconds)
+        else:
+            won = sm.claim(source.task, list(refs), worker=self.id, lease_seconds=source.lease_seconds,
+                           using=self.using)
         # An entry handed out again (its earlier claim committed but the answer never arrived) no longer matches
         # its cid; if this worker owns it and does not hold it, it is delivered now rather than left 'doing'.
-        won_ids = {j.id for j in won}
+        won_ids = {j.id for j in won} | refused
         unsettled = [r for r in refs if r.id not in won_ids and self.holdings.get(r.id) is None]
         return won + (held_by(source.task, unsettled, worker=self.id, using=self.using) if unsettled else [])
 

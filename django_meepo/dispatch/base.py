@@ -20,6 +20,8 @@ class Source:
     task: str
     key_prefix: str
     lease_seconds: float
+    #: the task's KEY_CONCURRENCY (limits.py): the database dispatcher skips rows of keys already at it
+    key_limit: int | None = None
 
 
 # The state machine's claim, as the worker gives it to a transport: claim these refs of this task (it knows the

@@ -152,9 +152,11 @@ class DatabaseDispatcher(Dispatcher):
             now = db_now(using)
             if skip_locked and not conn.in_atomic_block:
                 with transaction.atomic(using=using):
-                    state["candidates"] = select_due(source.task, count, now=now, using=using, lock=True)
+                    state["candidates"] = select_due(source.task, count, now=now, using=using, lock=True,
+                                                     key_limit=source.key_limit)
                     return claim(source, state["candidates"]) if state["candidates"] else []
-            state["candidates"] = select_due(source.task, count, now=now, using=using, lock=False)
+            state["candidates"] = select_due(source.task, count, now=now, using=using, lock=False,
+                                             key_limit=source.key_limit)
             return claim(source, state["candidates"]) if state["candidates"] else []
 
         try:
@@ -219,8 +221,11 @@ class DatabaseDispatcher(Dispatcher):
         return job_model().objects.using(self.using).due(task, db_now(self.using)).count()
 
 
-def select_due(task: str, count: int, *, now: datetime, using: str, lock: bool) -> list[Ref]:
-    """Up to ``count`` due todo rows of ``task`` by priority, due time and id; ``lock`` skips rows others hold."""
-    statement = sql.select_due(sql.sql_for(using), task, count, now=now, lock=lock)
+def select_due(task: str, count: int, *, now: datetime, using: str, lock: bool,
+               key_limit: int | None = None) -> list[Ref]:
+    """Up to ``count`` due todo rows of ``task`` by priority, due time and id; ``lock`` skips rows others hold;
+    ``key_limit`` skips rows whose concurrency key has that many running (so one busy key never hides the
+    others' rows; the claim still counts under the flow lock, limits.py)."""
+    statement = sql.select_due(sql.sql_for(using), task, count, now=now, lock=lock, key_limit=key_limit)
     rows = sql.sql_for(using).fetchall(statement.sql, statement.params)
     return [Ref(int(i), int(c)) for i, c in rows]

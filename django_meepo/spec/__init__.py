@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..rates import rate_problem
 from ..states import ZOMBIE_DESTINATIONS
 
 Validator = Callable[[Any], str | None]
@@ -245,6 +246,18 @@ _OPTIONS = (
            doc="jobs of this task a worker claims beyond the task's free slots; unset, as many as its slots finish "
                "within a second at its measured job duration (≤ 100 per slot, ≤ 1,000; never more than a tenth "
                "of the lease)"),
+    Option(name="concurrency", default=None, validate=_optional(_positive_int), default_doc="`None` (no limit)",
+           doc="most jobs of this task running at once across all workers and hosts, enforced in the database "
+               "([Flow control](guide.md#flow-control-global-concurrency-and-rate-limits))"),
+    Option(name="key_concurrency", default=None, validate=_optional(_positive_int),
+           default_doc="`None` (no limit)",
+           doc="most jobs of one `concurrency_key` (given at push) of this task running at once across all "
+               "workers"),
+    Option(name="rate", default=None, validate=_optional(rate_problem), default_doc="`None` (no limit)",
+           doc='most job starts of this task per period across all workers, e.g. `"100/s"`, `"10/m"`, `"5/10s"` '
+               "(a token bucket: at most the limit plus one burst in any window)"),
+    Option(name="key_rate", default=None, validate=_optional(rate_problem), default_doc="`None` (no limit)",
+           doc="most job starts of one `concurrency_key` of this task per period, as `RATE`"),
 )
 OPTIONS: dict[str, Option] = {o.name: o for o in _OPTIONS}
 
