@@ -65,7 +65,9 @@ class AttemptRow:
 @dataclass(frozen=True, slots=True)
 class FaultEvent:
     """A fault as fired: ``pids``/``job_ids`` narrow whose runs it can interrupt (None: any run);
-    ``interrupts`` is False for faults that must not cause a second run (a skewed clock, rolled-back pushes)."""
+    ``interrupts`` is False for faults that must not cause a second run (a skewed clock, rolled-back pushes);
+    ``reruns`` is True for an operator's repush of ``job_ids``: it asks for a new run of those jobs, so it explains
+    a later run whether or not the earlier one was still running (it may have returned, its commit not landed)."""
 
     name: str
     started: datetime
@@ -74,16 +76,20 @@ class FaultEvent:
     pids: frozenset[int] | None = None
     job_ids: frozenset[int] | None = None
     detail: str = ""
+    reruns: bool = False
 
     def can_interrupt(self, run: RunRow, until: datetime | None = None) -> bool:
-        """Could this fault have cut ``run`` short? A run that never ended counts as running ``until`` (when the
-        next run of its job started: by then it had been given up)."""
+        """Could this fault have cut ``run`` short (or, for a repush, asked for the run that began at ``until``)?
+        A run that never ended counts as running ``until`` (when the next run of its job started: by then it had
+        been given up)."""
         if not self.interrupts:
             return False
         if self.pids is not None and run.pid not in self.pids:
             return False
         if self.job_ids is not None and run.job_id not in self.job_ids:
             return False
+        if self.reruns:  # between the earlier run's start and the later run's start
+            return run.started <= self.ended and (until is None or self.started <= until)
         end = run.ended or until
         return run.started <= self.ended and (end is None or end >= self.started)
 

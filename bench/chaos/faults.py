@@ -48,6 +48,7 @@ class Effect:
     pids: frozenset[int] | None = None  # None: any process's runs
     job_ids: frozenset[int] | None = None  # None: any job's runs
     detail: str = ""
+    reruns: bool = False  # an operator asked for new runs of job_ids (a repush)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +201,8 @@ def poison(t: Target) -> Effect:
 def _operator(t: Target, verb: str) -> Effect:
     ids = t.doing_jobs(3)
     acted = t.operator(verb, ids)
-    return Effect(job_ids=frozenset(ids), detail=f"{verb} of running jobs {ids}: {len(acted)} applied")
+    return Effect(job_ids=frozenset(ids), detail=f"{verb} of running jobs {ids}: {len(acted)} applied",
+                  reruns=verb == "repush")
 
 
 @fault("operator_repush", interrupts=True)

@@ -276,7 +276,8 @@ class Runner:
         except Exception as exc:
             effect, detail = fault_registry.Effect(), f"the fault itself failed: {type(exc).__name__}: {exc}"
             log.warning("fault %s failed: %s", name, exc)
-        event = FaultEvent(name, started, now(), spec.interrupts, effect.pids, effect.job_ids, f"{detail} ({why})")
+        event = FaultEvent(name, started, now(), spec.interrupts, effect.pids, effect.job_ids, f"{detail} ({why})",
+                           effect.reruns)
         self.events.append(event)
         print(f"  fault t+{(started - self.started_at).total_seconds():6.1f} s  {name}: {event.detail}", flush=True)
 

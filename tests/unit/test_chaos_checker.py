@@ -87,6 +87,17 @@ def test_a_fault_explains_only_the_runs_it_could_reach() -> None:
         assert checker.duplicates(history([first, second], faults=[fault]))[1].count == 1, fault
 
 
+def test_an_operator_repush_explains_a_later_run_even_after_the_earlier_run_returned() -> None:
+    # The earlier run returned at 1 s, its commit not yet landed (the job read as doing); the repush at 2 s asked
+    # for the run at 5 s. The same repush is no explanation for a run that began before it.
+    repush = FaultEvent("operator_repush", at(2), at(2), job_ids=frozenset({1}), reruns=True)
+    assert [c.count for c in checker.duplicates(history([run(1, 2, 0, 1), run(1, 4, 5, 6)],
+                                                        faults=[repush]))] == [1, 0]
+    assert checker.duplicates(history([run(1, 2, 0, 1), run(1, 4, 1.5, 1.8)], faults=[repush]))[1].count == 1
+    other = FaultEvent("operator_repush", at(2), at(2), job_ids=frozenset({7}), reruns=True)
+    assert checker.duplicates(history([run(1, 2, 0, 1), run(1, 4, 5, 6)], faults=[other]))[1].count == 1
+
+
 def test_a_run_that_never_ended_is_not_explained_by_a_fault_after_the_next_run_began() -> None:
     late = FaultEvent("flushall", at(10), at(10))
     h = history([run(1, 2, 0, None), run(1, 4, 5, 6)], faults=[late])
