@@ -47,6 +47,6 @@ def test_seven_close_priorities_run_highest_first(dispatch, workers, redis, tmp_
 def test_mixed_priorities_run_by_priority_then_first_in_first_out(  # type: ignore[no-untyped-def]
         dispatch, workers, redis, tmp_path: Path) -> None:
     log = tmp_path / "runs.log"
-    pushed = push([0, -1, 7, 0, -100, 7, 100, 0, -1, 1], log, dispatch)
+    pushed = push([0, -1, 1, 0, -100, 7, 100, 0, -1, 7, -60, 60], log, dispatch)  # five bands: 1 before 7
     expected = [job_id for job_id, _ in sorted(pushed, key=lambda item: (-item[1], item[0]))]
     assert run_order(workers, log, dispatch, len(pushed)) == expected
