@@ -149,3 +149,12 @@ def test_the_sweeper_moves_old_band_entries_so_they_are_claimed_not_lost(key_pre
         assert [(c.id, c.priority) for c in claimed] == [(jobs[0].id, 80), (jobs[2].id, -60)]
     finally:
         d.close()
+
+
+def test_one_sweep_moves_a_bounded_number_and_the_next_goes_on(dispatcher, key_prefix, redis, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(rd, "MIGRATE_BATCH", 1)
+    monkeypatch.setattr(rd, "MIGRATE_CALLS", 2)
+    old_layout(redis, key_prefix, {3: [f"{i}:1" for i in range(1, 6)]})
+    source = source_of(get_task(TASK))
+    assert [dispatcher.upgrade(source) for _ in range(4)] == [2, 2, 1, 0]
+    assert pop_all(dispatcher) == [f"{i}:1".encode() for i in range(1, 6)]
