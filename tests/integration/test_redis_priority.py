@@ -80,7 +80,7 @@ def test_the_default_priority_stays_in_one_list_and_needs_no_sequence(dispatcher
 
 
 def test_scores_are_exact_integers_at_the_ends_of_the_range(dispatcher, key_prefix, redis) -> None:  # type: ignore[no-untyped-def]
-    # Lua's default number format (%.14g) would round these 15-digit scores and lose the sequence.
+    # 15-digit scores: a score formatted with fewer significant digits (stock Lua's %.14g) would lose the sequence.
     redis.set(rd.sequence_key(key_prefix, TASK), 2**40 - 3)
     dispatcher.dispatch([item(1, -100), item(2, -100), item(3, 1)])
     hi, _, lo = rd.queue_keys(key_prefix, TASK)
