@@ -222,9 +222,9 @@ return #entries
 
 # KEYS: a zset (q:hi or q:lo), dispatched hash, sequence. ARGV: notify channel, entries "<id>:<cid>:<priority>"
 # joined by ",". Like _DISPATCH, but each entry is scored (100 - priority) * SPAN + sequence: one INCRBY numbers
-# the whole batch in order. A score is written with %.0f, as an integer, whatever number format the server's Lua uses (stock Lua 5.1's
-# %.14g would round a 15-digit score; Redis 7 writes it exactly either way). ZADD NX:
-# an entry already queued keeps its place. The sequence is taken modulo SPAN; it would wrap after 2**40 entries,
+# the whole batch in order. A score is written with %.0f, as an integer, whatever number format the server's Lua
+# uses (stock Lua 5.1's %.14g would round a 15-digit score; Redis 7 writes it exactly either way). ZADD NX: an
+# entry already queued keeps its place. The sequence is taken modulo SPAN; it would wrap after 2**40 entries,
 # when first in, first out within one priority would be broken once, never priority.
 _DISPATCH_SCORED = """
 local ids, cids, prios = {}, {}, {}
