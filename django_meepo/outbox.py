@@ -3,7 +3,7 @@
 Every path that makes a job due — a push, a retry, a hand-back, a rescue, a repush — gives the outbox its ids
 *after the commit* (:func:`after_transaction`: at the caller's COMMIT inside a transaction, at once in autocommit, never
 after a rollback). A background thread takes everything pending, coalesces it (one Redis round trip per task
-and band, however many transactions it came from) and dispatches it through the process's dispatcher, whose
+and queue, however many transactions it came from) and dispatches it through the process's dispatcher, whose
 circuit breaker skips dispatches at once while Redis is down.
 
 The adversary's view:

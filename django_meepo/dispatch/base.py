@@ -94,7 +94,7 @@ def in_order_of(won: Sequence[ClaimedJob], refs: Sequence[Ref]) -> list[ClaimedJ
     """``won`` in the order of the ``refs`` they were claimed from (a ref's first place when it is duplicated).
 
     A claim reads its won rows back in whatever order the database returns them; a dispatcher hands them out in
-    the order it chose: Redis in the order popped (band order), the database dispatcher in priority order."""
+    the order it chose: Redis in the order popped (priority, then FIFO), the database dispatcher in priority order."""
     position: dict[int, int] = {}
     for i, ref in enumerate(refs):
         position.setdefault(ref.id, i)

@@ -5,7 +5,10 @@ prefix; ``T`` the task name; ``W`` a worker id):
 
 | key                          | type    | holds                                                                 |
 |------------------------------|---------|-----------------------------------------------------------------------|
-| ``P:T:q:0`` … ``P:T:q:4``    | list    | due entries ``"<id>:<cid>"``, one list per priority band (0 first)    |
+| ``P:T:q:hi``                 | zset    | due entries of priority 1 … 100, scored by priority, then sequence    |
+| ``P:T:q:2``                  | list    | due entries of priority 0 (the default): first in, first out          |
+| ``P:T:q:lo``                 | zset    | due entries of priority -100 … -1, scored like ``q:hi``               |
+| ``P:T:seq``                  | string  | the sequence that keeps ``q:hi`` and ``q:lo`` first in, first out     |
 | ``P:T:dispatched``           | hash    | id → cid of every entry in a queue or in flight: what Redis holds     |
 | ``P:T:inflight:W``           | list    | entries worker W popped and has not yet claimed (closes the pop→claim gap) |
 | ``P:T:inflight``             | set     | workers that may have an in-flight list for T                         |
@@ -13,8 +16,13 @@ prefix; ``T`` the task name; ``W`` a worker id):
 | ``G:alive:W``                | string  | present while worker W runs (short TTL, refreshed every second)       |
 | ``G:epoch``                  | string  | a random value; gone when Redis lost its data (flush, empty restart)  |
 
-Priority bands: priority >= 50 → band 0; 1..49 → 1; 0 → 2; -49..-1 → 3; <= -50 → 4. Within a band, first in
-first out. A pop takes a fair share from each of a worker's tasks before filling up from any.
+Exact priority: a pop takes from ``q:hi`` (lowest score first), then ``q:2``, then ``q:lo``. A score is
+``(100 - priority) * 2**40 + sequence``, so a higher priority pops first and one priority is first in, first out;
+every score is an integer below 2**53, exact in a double. The default priority, by far the most common, costs what
+it always did: one RPUSH, one LPOP. ``q:2`` keeps the name of the list that held priority 0 when there were five
+bands (``P:T:q:0`` … ``P:T:q:4``), so an upgrade leaves that backlog where it is; the sweeper's ``recover`` moves
+what the other old band lists still hold into ``q:hi`` and ``q:lo`` (``legacy_keys``). A pop takes a fair share
+from each of a worker's tasks before filling up from any.
 
 The record of what was dispatched (``P:T:dispatched``) lives in Redis beside the lists, so both vanish together:
 the sweeper re-dispatches a due ``todo`` job only when that record lacks it at its cid, never because it is old.
@@ -38,23 +46,41 @@ from .base import Claim, Deliver, Dispatcher, Source, in_order_of, limit_of
 
 log = logging.getLogger(__name__)
 
-BANDS = 5
+# Scores: (100 - priority) * SPAN + sequence. Priorities are -100 … 100, so a score stays below 201 * 2**40 < 2**53.
+SPAN = 2**40
+HI, DEFAULT, LO = 0, 1, 2  # indexes into queue_keys, in the order a pop takes them
+# The old band lists, and the priority each one's entries are moved in at: the highest of its band, so an old
+# entry never runs later than its priority would have had it run. Band 2 (priority 0) is today's default list.
+LEGACY_BANDS = ((0, 100), (1, 49), (3, -1), (4, -50))
 
 
-def band_of(priority: int) -> int:
-    if priority >= 50:
-        return 0
-    if priority > 0:
-        return 1
-    if priority == 0:
-        return 2
-    if priority > -50:
-        return 3
-    return 4
+def queue_of(priority: int) -> int:
+    """Which of ``queue_keys`` an entry of ``priority`` goes to."""
+    return HI if priority > 0 else DEFAULT if priority == 0 else LO
 
 
 def queue_keys(prefix: str, task: str) -> list[str]:
-    return [f"{prefix}:{task}:q:{b}" for b in range(BANDS)]
+    """The task's queues in the order a pop takes them: ``q:hi`` (zset), ``q:2`` (list, priority 0), ``q:lo``."""
+    return [f"{prefix}:{task}:q:hi", f"{prefix}:{task}:q:2", f"{prefix}:{task}:q:lo"]
+
+
+def sequence_key(prefix: str, task: str) -> str:
+    return f"{prefix}:{task}:seq"
+
+
+def legacy_keys(prefix: str, task: str) -> list[str]:
+    """The band lists of before exact priority that are not ``q:2`` (see ``LEGACY_BANDS``)."""
+    return [f"{prefix}:{task}:q:{band}" for band, _ in LEGACY_BANDS]
+
+
+def queued_entries(client: Redis, prefix: str, task: str) -> list[bytes]:
+    """Every entry queued for ``task``, in the order a pop would take them (for tests and operators)."""
+    hi, default, lo = queue_keys(prefix, task)
+    pipe = client.pipeline(transaction=False)
+    pipe.zrange(hi, 0, -1)
+    pipe.lrange(default, 0, -1)
+    pipe.zrange(lo, 0, -1)
+    return [e for part in pipe.execute() for e in part]
 
 
 def dispatched_key(prefix: str, task: str) -> str:
@@ -90,18 +116,19 @@ def decode(raw: Any) -> Ref | None:
     return Ref(job_id, cid) if job_id > 0 and cid > 0 else None
 
 
-# KEYS per task: BANDS queues, inflight list, inflight set, dispatched hash.
-# ARGV: count, ntasks, worker, alive key, alive ttl ms, then each task's limit (the most to hand out for it).
-# Pass 0 hands out again what is already in this worker's in-flight lists; pass 1 takes a fair share from each
-# task; pass 2 fills what is left in task order. An entry whose cid is not
+# KEYS per task: its three queues (queue_keys: hi zset, default list, lo zset), inflight list, inflight set,
+# dispatched hash. ARGV: count, ntasks, worker, alive key, alive ttl ms, then each task's limit (the most to hand
+# out for it). Pass 0 hands out again what is already in this worker's in-flight lists; pass 1 takes a fair share
+# from each task; pass 2 fills what is left in task order. An entry whose cid is not
 # the one recorded in the dispatched hash is stale (its job was repushed, or claimed through a duplicate) and is
 # dropped here, without a trip to the database; malformed entries go to the client, which logs and drops them.
 # A call examines at most ten entries per entry wanted, so a long run of stale entries never blocks Redis.
+# A queue is asked again only while it answered all that was asked: the default case (priority 0 only) costs one
+# ZPOPMIN of a missing q:hi, the LPOPs it needs, and a ZPOPMIN of q:lo only when q:2 ran out.
 _POP = """
 local count = tonumber(ARGV[1])
 local ntasks = tonumber(ARGV[2])
-local bands = {bands}
-local per = bands + 3
+local per = 6
 redis.call('SET', ARGV[4], '1', 'PX', ARGV[5])
 local out = {}
 local limit = {}
@@ -110,16 +137,25 @@ for t = 1, ntasks do
   limit[t] = tonumber(ARGV[5 + t]) or count
 end
 local taken = 0
+local function from(q, key, n)
+  if q == 2 then return redis.call('LPOP', key, n) end
+  local popped = redis.call('ZPOPMIN', key, n)
+  if #popped == 0 then return false end
+  local items = {}
+  for i = 1, #popped, 2 do items[#items + 1] = popped[i] end
+  return items
+end
 local function take(t, want)
   want = math.min(want, limit[t] - #out[t])
   if want <= 0 then return 0 end
   local base = (t - 1) * per
-  local record = KEYS[base + bands + 3]
+  local record = KEYS[base + 6]
   local got = 0
   local budget = want * 10 + 100
-  for b = 1, bands do
+  for q = 1, 3 do
     while got < want and budget > 0 do
-      local items = redis.call('LPOP', KEYS[base + b], math.min(want - got, budget))
+      local asked = math.min(want - got, budget)
+      local items = from(q, KEYS[base + q], asked)
       if not items then break end
       budget = budget - #items
       local keep = {}
@@ -129,12 +165,13 @@ local function take(t, want)
       end
       if #keep > 0 then
         for _, e in ipairs(keep) do table.insert(out[t], e) end
-        redis.call('RPUSH', KEYS[base + bands + 1], unpack(keep))
+        redis.call('RPUSH', KEYS[base + 4], unpack(keep))
         got = got + #keep
       end
+      if #items < asked then break end  -- this queue is empty now: no call to find that out
     end
   end
-  if got > 0 then redis.call('SADD', KEYS[base + bands + 2], ARGV[3]) end
+  if got > 0 then redis.call('SADD', KEYS[base + 5], ARGV[3]) end
   return got
 end
 -- Pass 0: what this worker popped earlier and never acknowledged (a pop whose reply was lost, a claim that
@@ -144,7 +181,7 @@ for t = 1, ntasks do
   local base = (t - 1) * per
   local room = math.min(count - taken, limit[t])
   if room > 0 then
-    local mine = redis.call('LRANGE', KEYS[base + bands + 1], 0, room - 1)
+    local mine = redis.call('LRANGE', KEYS[base + 4], 0, room - 1)
     for _, e in ipairs(mine) do table.insert(out[t], e) end
     taken = taken + #mine
   end
@@ -159,7 +196,7 @@ for t = 1, ntasks do
   taken = taken + take(t, count - taken)
 end
 return out
-""".replace("{bands}", str(BANDS))
+"""
 
 # KEYS: queue, dispatched hash. ARGV: notify channel, entries "<id>:<cid>" joined by ",". Records and queues the
 # entries atomically (a record without its entry would hide a lost job from the sweeper), then wakes idle
@@ -183,6 +220,39 @@ redis.call('PUBLISH', ARGV[1], '1')
 return #entries
 """
 
+# KEYS: a zset (q:hi or q:lo), dispatched hash, sequence. ARGV: notify channel, entries "<id>:<cid>:<priority>"
+# joined by ",". Like _DISPATCH, but each entry is scored (100 - priority) * SPAN + sequence: one INCRBY numbers
+# the whole batch in order. A score is written with %.0f, as an integer, whatever number format the server's Lua
+# uses (stock Lua 5.1's %.14g would round a 15-digit score; Redis 7 writes it exactly either way). ZADD NX: an
+# entry already queued keeps its place. The sequence is taken modulo SPAN; it would wrap after 2**40 entries,
+# when first in, first out within one priority would be broken once, never priority.
+_DISPATCH_SCORED = """
+local ids, cids, prios = {}, {}, {}
+for id, cid, p in string.gmatch(ARGV[2], '(%d+):(%d+):(%-?%d+)') do
+  ids[#ids + 1], cids[#cids + 1], prios[#prios + 1] = id, cid, tonumber(p)
+end
+if #ids == 0 then return 0 end
+local first = redis.call('INCRBY', KEYS[3], #ids) - #ids
+local record, scored = {}, {}
+for i = 1, #ids do
+  record[#record + 1] = ids[i]
+  record[#record + 1] = cids[i]
+  scored[#scored + 1] = string.format('%.0f', (100 - prios[i]) * SPAN + (first + i) % SPAN)
+  scored[#scored + 1] = ids[i] .. ':' .. cids[i]
+  if #record >= 4000 then
+    redis.call('HSET', KEYS[2], unpack(record))
+    redis.call('ZADD', KEYS[1], 'NX', unpack(scored))
+    record, scored = {}, {}
+  end
+end
+if #record > 0 then
+  redis.call('HSET', KEYS[2], unpack(record))
+  redis.call('ZADD', KEYS[1], 'NX', unpack(scored))
+end
+redis.call('PUBLISH', ARGV[1], '1')
+return #ids
+""".replace("SPAN", str(SPAN))
+
 # KEYS: inflight list, dispatched hash, inflight set. ARGV: worker, then the entries taken.
 # Acknowledge exactly these entries: each leaves the in-flight list together with its record (if the record is
 # still at that cid) — never the whole list, which may hold entries of a pop whose reply was lost. A malformed
@@ -197,14 +267,45 @@ if redis.call('LLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[3], ARGV[1]) en
 return 1
 """
 
-# KEYS: inflight list, first queue, inflight set. ARGV: worker. Put a dead worker's entries back in front.
+# KEYS: inflight list, q:hi, inflight set. ARGV: worker. Put a dead worker's entries back in front of every
+# queue, in the order popped: scores -n … -1 sort before any priority's (>= 0). Their priority is not in the entry;
+# they were the first to run when popped.
 _RECOVER = """
 local items = redis.call('LRANGE', KEYS[1], 0, -1)
-for i = #items, 1, -1 do redis.call('LPUSH', KEYS[2], items[i]) end
+for i = 1, #items do redis.call('ZADD', KEYS[2], 'NX', i - #items - 1, items[i]) end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[3], ARGV[1])
 return #items
 """
+
+# KEYS: the old band lists (legacy_keys), q:hi, q:lo. ARGV: the most to move, then each band's priority
+# (LEGACY_BANDS). Moves entries of the five-band layout into the zsets, each band at its priority and ahead of
+# the entries of that priority dispatched since (score (100 - priority) * SPAN - remaining + i < any sequence
+# >= 1), in band order. Atomic: an entry leaves its list as it enters its zset, and an old worker still popping
+# the band lists takes it either before or not at all. The record (dispatched hash) is left as it is: the entry
+# is still queued. Returns how many it moved; the caller calls again while that is the most.
+_MIGRATE = """
+local budget = tonumber(ARGV[1])
+local moved = 0
+for b = 1, #KEYS - 2 do
+  local priority = tonumber(ARGV[1 + b])
+  local dest = priority > 0 and KEYS[#KEYS - 1] or KEYS[#KEYS]
+  local remaining = redis.call('LLEN', KEYS[b])
+  if remaining > 0 and budget > moved then
+    local items = redis.call('LPOP', KEYS[b], math.min(remaining, budget - moved))
+    local scored = {}
+    for i, e in ipairs(items) do
+      scored[#scored + 1] = string.format('%.0f', (100 - priority) * SPAN - remaining + i - 1)
+      scored[#scored + 1] = e
+    end
+    redis.call('ZADD', dest, 'NX', unpack(scored))
+    moved = moved + #items
+  end
+end
+return moved
+""".replace("SPAN", str(SPAN))
+MIGRATE_BATCH = 2000
+MIGRATE_CALLS = 50  # a sweep moves at most this many batches per task; the next sweep goes on
 
 
 class RedisDispatcher(Dispatcher):
@@ -218,6 +319,8 @@ class RedisDispatcher(Dispatcher):
         self._pop = client.register_script(_POP)
         self._ack = client.register_script(_ACK)
         self._recover = client.register_script(_RECOVER)
+        self._dispatch_scored = client.register_script(_DISPATCH_SCORED)
+        self._migrate = client.register_script(_MIGRATE)
         self._pubsub: Any = None
         self._subscribed: tuple[str, ...] = ()
         self._epoch: bytes | str | None = None
@@ -240,27 +343,37 @@ class RedisDispatcher(Dispatcher):
         from ..conf import get_settings
 
         default_prefix = get_settings().key_prefix
-        groups: dict[tuple[str, str, str], list[str]] = defaultdict(list)
-        keys: dict[tuple[str, int], tuple[str, str, str]] = {}  # a batch has one or a few (task, band) pairs
+        groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        keys: dict[tuple[str, int], tuple[str, ...]] = {}  # a batch has one or a few (task, queue) pairs
         for item in items:
-            band = band_of(item.priority)
-            key = keys.get((item.task, band))
+            queue = queue_of(item.priority)
+            key = keys.get((item.task, queue))
             if key is None:
                 prefix = (prefixes or {}).get(item.task) or default_prefix
-                key = keys[(item.task, band)] = (queue_keys(prefix, item.task)[band],
-                                                 dispatched_key(prefix, item.task), notify_channel(prefix, item.task))
-            groups[key].append(f"{item.id}:{item.cid}")
+                key = keys[(item.task, queue)] = (notify_channel(prefix, item.task),
+                                                  queue_keys(prefix, item.task)[queue],
+                                                  dispatched_key(prefix, item.task),
+                                                  *(() if queue == DEFAULT else (sequence_key(prefix, item.task),)))
+            if queue == DEFAULT:
+                groups[key].append(f"{item.id}:{item.cid}")
+            else:  # push validates -100 … 100; clamped so that a score never leaves its queue's range
+                groups[key].append(f"{item.id}:{item.cid}:{max(-100, min(100, item.priority))}")
         try:
             if len(groups) == 1:
                 [(group, entries)] = groups.items()
-                self._dispatch(keys=list(group[:2]), args=[group[2], ",".join(entries)])
+                self._dispatch_group(group, entries)
                 return
             pipe = self.client.pipeline(transaction=False)
             for group, entries in groups.items():
-                self._dispatch(keys=list(group[:2]), args=[group[2], ",".join(entries)], client=pipe)
+                self._dispatch_group(group, entries, pipe)
             pipe.execute()
         except RedisError as exc:
             raise DispatchError(f"could not dispatch {len(items)} job(s) to Redis: {exc}") from exc
+
+    def _dispatch_group(self, group: tuple[str, ...], entries: list[str], pipe: Any = None) -> None:
+        """``group`` is (channel, queue, record[, sequence]): a sequence means a zset, scored by _DISPATCH_SCORED."""
+        script = self._dispatch if len(group) == 3 else self._dispatch_scored
+        script(keys=list(group[1:]), args=[group[0], ",".join(entries)], client=pipe)
 
     # -- consumer side
     def _subscribe(self, sources: Sequence[Source]) -> None:
@@ -331,7 +444,7 @@ class RedisDispatcher(Dispatcher):
                 else:
                     refs.append(ref)
             won = claim(source, refs) if refs else []
-            deliver(in_order_of(won, refs))  # the order popped (band order), not the database's
+            deliver(in_order_of(won, refs))  # the order popped (priority order), not the database's
             dropped = len(refs) - len(won)
             if dropped:
                 log.debug("meepo: %s: %d entr(y/ies) were stale or duplicated and were dropped", source.task,
@@ -373,24 +486,54 @@ class RedisDispatcher(Dispatcher):
         return [r for r, v in zip(refs, values, strict=True) if v is None or v != str(r.cid).encode()]
 
     def length(self, task: str, key_prefix: str) -> int:
+        """Entries waiting in the three queues, and in old band lists not yet moved (see ``upgrade``)."""
+        hi, default, lo = queue_keys(key_prefix, task)
         try:
             pipe = self.client.pipeline(transaction=False)
-            for key in queue_keys(key_prefix, task):
+            pipe.zcard(hi)
+            pipe.llen(default)
+            pipe.zcard(lo)
+            for key in legacy_keys(key_prefix, task):
                 pipe.llen(key)
             return int(sum(pipe.execute()))
         except RedisError as exc:
             raise DispatchError(f"could not read queue lengths: {exc}") from exc
 
+    def upgrade(self, source: Source) -> int:
+        """Move what the band lists of before exact priority hold into ``q:hi`` and ``q:lo``; returns how many.
+
+        Called by ``recover`` on every sweep, so what old producers or workers still put there during a rolling
+        upgrade moves too; with none left it costs one script call of four LLENs of missing keys. Each call of
+        the script is atomic and moves at most MIGRATE_BATCH entries (Redis is never blocked for long); if a reply
+        is lost, what it moved is queued in the zsets and the next sweep moves the rest. The records are untouched,
+        so the sweeper never dispatches a moved entry twice, and never misses one.
+        """
+        keys = [*legacy_keys(source.key_prefix, source.task), *(queue_keys(source.key_prefix, source.task)[q]
+                                                                 for q in (HI, LO))]
+        args = [MIGRATE_BATCH, *(priority for _, priority in LEGACY_BANDS)]
+        total = 0
+        for _ in range(MIGRATE_CALLS):  # bounded: old producers still pushing never hold up a sweep
+            moved = int(self._migrate(keys=keys, args=args))
+            total += moved
+            if moved < MIGRATE_BATCH:
+                break
+        if total:
+            log.warning("meepo: %s: moved %d entr(y/ies) from the old priority bands to the exact-priority queues",
+                        source.task, total, extra={"task": source.task})
+            self.client.publish(notify_channel(source.key_prefix, source.task), b"1")
+        return total
+
     def recover(self, sources: Sequence[Source]) -> int:
         moved = 0
         try:
             for s in sources:
+                self.upgrade(s)
                 for raw_worker in self.client.smembers(inflight_set_key(s.key_prefix, s.task)):
                     worker = raw_worker.decode() if isinstance(raw_worker, bytes) else str(raw_worker)
                     if self.client.exists(self.alive_key(worker)):
                         continue
                     n = int(self._recover(keys=[inflight_key(s.key_prefix, s.task, worker),
-                                                queue_keys(s.key_prefix, s.task)[0],
+                                                queue_keys(s.key_prefix, s.task)[HI],
                                                 inflight_set_key(s.key_prefix, s.task)], args=[worker]))
                     if n:
                         log.warning("meepo: %s: gave back %d entr(y/ies) popped by dead worker %s", s.task, n,

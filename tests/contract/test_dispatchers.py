@@ -91,13 +91,28 @@ def test_higher_priority_is_claimed_first(dispatcher: Dispatcher) -> None:
 
 
 def test_one_fetch_returns_its_batch_highest_priority_first(dispatcher: Dispatcher) -> None:
-    # Pushed out of priority order, one priority per Redis band, so that both dispatchers promise the same order:
-    # priority high first, then in the order the jobs became due (here: push order).
-    pushed = [(Job.objects.push("record", json={}, priority=p).id, p) for p in (0, -60, 80, 10, 80, 0, -60, 10)]
+    # Pushed out of priority order: every dispatcher promises priority high first, then in the order the jobs
+    # became due (here: push order).
+    pushed = [(Job.objects.push("record", json={}, priority=p).id, p)
+              for p in (0, -60, 80, 10, 80, 0, -60, 10, 100, 49, -1, -100, 1, 50)]
     expected = sorted(pushed, key=lambda item: (-item[1], item[0]))
-    claimed = fetch(dispatcher, 8)
+    claimed = fetch(dispatcher, len(pushed))
     assert [(c.id, c.priority) for c in claimed] == expected
     assert fetch(dispatcher, 8) == []
+
+
+def test_seven_close_priorities_are_claimed_highest_first(dispatcher: Dispatcher) -> None:
+    for priority in (10, 20, 30, 40, 49, 50, 100):
+        Job.objects.push("record", json={}, priority=priority)
+    order = [fetch(dispatcher, 1)[0].priority for _ in range(7)]
+    assert order == [100, 50, 49, 40, 30, 20, 10]
+    assert fetch(dispatcher, 1) == []
+
+
+def test_within_one_priority_other_than_the_default_jobs_are_claimed_first_in_first_out(
+        dispatcher: Dispatcher) -> None:
+    ids = [Job.objects.push("record", json={}, priority=p).id for p in (7, 7, -7, 7, -7)]
+    assert [fetch(dispatcher, 1)[0].id for _ in range(5)] == [ids[0], ids[1], ids[3], ids[2], ids[4]]
 
 
 def test_within_a_priority_jobs_are_claimed_in_the_order_they_became_due(dispatcher: Dispatcher) -> None:

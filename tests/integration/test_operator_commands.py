@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from django_meepo.dispatch.redis import queue_keys
+from django_meepo.dispatch.redis import queued_entries
 from django_meepo.models import Attempt, Job
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +45,7 @@ def test_push_from_an_argument_is_dispatched(redis, key_prefix) -> None:  # type
     out, _ = run("meepo_push", "record", "héllo")
     pushed = Job.objects.get(id=int(out))
     assert (pushed.task, pushed.payload_bytes, pushed.status) == ("record", "héllo".encode(), "todo")
-    assert redis.lrange(queue_keys(key_prefix, "record")[2], 0, -1) == [f"{pushed.id}:1".encode()]
+    assert queued_entries(redis, key_prefix, "record") == [f"{pushed.id}:1".encode()]
 
 
 def test_push_json_from_a_file_and_from_stdin(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

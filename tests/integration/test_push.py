@@ -18,14 +18,14 @@ from django.utils import timezone
 from django_meepo import ConfigurationError, InvalidPayload, Job, UnknownTask, inserts, outbox, registry
 from django_meepo import task as meepo_task
 from django_meepo.dispatch import producer_dispatcher
-from django_meepo.dispatch.redis import dispatched_key, queue_keys
+from django_meepo.dispatch.redis import dispatched_key, queued_entries
 from django_meepo.inserts import NewJob
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def queued(redis, prefix: str, task: str = "record") -> list[bytes]:  # type: ignore[no-untyped-def]
-    return [e for key in queue_keys(prefix, task) for e in redis.lrange(key, 0, -1)]
+    return queued_entries(redis, prefix, task)
 
 
 def test_push_inserts_now_and_dispatches_after_commit(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from django_meepo import Job, outbox
 from django_meepo.dispatch import redis_dispatcher
-from django_meepo.dispatch.redis import RedisDispatcher, dispatched_key, inflight_key, inflight_set_key, queue_keys
+from django_meepo.dispatch.redis import RedisDispatcher, dispatched_key, inflight_key, inflight_set_key, queued_entries
 from django_meepo.registry import get_task
 from django_meepo.sweeper import source_of
 from testproject.models import Run
@@ -79,7 +79,7 @@ def test_a_failed_ack_leaves_the_entries_in_flight_and_the_next_fetch_acknowledg
     assert redis.sismember(inflight_set_key(key_prefix, TASK), WORKER)
     assert {int(k): v for k, v in redis.hgetall(record).items()} == {j.id: b"1" for j in jobs}, \
         "their records stay until they are acknowledged"
-    assert sum(redis.llen(k) for k in queue_keys(key_prefix, TASK)) == 0
+    assert queued_entries(redis, key_prefix, TASK) == []
 
     later = Job.objects.push(TASK, json={"n": 3})  # a fresh entry for the next take, behind the stale ones
     second = fetch_claimed(d, [source], 10, worker=WORKER, using=DB)

@@ -16,7 +16,7 @@ from django.db import transaction
 from django_meepo import Job, outbox
 from django_meepo import statemachine as sm
 from django_meepo.dispatch import new_dispatcher
-from django_meepo.dispatch.redis import queue_keys
+from django_meepo.dispatch.redis import queued_entries
 from django_meepo.registry import get_task
 from django_meepo.sweeper import Sweeper
 
@@ -26,7 +26,7 @@ TINY = [1e-7, 4e-7, 5e-7, timedelta(seconds=4e-7)]  # each rounds to 0 µs
 
 
 def queued_refs(redis, prefix: str, task: str = "record") -> list[bytes]:  # type: ignore[no-untyped-def]
-    return [e for k in queue_keys(prefix, task) for e in redis.lrange(k, 0, -1)]
+    return queued_entries(redis, prefix, task)
 
 
 def sweeper() -> Sweeper:

@@ -21,6 +21,7 @@ from django_meepo import (
 from django_meepo import statemachine as sm
 from django_meepo.clock import db_now
 from django_meepo.db import Sql
+from django_meepo.dispatch.redis import queued_entries
 from django_meepo.models import Attempt
 from django_meepo.registry import get_task
 from django_meepo.states import REPUSH_RUNNING_DELAY
@@ -185,7 +186,7 @@ def test_a_running_jobs_repush_is_due_later_and_dispatched_by_the_sweeper_other_
     assert rows[running.id].due_at >= now + timedelta(seconds=REPUSH_RUNNING_DELAY)
     assert rows[finished.id].due_at < now + timedelta(seconds=REPUSH_RUNNING_DELAY)
     outbox.flush()
-    entries = [e for k in redis.scan_iter(match=f"{key_prefix}:*:q:*") for e in redis.lrange(k, 0, -1)]
+    entries = queued_entries(redis, key_prefix, finished.task)
     assert f"{finished.id}:4".encode() in entries, "a finished job's repush is dispatched at once"
     assert f"{running.id}:3".encode() not in entries, "a running job's repush waits for the sweeper (not due yet)"
     assert api.repush(running.id, cid=3).due_at is not None  # todo now: a second repush is due at once
@@ -385,12 +386,12 @@ def test_api_commit_with_a_bad_cid_is_named_and_writes_nothing(bad_cid, error, f
     [claimed] = claim_one(job)  # doing at cid 2
     state = ("id", "status", "cid", "failed_times", "attempts", "token", "updated_at", "last_error", "due_at")
     before = list(Job.objects.values_list(*state))
-    queue_before = {k: redis.lrange(k, 0, -1) for k in redis.scan_iter(match=f"{key_prefix}:*:q:*")}
+    queue_before = queued_entries(redis, key_prefix, job.task)
     with pytest.raises(error, match=fragment):
         api.commit(job.id, bad_cid(claimed.cid), "done")
     assert list(Job.objects.values_list(*state)) == before
     assert not Attempt.objects.exists()
-    assert {k: redis.lrange(k, 0, -1) for k in redis.scan_iter(match=f"{key_prefix}:*:q:*")} == queue_before
+    assert queued_entries(redis, key_prefix, job.task) == queue_before
     api.commit(job.id, claimed.cid, "done")  # the run itself can still commit
     assert Job.objects.get(id=job.id).status == "done"
 

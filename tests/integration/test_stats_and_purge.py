@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from django_meepo import purge, stats
 from django_meepo.dispatch import new_dispatcher
-from django_meepo.dispatch.redis import queue_keys
+from django_meepo.dispatch.redis import DEFAULT, HI, legacy_keys, queue_keys
 from django_meepo.models import Attempt, Job, Lease, Worker
 from django_meepo.registry import get_task
 from django_meepo.sweeper import Sweeper
@@ -33,8 +33,9 @@ def test_counts_backlog_throughput_and_redis(redis, key_prefix) -> None:  # type
     job("failed", finished_at=now - timedelta(minutes=90))  # outside both windows
     job("zombie", task="other")
     job("done", task="retired-task")  # jobs of a task no longer declared are still counted
-    redis.rpush(queue_keys(key_prefix, "record")[0], "1:1")
-    redis.rpush(queue_keys(key_prefix, "record")[4], "2:1", "3:1")
+    redis.rpush(queue_keys(key_prefix, "record")[DEFAULT], "1:1")
+    redis.zadd(queue_keys(key_prefix, "record")[HI], {"2:1": 1})
+    redis.rpush(legacy_keys(key_prefix, "record")[-1], "3:1")  # an old band list not yet moved counts too
     snap = stats.collect(now=now)
     tasks = {t.name: t for t in snap.tasks}
     record = tasks["record"]

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_meepo import Job, outbox
 from django_meepo import statemachine as sm
 from django_meepo.dispatch import new_dispatcher, redis_dispatcher
-from django_meepo.dispatch.redis import queue_keys
+from django_meepo.dispatch.redis import queue_keys, queued_entries
 from django_meepo.models import Attempt
 from django_meepo.registry import get_task
 from django_meepo.sweeper import Sweeper, source_of
@@ -39,11 +39,11 @@ def sweeper(*names: str) -> Sweeper:
 
 
 def queue_length(redis, prefix: str, task: str) -> int:  # type: ignore[no-untyped-def]
-    return sum(redis.llen(k) for k in queue_keys(prefix, task))
+    return len(queued_entries(redis, prefix, task))
 
 
 def queued_refs(redis, prefix: str, task: str) -> list[bytes]:  # type: ignore[no-untyped-def]
-    return [e for k in queue_keys(prefix, task) for e in redis.lrange(k, 0, -1)]
+    return queued_entries(redis, prefix, task)
 
 
 def claim_with_lease(task: str, lease: float = 3) -> tuple[Job, sm.ClaimedJob]:

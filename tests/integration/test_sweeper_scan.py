@@ -19,7 +19,7 @@ from django.test import override_settings
 from django_meepo import Job
 from django_meepo.clock import db_now
 from django_meepo.dispatch import new_dispatcher
-from django_meepo.dispatch.redis import dispatched_key, queue_keys
+from django_meepo.dispatch.redis import DEFAULT, dispatched_key, queue_keys, queued_entries
 from django_meepo.registry import get_task
 from django_meepo.sweeper import SCAN_PAGES_PER_TICK, Sweeper
 
@@ -32,7 +32,7 @@ TOTAL = 2 * PER_TICK + 3  # two full ticks, then a short last page that ends the
 
 
 def queued(redis, prefix: str) -> list[bytes]:  # type: ignore[no-untyped-def]
-    return [e for k in queue_keys(prefix, TASK) for e in redis.lrange(k, 0, -1)]
+    return queued_entries(redis, prefix, TASK)
 
 
 def entry(job_id: int) -> bytes:
@@ -94,7 +94,7 @@ def test_a_scan_covers_a_bounded_number_of_pages_per_tick_and_goes_on_where_it_s
         # The scan reached the end: the next period starts a new one from the beginning. Redis loses the first
         # two rows of the order again, and only a scan from the start finds them at once.
         for job_id in order[:2]:
-            assert sum(redis.lrem(k, 0, entry(job_id)) for k in queue_keys(key_prefix, TASK)) == 1
+            assert redis.lrem(queue_keys(key_prefix, TASK)[DEFAULT], 0, entry(job_id)) == 1
             assert redis.hdel(dispatched_key(key_prefix, TASK), str(job_id)) == 1
         fourth = tick(4)
         assert not fourth.full_scan

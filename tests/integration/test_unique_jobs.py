@@ -13,7 +13,7 @@ import pytest
 from django.db import connection, transaction
 
 from django_meepo import Job, outbox
-from django_meepo.dispatch.redis import queue_keys
+from django_meepo.dispatch.redis import queued_entries
 from django_meepo.states import Status
 from tests.support.workers import subprocess_env
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def queued(redis, prefix: str, task: str = "record") -> list[bytes]:  # type: ignore[no-untyped-def]
     outbox.flush()
-    return [e for key in queue_keys(prefix, task) for e in redis.lrange(key, 0, -1)]
+    return queued_entries(redis, prefix, task)
 
 
 def set_status(job: Job, status: str) -> None:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django_meepo import Job, inserts
 from django_meepo import statemachine as sm
 from django_meepo.dispatch import redis_dispatcher
-from django_meepo.dispatch.redis import RedisDispatcher, dispatched_key, queue_keys
+from django_meepo.dispatch.redis import RedisDispatcher, dispatched_key, queued_entries
 from django_meepo.models import Attempt
 from django_meepo.sweeper import Sweeper, SweepReport
 from testproject.models import Run
@@ -288,9 +288,9 @@ def test_an_entry_of_a_task_this_deploy_does_not_know_reaches_the_worker_and_is_
         ("todo", 1, 0, 0, "", None, ""), "left alone: not claimed, not failed"
     assert not Attempt.objects.filter(job_id=ghost).exists() and not Run.objects.filter(job_id=ghost).exists()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "the worker's loop never failed"
-    assert sum(redis.llen(k) for k in queue_keys(key_prefix, "record")) == 0
+    assert queued_entries(redis, key_prefix, "record") == []
     assert redis.hget(dispatched_key(key_prefix, "record"), str(ghost)) is None, "its stray entry was dropped"
-    own_queue = [e for k in queue_keys(key_prefix, GHOST) for e in redis.lrange(k, 0, -1)]
+    own_queue = queued_entries(redis, key_prefix, GHOST)
     assert own_queue == [f"{ghost}:1".encode()], "its own entry waits for a worker that knows the task"
     assert redis.hget(dispatched_key(key_prefix, GHOST), str(ghost)) == b"1"
 

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from django_meepo import Job
-from django_meepo.dispatch.redis import queue_keys
+from django_meepo.dispatch.redis import queued_entries
 from django_meepo.tasks import MeepoBackend, describe
 from django_meepo.tasks.compat import InvalidTask, TaskResultDoesNotExist, TaskResultStatus
 from testproject import djtasks
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def queued(redis, prefix: str, queue: str) -> list[bytes]:  # type: ignore[no-untyped-def]
-    return [e for key in queue_keys(prefix, queue) for e in redis.lrange(key, 0, -1)]
+    return queued_entries(redis, prefix, queue)
 
 
 def test_every_capability_django_meepo_can_honour(backend) -> None:  # type: ignore[no-untyped-def]

@@ -128,8 +128,7 @@ def test_priority_orders_waiting_tasks(backend, run_worker) -> None:  # type: ig
         finished(backend, r.id)
     order = list(Run.objects.order_by("id").values_list("job_id", flat=True))
     by_job = {int(r.id): label for r, (label, _) in zip(results, labels, strict=True)}
-    assert [by_job[j] for j in order] == ["high", "urgent", "normal", "lower", "low"], (
-        "bands: >= 50 first (first in, first out within a band), then 1..49, 0, -49..-1, <= -50")
+    assert [by_job[j] for j in order] == ["urgent", "high", "normal", "lower", "low"], "every priority counts"
 
 
 def test_the_database_dispatcher_orders_by_exact_priority_and_claims_deferred_tasks_when_due(  # type: ignore[no-untyped-def]

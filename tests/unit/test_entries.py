@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from django_meepo.dispatch.redis import band_of, decode, encode
+from django_meepo.dispatch.redis import DEFAULT, HI, LO, decode, encode, queue_of
 from django_meepo.statemachine import Ref
 
 
@@ -21,5 +21,5 @@ def test_malformed_entries_are_refused(raw: bytes) -> None:
     assert decode(raw) is None
 
 
-def test_priority_bands_order_high_first() -> None:
-    assert [band_of(p) for p in (100, 50, 49, 1, 0, -1, -49, -50, -100)] == [0, 0, 1, 1, 2, 3, 3, 4, 4]
+def test_priorities_above_zero_go_high_zero_to_the_list_below_low() -> None:
+    assert [queue_of(p) for p in (100, 50, 1, 0, -1, -50, -100)] == [HI, HI, HI, DEFAULT, LO, LO, LO]
