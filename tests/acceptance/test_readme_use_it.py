@@ -83,8 +83,11 @@ class NewUser:
 
     def start(self, argv: list[str], out: Path) -> subprocess.Popen[bytes]:
         handle = out.open("wb")
+        # Ctrl-C as at a terminal: a test run started in the background by a shell (scripts/test.sh runs the
+        # databases side by side) inherits SIGINT ignored, and runserver would then never hear it.
         return subprocess.Popen(argv, cwd=self.project, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def write_files(self, files: dict[str, str]) -> None:
         """The README's ``# path`` files: settings lines are appended to startproject's, other files written."""
