@@ -56,3 +56,18 @@ def log_in(driver, base_url: str, username: str, password: str, next_path: str) 
     driver.find_element(By.NAME, "username").send_keys(username)
     driver.find_element(By.NAME, "password").send_keys(password)
     driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    _wait_until_logged_in(driver)
+
+
+def _wait_until_logged_in(driver, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait for the login POST to land. `click()` returns before the browser has the session cookie: a
+    `driver.get` straight after it (seen on a loaded CI machine) cancels the POST, and the next page is the
+    login form again. A wrong password raises here, naming the page, instead of a later step failing on a
+    missing element."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        WebDriverWait(driver, timeout).until(lambda d: "/login/" not in d.current_url)
+    except TimeoutException:
+        raise AssertionError(f"still on the login page after {timeout:.0f} s: {driver.current_url}") from None
