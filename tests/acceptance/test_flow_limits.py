@@ -19,9 +19,9 @@ from tests.support.services import wait_until
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 WORKERS = 3
-# A token is taken at the claim; the run starts a moment later in the worker (its thread picks it up), so the
-# starts of one window may come from claims up to this much apart.
-CLAIM_TO_START = 0.25
+# A token is taken just before the claim's UPDATE (one statement later, same thread), so the claims of one
+# window may come from takes up to this much apart.
+TAKE_TO_CLAIM = 0.25
 
 
 def push(task: str, n: int, log: Path, dispatch: str, sleep: float, key: str | None = None,
@@ -96,11 +96,18 @@ def test_a_rate_limit_holds_across_workers_within_the_limit_plus_one_burst(  # t
     procs = start_workers(workers, "flow_rated", dispatch)
     wait_until(lambda: len(runs(log)) >= len(ids), timeout=240, interval=0.2,
                message=f"{len(ids)} runs; worker logs: {logs(procs)}")
-    starts = [s for _, _, s, _ in runs(log)]
     assert sorted(i for _, i, _, _ in runs(log)) == sorted(ids)
+    # The limit governs claims: a token is taken, then the job claimed (its started_at written on the database's
+    # clock) in the next statement. Runs start later, in a worker thread: on a loaded machine (CI runs three
+    # suites side by side) a worker that got no CPU for a moment started a second's claims at once, so the
+    # runs' own start times bunch beyond any bound while the claims did not.
+    rows = Job.objects.filter(id__in=ids).values_list("attempts", "started_at")
+    assert {a for a, _ in rows} == {1}
+    claims = [t.timestamp() for _, t in rows]
     for window in (0.5, 1.0, 2.0, 3.0):
-        allowed = 10 + 10 * (window + CLAIM_TO_START)  # the limit over the window, plus one burst
-        assert most_starts_in(starts, window) <= allowed, f"over {allowed} starts in {window} s: {sorted(starts)}"
+        allowed = 10 + 10 * (window + TAKE_TO_CLAIM)  # the limit over the window, plus one burst
+        assert most_starts_in(claims, window) <= allowed, f"over {allowed} claims in {window} s: {sorted(claims)}"
+    starts = [s for _, _, s, _ in runs(log)]
     assert max(starts) - min(starts) >= 2.5, "40 jobs at 10/s after a burst of 10 take at least 3 s"
 
 

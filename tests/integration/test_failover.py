@@ -65,8 +65,9 @@ def test_redis_back_with_its_data_still_gets_the_jobs_pushed_while_it_was_down(p
     record = get_task("record")
     sweeper = Sweeper([record], dispatcher=new_dispatcher(), using="default", holder="test-sweeper")
     redis = redis_dispatcher()
-    held = [j.id for j in Job.objects.push_many("record", json=[{} for _ in range(20)])]  # in Redis
-    first = sweeper.tick()
+    held = [j.id for j in Job.objects.push_many("record", json=[{} for _ in range(20)])]
+    assert outbox.flush(timeout=30), "the outbox's thread to dispatch them"  # in Redis now (a loaded CI run's
+    first = sweeper.tick()  # sweeper came first otherwise, and found all 20 missing)
     assert (first.leading, first.full_scan, first.redispatched) == (1, True, 0), "Redis holds them all"
 
     private_redis.stop(keep_data=True)
