@@ -68,6 +68,9 @@ def test_a_task_concurrency_limit_holds_across_several_workers(  # type: ignore[
     spans = [(s, e) for _, _, s, e in done]
     assert max_overlap(spans) <= 3, f"more than 3 flow_limited runs overlapped: {sorted(spans)}"
     assert max_overlap(spans) >= 2, "the limit is not 1: several ran at once"
+    # A run is logged before its worker's committer writes `done`: wait for the last commits to land.
+    wait_until(lambda: not Job.objects.filter(id__in=ids, status="doing").exists(), timeout=60, interval=0.2,
+               message=f"the last commits; worker logs: {logs(procs)}")
     assert set(Job.objects.filter(id__in=ids).values_list("status", "attempts")) == {("done", 1)}  # none burnt
 
 
