@@ -32,7 +32,7 @@ _lock = threading.Lock()
 def _node(text: str) -> tuple[str, int]:
     """``"redis://host:port[/0]"`` or ``"host:port"`` → (host, port); ValueError naming what is wrong."""
     if not isinstance(text, str) or not text:
-        raise ValueError(f"a node must be a string 'redis://host:port' or 'host:port', not {text!r}")
+        raise ValueError(f"has a node that is not a string 'redis://host:port' or 'host:port' ({text!r})")
     parts = urlsplit(text if "://" in text else f"redis://{text}")
     if parts.scheme not in ("redis", "rediss"):
         raise ValueError(f"node {text!r}: the scheme must be redis:// or rediss://")
@@ -58,7 +58,7 @@ def parse(value: Any) -> tuple[list[tuple[str, int]], dict[str, Any]]:
             raise ValueError(f"has unknown key(s) {', '.join(map(repr, unknown))} (known: 'NODES', 'OPTIONS')")
         nodes, options = value.get("NODES"), value.get("OPTIONS", {})
     if isinstance(nodes, str):
-        nodes = [nodes]
+        nodes = [nodes] if nodes else []
     if not isinstance(nodes, list | tuple) or not nodes:
         raise ValueError("must name at least one startup node: a URL 'redis://host:port', a list of them, or "
                          "{'NODES': [...], 'OPTIONS': {...}}")

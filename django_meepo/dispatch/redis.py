@@ -300,9 +300,15 @@ class RedisDispatcher(Dispatcher):
         if not refs:
             return []
         try:
-            values = self.client.hmget(dispatched_key(key_prefix, task), [str(r.id) for r in refs])
+            lacking = self._lacking(dispatched_key(key_prefix, task), refs)
+            if lacking and not self.cluster:  # an old worker (untagged layout) may hold them: its record says so
+                lacking = self._lacking(untagged_keys(key_prefix, task)["dispatched"], lacking)
         except RedisError as exc:
             raise DispatchError(f"could not read what Redis holds: {exc}") from exc
+        return lacking
+
+    def _lacking(self, record: str, refs: Sequence[Ref]) -> list[Ref]:
+        values = self.client.hmget(record, [str(r.id) for r in refs])
         return [r for r, v in zip(refs, values, strict=True) if v is None or v != str(r.cid).encode()]
 
     def length(self, task: str, key_prefix: str) -> int:
