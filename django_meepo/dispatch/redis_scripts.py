@@ -246,7 +246,8 @@ for b = 1, 4 do
     moved = moved + #items
   end
 end
-if redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[10]) == 0 then
+if redis.call('EXISTS', KEYS[8]) == 1
+    and redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[10]) == 0 then
   redis.call('DEL', KEYS[8])
 end
 return moved
