@@ -203,6 +203,8 @@ class RedisDispatcher(Dispatcher):
         out: dict[Source, list[Any]] = {}
         left = count
         failed: RedisError | None = None
+        # Each slot group once (the script's pass 0 hands out a worker's in-flight entries again: a second call
+        # in one pop would hand out what the first just took); the rotation above decides which group is first.
         for group in slot_groups(sources, self.cluster):
             if left <= 0:
                 break
