@@ -112,3 +112,16 @@ def test_a_standalone_dispatcher_is_unchanged(key_prefix) -> None:  # type: igno
     d = redis_dispatcher()
     assert type(d) is RedisDispatcher and not d.cluster
     d.close()
+
+
+def test_the_eviction_check_asks_every_master(on_cluster, cluster) -> None:  # type: ignore[no-untyped-def]
+    from django_meepo.checks import check_redis
+
+    assert check_redis() == []
+    master = cluster.owner(slot_of(on_cluster, "other"))
+    master.client().config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        warnings = check_redis()
+        assert [w.id for w in warnings] == ["meepo.W002"] and "allkeys-lru" in warnings[0].msg
+    finally:
+        master.client().config_set("maxmemory-policy", "noeviction")
