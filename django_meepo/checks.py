@@ -13,6 +13,9 @@
 | meepo.E009 | ``MEEPO["SCHEDULE"]`` or one of its entries is malformed (keys, cron, timezone, missed, json, priority) |
 | meepo.E010 | a schedule names an unknown task                                          |
 | meepo.E011 | ``MEEPO["SCHEDULE"]`` is set but ``cronsim`` is not installed (``pip install django-meepo[cron]``) |
+| meepo.E012 | a queue name cannot be a django-meepo task name (tasks/queues.py)       |
+| meepo.E013 | a queue's ``OPTIONS`` are malformed (tasks/queues.py)                   |
+| meepo.E014 | ``MEEPO["REDIS_CLUSTER"]`` is malformed (nodes, ``OPTIONS``; dispatch/cluster.py) |
 | meepo.W001 | the Redis alias is also the default cache (``cache.clear()`` would FLUSHDB the queue) |
 | meepo.W002 | Redis ``maxmemory-policy`` is not ``noeviction`` (tag ``meepo_redis``, run by ``meepo_consume``) |
 | meepo.W003 | ``max_allowed_packet`` (MySQL, MariaDB) is too small for ``MAX_PAYLOAD_BYTES`` (database check) |
@@ -66,7 +69,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     if isinstance(conf.database, str) and conf.database not in connections:
         errors.append(Error(f"MEEPO['DATABASE'] is {conf.database!r}, which is not in DATABASES",
                             id="meepo.E005", hint="Name one of your DATABASES aliases."))
-    if conf.dispatch != "database":
+    if conf.dispatch != "database" and conf.redis_cluster is None:  # the Cluster client needs no alias
         errors += _redis_alias_errors(conf.redis)
     if isinstance(raw.get("TASKS", {}), dict):
         from .registry import problems
@@ -120,14 +123,27 @@ def check_redis(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     try:
         from .dispatch import redis_client
 
-        policy = redis_client().config_get("maxmemory-policy").get("maxmemory-policy")
+        policies = _eviction_policies(redis_client())
     except Exception as exc:
         return [Warning(f"could not ask Redis for its maxmemory-policy: {exc}", id="meepo.W002")]
-    if policy not in ("noeviction", b"noeviction"):
+    policy = next((p for p in policies if p not in ("noeviction", b"noeviction")), None)
+    if policy is not None:
         return [Warning(f"Redis maxmemory-policy is {policy!r}: under memory pressure Redis may evict "
                         f"django-meepo's queues", id="meepo.W002",
                         hint="Set maxmemory-policy noeviction on the Redis django-meepo uses.")]
     return []
+
+
+def _eviction_policies(client: Any) -> list[Any]:
+    """``maxmemory-policy`` of the Redis, or of each primary of a Redis Cluster."""
+    from redis.cluster import RedisCluster
+
+    if isinstance(client, RedisCluster):
+        answers: Any = client.config_get("maxmemory-policy", target_nodes=RedisCluster.PRIMARIES)
+        if isinstance(answers, dict) and "maxmemory-policy" not in answers:  # one answer per node
+            return [a.get("maxmemory-policy") for a in answers.values()]
+        return [answers.get("maxmemory-policy")]
+    return [client.config_get("maxmemory-policy").get("maxmemory-policy")]
 
 
 PACKET_HEADROOM = 64 * 1024  # the rest of the INSERT: columns, idempotency key, SQL text

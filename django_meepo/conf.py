@@ -39,6 +39,7 @@ class MeepoSettings:
 
     database: str = field(default_factory=_default("DATABASE"))
     redis: str = field(default_factory=_default("REDIS"))
+    redis_cluster: Any = field(default_factory=_default("REDIS_CLUSTER"))
     key_prefix: str = field(default_factory=_default("KEY_PREFIX"))
     max_payload_bytes: int = field(default_factory=_default("MAX_PAYLOAD_BYTES"))
     max_result_bytes: int = field(default_factory=_default("MAX_RESULT_BYTES"))

@@ -8,8 +8,10 @@ limit plus one burst.
 
 * **Redis** (``DISPATCH = "redis"``): one Lua script (:data:`_TAKE`) refills and takes every bucket of a claim
   atomically on Redis's own clock (``TIME``), so every worker on every host draws from the same buckets. Key
-  schema (``P`` the task's key prefix, ``T`` the task, ``K`` a concurrency key): ``P:T:rate`` (hash: tokens, ms)
-  and ``P:T:rate:K``; each expires a period after its last use (it is full by then, as if absent).
+  schema (``P`` the task's key prefix, ``T`` the task, ``K`` a concurrency key): ``{P:T}:rate`` (hash: tokens,
+  ms) and ``{P:T}:rate:K``, under the task's hash tag so one script's buckets share a Redis Cluster slot; each
+  expires a period after its last use (it is full by then, as if absent). Buckets of before the hash tags
+  (``P:T:rate``) are not moved: they start full once, one more burst at the upgrade.
 * **The database** (``DISPATCH = "database"``, and while Redis does not answer): the same buckets as
   ``FlowLimit`` rows (``tokens``, ``refilled_at`` on the database's clock), read and written under the task's
   flow lock (limits.py), so claims of one task take them one at a time.
@@ -33,6 +35,7 @@ from datetime import datetime
 from django.db.models import Q
 from redis.exceptions import RedisError
 
+from .dispatch.redis_keys import rate_key
 from .models import FlowLimit
 from .rates import Rate, parse_rate
 
@@ -132,7 +135,7 @@ class Limiter:
             return Grant([], 0.0)
         slots: dict[str, int] = {}
         per_job = [_key_slot(slots, key) if key is not None and rates.key_rate else 0 for key in keys]
-        base = f"{rates.key_prefix}:{rates.task}:rate"
+        base = rate_key(rates.key_prefix, rates.task)  # the task's hash tag: one Cluster slot for every bucket
         redis_keys = [base, *(f"{base}:{key}" for key in slots)]
         task_rate, key_rate = rates.rate, rates.key_rate
         args = [task_rate.count if task_rate else 0, task_rate.period * 1000 if task_rate else 1,

@@ -116,8 +116,9 @@ class Sweeper:
             return report
         redis_ok = self.dispatcher.redispatches
         try:
-            report.recovered = self.dispatcher.recover([source_of(t) for t in leading])
-            report.full_scan = self.dispatcher.lost_everything()
+            sources = [source_of(t) for t in leading]
+            report.recovered = self.dispatcher.recover(sources)
+            report.full_scan = self.dispatcher.lost_everything(sources)
             if self._unreachable:
                 log.warning("meepo: sweeper reaches the dispatcher again")
             self._unreachable = False

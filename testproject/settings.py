@@ -6,6 +6,7 @@ Services come from the environment, with this machine's defaults:
 * ``REDIS_URL`` — ``redis://127.0.0.1:6379/0``
 * ``MEEPO_KEY_PREFIX`` — Redis key prefix (tests give every run its own)
 * ``MEEPO_REDIS_SENTINELS`` — ``host:port,…`` of Redis sentinels; REDIS_URL then names the master
+* ``MEEPO_REDIS_CLUSTER`` — ``redis://host:port,…``: the startup nodes of a Redis Cluster (``MEEPO["REDIS_CLUSTER"]``)
 * ``MEEPO_DISPATCH`` — ``redis`` (default; fails over to the database while Redis is down) or ``database``
 * ``MEEPO_DB_NAME`` — overrides the database name (tests point worker subprocesses at the test database)
 * ``MEEPO_TEST_DB_NAME`` — the test database's name (with SQLite: a file beside the database, unless a path);
@@ -101,6 +102,8 @@ MEEPO: dict[str, Any] = {
         "demo": {"FUNCTION": "testproject.jobs.demo", "PARALLEL": 4},
     },
 }
+if os.environ.get("MEEPO_REDIS_CLUSTER"):
+    MEEPO["REDIS_CLUSTER"] = os.environ["MEEPO_REDIS_CLUSTER"].split(",")
 if os.environ.get("MEEPO_POLL_INTERVAL"):
     MEEPO["POLL_INTERVAL"] = float(os.environ["MEEPO_POLL_INTERVAL"])
 if os.environ.get("MEEPO_PROGRESS_INTERVAL"):

@@ -78,7 +78,7 @@ def key_prefix() -> Iterator[str]:
         yield prefix
         try:
             client = redis_client()
-            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+            keys = list(client.scan_iter(match=f"*{prefix}:*", count=1000))
             if keys:
                 client.delete(*keys)
         except Exception:

@@ -1,5 +1,5 @@
-"""``python -m bench.chaos --minutes N --seed S --dispatch redis|database|failover [--topology standalone|sentinel]
-[--faults a,b,…]``.
+"""``python -m bench.chaos --minutes N --seed S --dispatch redis|database|failover
+[--topology standalone|sentinel|cluster] [--faults a,b,…]``.
 
 Bad input (zero or negative minutes, an unknown fault or dispatch mode, a URL that is not MariaDB/MySQL) is a
 clear error and exit code 2, before anything starts. Exit 0 when every check passes, 1 when one fails, 130 when
@@ -54,8 +54,9 @@ def parser() -> argparse.ArgumentParser:
                    help="redis: the Redis dispatcher alone; database: the table; failover: Redis, failing over "
                         "to the table while Redis is down (the default configuration)")
     p.add_argument("--topology", choices=list(TOPOLOGIES), default="standalone",
-                   help="the run's Redis: one redis-server, or a master, a replica and 3 sentinels (whose drill, "
-                        "sentinel_failover, kills the master)")
+                   help="the run's Redis: one redis-server; a master, a replica and 3 sentinels (whose drill, "
+                        "sentinel_failover, kills the master); or a Redis Cluster of 3 masters and 3 replicas "
+                        "(cluster_failover kills a master, cluster_slot_migration moves a task's slot)")
     p.add_argument("--faults", default=None, help=f"comma-separated, from: {', '.join(faults.REGISTRY)} "
                                                   "(default: all of the topology's; none of Redis's with "
                                                   "--dispatch database)")

@@ -7,7 +7,7 @@ input, not the system under test).
 
 A fault names the Redis topologies it applies to (``topologies``; None: any, see topology.py): the faults that
 kill or flush the one redis-server are the ``standalone`` topology's; the drills of other topologies (Sentinel
-here, Cluster later) are theirs, so each topology's default set is what makes sense for it.
+and Cluster here) are theirs, so each topology's default set is what makes sense for it.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .procs import Fleet, Redis
-from .topology import SentinelRedis
+from .topology import ClusterRedis, SentinelRedis
 
 REDIS_SOCKET_TIMEOUT = 2.0  # the children's MEEPO_REDIS_SOCKET_TIMEOUT; DEBUG SLEEP lasts longer
 CLOCK_SKEW = 45.0  # seconds ahead: far more than a lease (3 s)
 
 
 class Target(Protocol):
-    redis: Redis | SentinelRedis
+    redis: Redis | SentinelRedis | ClusterRedis
     fleet: Fleet
     rng: random.Random
 
@@ -131,6 +131,27 @@ def sentinel_failover(t: Target) -> Effect:
     if not isinstance(t.redis, SentinelRedis):
         raise RuntimeError("sentinel_failover needs --topology sentinel")
     return Effect(detail=t.redis.failover())
+
+
+def _cluster(t: Target) -> ClusterRedis:
+    if not isinstance(t.redis, ClusterRedis):
+        raise RuntimeError("this drill needs --topology cluster")
+    return t.redis
+
+
+@fault("cluster_failover", interrupts=True, redis=True, topologies=("cluster",))
+def cluster_failover(t: Target) -> Effect:
+    """kill -9 of the Cluster master serving one of the run's tasks while jobs flow: its replica takes over,
+    RedisCluster follows it; what the replica had not received is lost and swept back. The old master comes back,
+    empty, as the new master's replica."""
+    return Effect(detail=_cluster(t).failover(t.fleet.env["MEEPO_KEY_PREFIX"], t.rng))
+
+
+@fault("cluster_slot_migration", interrupts=False, redis=True, topologies=("cluster",))
+def cluster_slot_migration(t: Target) -> Effect:
+    """The slot of one of the run's tasks moves to another master key by key while jobs flow (ASK and TRYAGAIN
+    redirects meanwhile); nothing is lost, and no run begins twice because of it."""
+    return Effect(detail=_cluster(t).migrate(t.fleet.env["MEEPO_KEY_PREFIX"], t.rng))
 
 
 def _victim(t: Target) -> Any:
@@ -254,7 +275,8 @@ class Slot:
 def cost(name: str, total_seconds: float) -> float:
     """About how long a fault takes to fire (the plan leaves time for it)."""
     return {"redis_stop_15s": redis_stop_seconds(total_seconds), "redis_debug_sleep": 2 * REDIS_SOCKET_TIMEOUT,
-            "worker_sigterm": 3.0, "sentinel_failover": 6.0}.get(name, 0.2)
+            "worker_sigterm": 3.0, "sentinel_failover": 6.0, "cluster_failover": 8.0,
+            "cluster_slot_migration": 2.0}.get(name, 0.2)
 
 
 def plan(chosen: list[str], total_seconds: float, rng: random.Random) -> list[Slot]:

@@ -25,7 +25,7 @@ from . import faults as fault_registry
 from . import history
 from .checker import Check, FaultEvent, check, passed, table
 from .procs import Fleet, Redis
-from .topology import TOPOLOGIES, SentinelRedis
+from .topology import TOPOLOGIES, ClusterRedis, SentinelRedis
 
 log = logging.getLogger("bench.chaos")
 DRAIN_SECONDS = 180.0
@@ -40,7 +40,7 @@ class Config:
     faults: list[str]
     database_url: str
     keep: bool = False
-    topology: str = "standalone"  # the run's Redis: standalone | sentinel (topology.TOPOLOGIES)
+    topology: str = "standalone"  # the run's Redis: standalone | sentinel | cluster (topology.TOPOLOGIES)
 
     @property
     def database(self) -> str:
@@ -55,7 +55,7 @@ def now() -> datetime:
 @dataclass
 class Runner:
     config: Config
-    redis: Redis | SentinelRedis = field(init=False)
+    redis: Redis | SentinelRedis | ClusterRedis = field(init=False)
     rng: random.Random = field(init=False)  # the faults' (their thread's): plan, victims, targets
     push_rng: random.Random = field(init=False)  # the main thread's: jobs, transactions, rollbacks
     fleet: Fleet = field(init=False)

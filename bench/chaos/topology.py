@@ -1,10 +1,11 @@
-"""The Redis a chaos run owns: one redis-server (``standalone``) or a Sentinel topology (``sentinel``).
+"""The Redis a chaos run owns: one redis-server (``standalone``), a Sentinel topology (``sentinel``) or a Redis
+Cluster (``cluster``: 3 masters, 3 replicas).
 
 A topology gives the runner what ``procs.Redis`` gives: ``env()`` (what the workers and the tool need to reach
 it), ``client()`` (the current master), ``start()``, ``proc`` (None while no master runs) and ``cleanup()``.
 Faults name the topologies they apply to (``faults.Fault.topologies``): the standalone faults kill or flush the
-one server; the ``sentinel_failover`` drill kills the master of a Sentinel topology. A Cluster topology (issue
-14, item 3) is added here the same way: a class, an entry in TOPOLOGIES, and its drill in faults.py.
+one server; the ``sentinel_failover`` drill kills the master of a Sentinel topology; the ``cluster_failover``
+and ``cluster_slot_migration`` drills kill a Cluster master and move a slot of the run's tasks.
 
 Everything is started as ``procs.Proc`` (a session of its own) and stopped by PID in ``cleanup()``.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import redis
 
+from .cluster import ClusterRedis
 from .procs import Proc, Redis, free_port
 
 MASTER_NAME = "meepochaos"
@@ -155,4 +157,5 @@ def _link_up(server: Redis) -> bool:
     return False
 
 
-TOPOLOGIES: dict[str, Callable[[], Redis | SentinelRedis]] = {"standalone": Redis, "sentinel": SentinelRedis}
+TOPOLOGIES: dict[str, Callable[[], Redis | SentinelRedis | ClusterRedis]] = {
+    "standalone": Redis, "sentinel": SentinelRedis, "cluster": ClusterRedis}

@@ -68,11 +68,11 @@ class Meepo(System):
 
     def queued(self) -> int:
         """Entries waiting in Redis under this prefix (django-meepo's queues are Redis lists)."""
-        return list_entries(self.broker_url, f"{self.prefix}:*")
+        return list_entries(self.broker_url, f"*{self.prefix}:*")  # the tagged {P:T}:… keys and the global P:… ones
 
     def forget_redis(self) -> int:
         """Delete every Redis key under this prefix: what Redis loses in a flush or an empty restart."""
-        return delete_matching(self.broker_url, f"{self.prefix}:*")
+        return delete_matching(self.broker_url, f"*{self.prefix}:*")  # the tagged {P:T}:… keys and the global P:… ones
 
     def reset(self) -> None:
         from django.core.management import call_command

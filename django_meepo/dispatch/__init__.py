@@ -27,8 +27,16 @@ _producer_lock = threading.Lock()
 
 
 def redis_client(alias: str | None = None):  # type: ignore[no-untyped-def]
-    """The redis-py client behind the django-redis cache alias ``MEEPO["REDIS"]``."""
-    alias = alias or get_settings().redis
+    """The redis-py client behind the django-redis cache alias ``MEEPO["REDIS"]`` — or, when
+    ``MEEPO["REDIS_CLUSTER"]`` is set, this process's ``RedisCluster`` on those nodes (``cluster.py``)."""
+    conf = get_settings()
+    if conf.redis_cluster is not None and alias is None:
+        from .cluster import cluster_client, validate
+
+        if problem := validate(conf.redis_cluster):
+            raise ConfigurationError(f"MEEPO['REDIS_CLUSTER'] {problem}, not {conf.redis_cluster!r}")
+        return cluster_client(conf.redis_cluster)
+    alias = alias or conf.redis
     caches = getattr(settings, "CACHES", {})
     if alias not in caches:
         raise ConfigurationError(f"MEEPO['REDIS'] names the cache alias {alias!r}, which is not in CACHES; add a "
@@ -43,7 +51,7 @@ def redis_dispatcher() -> RedisDispatcher:
     conf = get_settings()
     from .redis import RedisDispatcher
 
-    return RedisDispatcher(redis_client(conf.redis), global_prefix=conf.key_prefix,
+    return RedisDispatcher(redis_client(), global_prefix=conf.key_prefix,
                            alive_ttl=conf.worker_alive_ttl)
 
 

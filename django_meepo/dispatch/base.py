@@ -69,8 +69,9 @@ class Dispatcher(abc.ABC):
         """Give back what dead workers took but never claimed; returns how many entries. Default: nothing."""
         return 0
 
-    def lost_everything(self) -> bool:
-        """True once after the dispatcher lost all it held (a flush, a restart with no data)."""
+    def lost_everything(self, sources: Sequence[Source] = ()) -> bool:
+        """True once after the dispatcher lost what it held for one of ``sources`` (a flush, a restart with no
+        data, on a Redis Cluster a node that came back empty)."""
         return False
 
     def heartbeat(self, worker: str) -> None:  # noqa: B027 - optional hook

@@ -227,5 +227,5 @@ class FailoverDispatcher(Dispatcher):
     def recover(self, sources: Sequence[Source]) -> int:
         return self._ask(lambda: self.primary.recover(sources))  # type: ignore[return-value]
 
-    def lost_everything(self) -> bool:
-        return self._ask(self.primary.lost_everything)  # type: ignore[return-value]
+    def lost_everything(self, sources: Sequence[Source] = ()) -> bool:
+        return self._ask(lambda: self.primary.lost_everything(sources))  # type: ignore[return-value]

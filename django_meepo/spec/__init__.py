@@ -139,6 +139,12 @@ def _json_encoder(v: Any) -> str | None:
     return None
 
 
+def _redis_cluster(v: Any) -> str | None:
+    from ..dispatch.cluster import validate
+
+    return validate(v)
+
+
 def _dict_of(what: str) -> Validator:
     return lambda v: None if isinstance(v, dict) else f"must be a dict of {what}"
 
@@ -161,6 +167,11 @@ _SETTINGS = (
     Setting(key="DATABASE", default="default", validate=_word, doc="database alias holding the job table"),
     Setting(key="REDIS", default="meepo", validate=_word,
             doc="django-redis cache alias used for dispatch (give django-meepo its own)"),
+    Setting(key="REDIS_CLUSTER", default=None, validate=_redis_cluster, check_id="meepo.E014",
+            doc="Redis Cluster startup nodes (`\"redis://host:port\"`, a list of them, or "
+                "`{\"NODES\": [...], \"OPTIONS\": {...}}`): set, django-meepo uses redis-py's `RedisCluster` "
+                "instead of the `REDIS` alias — [dispatch.md](dispatch.md#redis-cluster)",
+            hint="E.g. ['redis://10.0.0.1:7000', 'redis://10.0.0.2:7000'], or None for the REDIS alias."),
     Setting(key="KEY_PREFIX", default="meepo", validate=_word,
             doc="Redis key prefix (a task may override it with its `KEY_PREFIX` option)"),
     Setting(key="MAX_PAYLOAD_BYTES", default=1024 * 1024, validate=_int_between(1, 64 * 1024 * 1024),

@@ -264,7 +264,7 @@ def _forget_keys(user: NewUser) -> None:
     for url in user.redis_urls:
         try:
             client = redis.Redis.from_url(url)
-            keys = list(client.scan_iter(match=f"{user.prefix}:*", count=1000))
+            keys = list(client.scan_iter(match=f"*{user.prefix}:*", count=1000))
             if keys:
                 client.delete(*keys)
         except redis.RedisError:

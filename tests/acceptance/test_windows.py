@@ -71,7 +71,7 @@ def _lists_holding(client: redis_py.Redis, prefix: str, job_id: int) -> set[str]
     """The Redis lists under ``prefix`` that hold an entry of this job (entries start with its id)."""
     entry = re.compile(rf"^{job_id}(\D|$)".encode())
     found = set()
-    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+    for key in client.scan_iter(match=f"*{prefix}:*", count=1000):
         if client.type(key) == b"list" and any(entry.match(e) for e in client.lrange(key, 0, -1)):
             found.add(key.decode())
     return found

@@ -8,6 +8,7 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
+from django_meepo.dispatch.redis import DEFAULT, queue_keys
 from django_meepo.models import Job, Worker
 
 pytestmark = pytest.mark.django_db
@@ -91,7 +92,7 @@ def test_dashboard_shows_the_numbers(operator_client, make_job, redis, key_prefi
     now = timezone.now()
     Worker.objects.create(id="w-live", hostname="h", pid=1, tasks="record", started_at=now, last_seen=now)
     held = make_job("doing", worker="w-live")
-    redis.rpush(f"{key_prefix}:record:q:2", "1:1", "2:1")
+    redis.rpush(queue_keys(key_prefix, "record")[DEFAULT], "1:1", "2:1")
     response = operator_client.get(reverse("admin:django_meepo_job_dashboard"))
     assert response.status_code == 200
     snapshot = response.context["snapshot"]

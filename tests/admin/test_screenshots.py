@@ -96,7 +96,7 @@ def _queue_only_todo_jobs() -> None:
     from django_meepo.states import Dispatchable
 
     client = redis_client()
-    client.delete(*client.scan_iter(match=f"{get_settings().key_prefix}:*"))
+    client.delete(*client.scan_iter(match=f"*{get_settings().key_prefix}:*"))
     dispatch_now([Dispatchable(t, i, c, p) for t, i, c, p in
                   Job.objects.filter(status="todo").values_list("task", "id", "cid", "priority")])
 

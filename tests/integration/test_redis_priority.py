@@ -101,21 +101,21 @@ def test_a_dead_workers_entries_go_back_in_front_of_every_priority(dispatcher, k
     dispatcher.dispatch([item(1, 0), item(2, -3), item(3, 0)])
     taken = dispatcher.pop([source], 3, "dead-worker")[source]
     assert taken == [b"1:1", b"3:1", b"2:1"]
-    redis.delete(dispatcher.alive_key("dead-worker"))  # it died: its alive key expired
+    redis.delete(rd.alive_key(key_prefix, TASK, "dead-worker"))  # it died: its alive key expired
     dispatcher.dispatch([item(4, 100), item(5, 0)])
     assert dispatcher.recover([source]) == 3
     assert pop_all(dispatcher) == [b"1:1", b"3:1", b"2:1", b"4:1", b"5:1"]
 
 
 def old_layout(redis, prefix: str, bands: dict[int, list[str]]) -> None:  # type: ignore[no-untyped-def]
-    """What the five-band layout left in Redis: entries in ``P:T:q:<band>`` lists, each recorded."""
+    """What the five-band layout left in Redis: entries in ``P:T:q:<band>`` lists, each recorded (untagged)."""
     for band, entries in bands.items():
         redis.rpush(f"{prefix}:{TASK}:q:{band}", *entries)
-        redis.hset(rd.dispatched_key(prefix, TASK), mapping={e.split(":")[0]: e.split(":")[1] for e in entries})
+        redis.hset(f"{prefix}:{TASK}:dispatched", mapping={e.split(":")[0]: e.split(":")[1] for e in entries})
 
 
 def test_the_old_band_lists_are_moved_each_at_its_place(dispatcher, key_prefix, redis, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(rd, "MIGRATE_BATCH", 2)  # several calls of the script, each atomic
+    monkeypatch.setattr(rd, "UPGRADE_BATCH", 2)  # several calls of the script, each atomic
     old_layout(redis, key_prefix, {0: ["1:1", "2:1", "3:1"], 1: ["4:1"], 2: ["5:1"], 3: ["6:1", "7:1"], 4: ["8:1"]})
     new = [(20, 100), (21, 49), (22, 0), (23, -1), (24, -50), (25, -100), (26, 50)]
     dispatcher.dispatch([item(i, p) for i, p in new])
@@ -124,7 +124,10 @@ def test_the_old_band_lists_are_moved_each_at_its_place(dispatcher, key_prefix, 
     assert dispatcher.recover([source]) == 0, "no dead worker: the move is not counted as recovered"
     assert not redis.exists(*rd.legacy_keys(key_prefix, TASK))
     assert redis.lrange(rd.queue_keys(key_prefix, TASK)[rd.DEFAULT], 0, -1) == [b"5:1", b"22:1"], \
-        "the old priority-0 list is the new default list: its backlog never moved"
+        "the old priority-0 list went in front of the new default list"
+    assert not redis.exists(f"{key_prefix}:{TASK}:q:2", f"{key_prefix}:{TASK}:dispatched")
+    assert redis.hgetall(rd.dispatched_key(key_prefix, TASK)) == {str(i).encode(): b"1" for i in [*range(1, 9),
+                                                                                                   *range(20, 27)]}
     # Each old band at the top priority of its band, ahead of what was dispatched at that priority since.
     expected = [1, 2, 3, 20, 26, 4, 21, 5, 22, 6, 7, 23, 8, 24, 25]
     assert pop_all(dispatcher) == [f"{i}:1".encode() for i in expected]
@@ -143,17 +146,17 @@ def test_the_sweeper_moves_old_band_entries_so_they_are_claimed_not_lost(key_pre
     try:
         # Recorded as dispatched, so the sweeper's scan would never dispatch them again: only the move saves them.
         assert d.missing(TASK, key_prefix, [sm.Ref(j.id, 1) for j in jobs]) == []
-        assert [c.id for c in fetch_claimed(d, [source], 10, worker=WORKER, using=DB)] == [jobs[1].id]
+        assert fetch_claimed(d, [source], 10, worker=WORKER, using=DB) == [], "nothing in today's keys yet"
         Sweeper([get_task(TASK)], dispatcher=d, using=DB, holder="prio-sweeper").tick(now=timezone.now())
         claimed = fetch_claimed(d, [source], 10, worker=WORKER, using=DB)
-        assert [(c.id, c.priority) for c in claimed] == [(jobs[0].id, 80), (jobs[2].id, -60)]
+        assert [(c.id, c.priority) for c in claimed] == [(jobs[0].id, 80), (jobs[1].id, 0), (jobs[2].id, -60)]
     finally:
         d.close()
 
 
 def test_one_sweep_moves_a_bounded_number_and_the_next_goes_on(dispatcher, key_prefix, redis, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(rd, "MIGRATE_BATCH", 1)
-    monkeypatch.setattr(rd, "MIGRATE_CALLS", 2)
+    monkeypatch.setattr(rd, "UPGRADE_BATCH", 1)
+    monkeypatch.setattr(rd, "UPGRADE_CALLS", 2)
     old_layout(redis, key_prefix, {3: [f"{i}:1" for i in range(1, 6)]})
     source = source_of(get_task(TASK))
     assert [dispatcher.upgrade(source) for _ in range(4)] == [2, 2, 1, 0]

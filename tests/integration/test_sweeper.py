@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_meepo import Job, outbox
 from django_meepo import statemachine as sm
 from django_meepo.dispatch import new_dispatcher, redis_dispatcher
-from django_meepo.dispatch.redis import queue_keys, queued_entries
+from django_meepo.dispatch.redis import alive_key, dispatched_key, queue_keys, queued_entries
 from django_meepo.models import Attempt
 from django_meepo.registry import get_task
 from django_meepo.sweeper import Sweeper, source_of
@@ -134,7 +134,7 @@ def test_what_redis_lost_is_dispatched_again(redis, key_prefix) -> None:  # type
     jobs = Job.objects.push_many("record", [b"{}"] * 50)
     s = sweeper("record")
     s.tick()
-    for key in redis.scan_iter(match=f"{key_prefix}:*"):
+    for key in redis.scan_iter(match=f"*{key_prefix}:*"):
         redis.delete(key)  # what a FLUSHALL does to this test's keys (the epoch key included)
     report = s.tick(monotonic=clock(10_000))
     assert report.full_scan and report.redispatched == 50
@@ -145,7 +145,7 @@ def test_a_dispatch_that_never_happened_is_found_by_the_period_scan(redis, key_p
     s = sweeper("record")
     s.tick()  # first tick: the full scan
     job = Job.objects.push("record", b"{}")
-    redis.delete(*queue_keys(key_prefix, "record"), f"{key_prefix}:record:dispatched")  # the dispatch was lost
+    redis.delete(*queue_keys(key_prefix, "record"), dispatched_key(key_prefix, "record"))  # the dispatch was lost
     assert s.tick(monotonic=clock(10_000)).redispatched == 0, "rows changed in the last seconds may still be in flight"
     report = s.tick(now=timezone.now() + timedelta(seconds=5), monotonic=clock(20_000))
     assert report.redispatched == 1
@@ -170,7 +170,7 @@ def test_entries_popped_by_a_dead_worker_are_given_back(redis, key_prefix) -> No
     dispatcher = redis_dispatcher()
     popped = dispatcher.pop([source_of(get_task("record"))], 10, "doomed-worker")
     assert sum(len(v) for v in popped.values()) == 1
-    redis.delete(dispatcher.alive_key("doomed-worker"))
+    redis.delete(alive_key(key_prefix, "record", "doomed-worker"))
     assert queue_length(redis, key_prefix, "record") == 0
     report = sweeper("record").tick()
     assert report.recovered == 1

@@ -16,6 +16,7 @@ from django_meepo import Job, inserts
 from django_meepo import statemachine as sm
 from django_meepo.dispatch import redis_dispatcher
 from django_meepo.dispatch.redis import RedisDispatcher, dispatched_key, queued_entries
+from django_meepo.dispatch.redis import epoch_key as redis_epoch_key
 from django_meepo.models import Attempt
 from django_meepo.sweeper import Sweeper, SweepReport
 from testproject.models import Run
@@ -230,7 +231,7 @@ def test_redis_stopped_during_pushes_the_sweeper_dispatches_what_it_missed(priva
         wait_until(lambda: all_finished(first), timeout=30, message="jobs pushed while Redis is up")
         wait_until(lambda: any(r.full_scan for r in sweep_reports), timeout=30,
                    message="the sweeper's first sweep while Redis is up (it writes Redis's epoch key)")
-        epoch_key = redis_dispatcher().epoch_key
+        epoch_key = redis_epoch_key(settings.MEEPO["KEY_PREFIX"], "record")
         epoch = private_redis.client().get(epoch_key)
         assert epoch is not None
         private_redis.stop(keep_data=keeps_data)  # kept: the restart loads its dump (epoch key and records)

@@ -46,23 +46,30 @@ def test_an_empty_fault_list_is_refused(capsys: pytest.CaptureFixture[str]) -> N
     (["--faults", "sentinel_failover"], "'sentinel_failover' do not apply to --topology standalone (they need "
                                         "sentinel)"),
     (["--topology", "sentinel", "--faults", "flushall,poison"], "'flushall' do not apply to --topology sentinel"),
+    (["--topology", "cluster", "--dispatch", "database"], "--topology cluster needs Redis"),
+    (["--faults", "cluster_failover"], "'cluster_failover' do not apply to --topology standalone (they need "
+                                       "cluster)"),
 ])
 def test_other_bad_arguments(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
     assert message in error_of(capsys, ["--minutes", "1", *args])
 
 
 def test_the_database_dispatcher_leaves_out_the_redis_faults_by_default() -> None:
-    assert set(faults.names("failover")) == set(faults.REGISTRY) - {"sentinel_failover"}
+    assert set(faults.names("failover")) == set(faults.REGISTRY) - {"sentinel_failover", "cluster_failover",
+                                                                    "cluster_slot_migration"}
     assert set(faults.names("database")) == {n for n, f in faults.REGISTRY.items() if not f.redis}
     assert faults.parse("flushall, flushall,poison") == ["flushall", "poison"]
 
 
 def test_each_topology_gets_its_own_redis_faults_and_the_others() -> None:
     standalone_only = {"flushall", "redis_kill9_restart_empty", "redis_stop_15s", "redis_debug_sleep"}
-    anywhere = set(faults.REGISTRY) - standalone_only - {"sentinel_failover"}
+    cluster_only = {"cluster_failover", "cluster_slot_migration"}
+    anywhere = set(faults.REGISTRY) - standalone_only - {"sentinel_failover"} - cluster_only
     assert set(faults.names("failover", "sentinel")) == anywhere | {"sentinel_failover"}
+    assert set(faults.names("failover", "cluster")) == anywhere | cluster_only
     assert set(faults.names("redis", "standalone")) == anywhere | standalone_only
     assert faults.parse("sentinel_failover,poison", "sentinel") == ["sentinel_failover", "poison"]
+    assert faults.parse("cluster_slot_migration", "cluster") == ["cluster_slot_migration"]
 
 
 def test_the_plan_fires_every_chosen_fault_and_the_stop_scales_down() -> None:
