@@ -136,7 +136,7 @@ def test_a_job_is_not_claimed_before_it_is_due(dispatcher: Dispatcher, key_prefi
 def test_a_stale_entry_is_dropped(dispatcher: Dispatcher, key_prefix: str) -> None:
     job = Job.objects.push("record", json={})  # dispatched at cid 1
     repushed = operators.repush(job.id, using=DB)  # cid 2: the first entry is stale now
-    item = repushed.dispatchable(timezone.now())
+    item = repushed.dispatchable(db_now(DB))  # due_at is on the database's clock, not this process's
     assert item is not None
     dispatcher.dispatch([item])
     claimed = fetch(dispatcher, 10)
