@@ -30,6 +30,7 @@ from .exceptions import ConfigurationError, InvalidPayload
 from .inserts import NewJob
 from .registry import get_task
 from .states import Dispatchable
+from .tables import for_task
 
 if TYPE_CHECKING:
     from .models import Job
@@ -221,7 +222,7 @@ def _insert_once(new: NewJob, alias: str) -> Job:
             job._meepo_created = True  # type: ignore[attr-defined]
             return job
         except IntegrityError:
-            existing = (inserts.job_model().objects.using(alias).select_for_update()
+            existing = (for_task(new.task).model.objects.using(alias).select_for_update()
                         .filter(task=new.task, idempotency_key=new.idempotency_key).first())
             if existing is None:
                 raise

@@ -44,6 +44,7 @@ from . import inserts
 from .exceptions import MeepoError
 from .inserts import NewJob
 from .states import Status
+from .tables import for_task
 
 if TYPE_CHECKING:
     from .models import Job
@@ -112,7 +113,7 @@ def push_unique(new: NewJob, unique: Unique, alias: str, now: datetime) -> Job:
     The returned job's ``_meepo_created`` says which. Runs in a savepoint of the caller's transaction (its own
     transaction in autocommit), so a refused INSERT leaves the caller's transaction usable on every database.
     """
-    model = inserts.job_model()
+    model = for_task(new.task).model
     with transaction.atomic(using=alias):
         for _ in range(TRIES):
             try:
