@@ -31,17 +31,17 @@ DB = "default"
 WORKER = "tables-worker"
 
 
-def colliding() -> tuple[AbstractJob, AbstractJob]:
+def colliding(**spec: object) -> tuple[AbstractJob, AbstractJob]:
     """A job of ``record`` (meepo_job) and one of ``record_own`` (t_my_job_0831) with the same id."""
-    shared = Job.objects.push("record", json={"t": "shared"})
-    own = OwnJob.objects.push("record_own", json={"t": "own"})
+    shared = Job.objects.push("record", json={"t": "shared", **spec})
+    own = OwnJob.objects.push("record_own", json={"t": "own", **spec})
     for _ in range(1000):
         if shared.id == own.id:
             return shared, own
         if shared.id < own.id:
-            shared = Job.objects.push("record", json={"t": "shared"})
+            shared = Job.objects.push("record", json={"t": "shared", **spec})
         else:
-            own = OwnJob.objects.push("record_own", json={"t": "own"})
+            own = OwnJob.objects.push("record_own", json={"t": "own", **spec})
     raise AssertionError(f"ids did not meet: {shared.id} / {own.id}")
 
 
@@ -159,10 +159,11 @@ def test_operators_name_the_task_of_an_id(key_prefix: str) -> None:
 
 
 def test_a_worker_runs_colliding_ids_of_two_tables_each_once(redis: object, key_prefix: str) -> None:
-    pairs = [colliding() for _ in range(5)]
-    with running_worker("record", "record_own", parallel=4):
+    # Each run outlasts the lease (3 s): both jobs of a pair are held at once and their leases must be renewed.
+    pairs = [colliding(sleep=4) for _ in range(3)]
+    with running_worker("record", "record_own", parallel=8):
         wait_until(lambda: Job.objects.filter(status="done").count() + OwnJob.objects.filter(status="done").count()
-                   == Job.objects.count() + OwnJob.objects.count(), timeout=60, message="every job to finish")
+                   == Job.objects.count() + OwnJob.objects.count(), timeout=90, message="every job to finish")
     runs = {(r["task"], r["job_id"]): r["n"] for r in Run.objects.values("task", "job_id").annotate(n=Count("id"))
             .order_by()}
     expected = {("record", i): 1 for i in Job.objects.values_list("id", flat=True)}
