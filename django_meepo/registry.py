@@ -250,6 +250,15 @@ def _resolve(decl: _Declaration) -> tuple[Task | None, list[Problem]]:
     problems += [Problem("meepo.E003", decl.name, f"task {decl.name!r}: {msg}",
                          f"See the options table, {doc_link('reference.md', 'task-options', 'documentation')}.")
                  for msg in option_errors(decl.options)]
+    if decl.model is not None:
+        from .tables import model_problem
+
+        if problem := model_problem(decl.model):
+            problems.append(Problem("meepo.E014", decl.name, f"task {decl.name!r}: {problem}",
+                                    "Point MODEL (or @task(model=...)) at a concrete subclass of "
+                                    "django_meepo.models.AbstractJob in an installed app, with an AbstractAttempt "
+                                    "subclass whose job ForeignKey points at it (docs/tables.md); or drop it to "
+                                    "keep the task's jobs in meepo_job."))
     func = decl.function
     if func is None:
         if not decl.path or not isinstance(decl.path, str):
