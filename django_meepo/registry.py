@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from .models import Job
 
 JobFunction = Callable[..., Any]
+# A task with a table of its own names its jobs task:id (a Django Tasks result id, at most 64 characters).
+OWN_TABLE_NAME_MAX = 44
 # A provider's per-job options: the task's options as one job's payload overrides them (a Django Task's own
 # max_attempts). The worker's runner applies them to failures; the sweeper to expired leases.
 JobOptions = Callable[[bytes, TaskOptions], TaskOptions]
@@ -259,6 +261,10 @@ def _resolve(decl: _Declaration) -> tuple[Task | None, list[Problem]]:
                                     "django_meepo.models.AbstractJob in an installed app, with an AbstractAttempt "
                                     "subclass whose job ForeignKey points at it (docs/tables.md); or drop it to "
                                     "keep the task's jobs in meepo_job."))
+        elif len(decl.name) > OWN_TABLE_NAME_MAX:
+            problems.append(Problem("meepo.E014", decl.name, f"task {decl.name!r} has a table of its own, so its "
+                                    f"name may have {OWN_TABLE_NAME_MAX} characters at most (a Django Tasks result "
+                                    f"id, task:id, fits in 64)", "Give the task a shorter name."))
     func = decl.function
     if func is None:
         if not decl.path or not isinstance(decl.path, str):
