@@ -39,7 +39,7 @@ class Holdings:
 
     def add(self, held: Held) -> None:
         with self.lock:
-            self.jobs[(held.ctx.task, held.ctx.id)] = held
+            self.jobs[(held.task.name, held.ctx.id)] = held
 
     def get(self, task: str, job_id: int) -> Held | None:
         return self.jobs.get((task, job_id))
@@ -48,8 +48,8 @@ class Holdings:
         """Forget these (only the very objects: a job claimed again since is another Held)."""
         with self.lock:
             for held in items:
-                if self.jobs.get((held.ctx.task, held.ctx.id)) is held:
-                    del self.jobs[(held.ctx.task, held.ctx.id)]
+                if self.jobs.get((held.task.name, held.ctx.id)) is held:
+                    del self.jobs[(held.task.name, held.ctx.id)]
 
     def in_state(self, *states: str) -> list[Held]:
         with self.lock:

@@ -19,7 +19,7 @@ from .exceptions import MeepoError
 from .tables import for_task
 
 if TYPE_CHECKING:
-    from .models import Job
+    from .models import AbstractJob
 
 __all__ = ["NewJob", "as_model", "insert", "job_model"]
 
@@ -142,7 +142,7 @@ def insert(alias: str, jobs: Sequence[NewJob]) -> list[int]:
     return ids
 
 
-def as_model(alias: str, job_id: int, new: NewJob) -> Job:
+def as_model(alias: str, job_id: int, new: NewJob) -> AbstractJob:
     """The job (of its task's model) for a row just inserted (no query; built like a row read from the
     database)."""
     values = {"id": job_id, "task": new.task, "status": "todo", "cid": 1, "priority": new.priority,

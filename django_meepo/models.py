@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 class JobQuerySet(models.QuerySet["Job"]):
-    def push(self, task: str, payload: bytes | bytearray | memoryview | None = None, **kwargs: Any) -> Job:
+    def push(self, task: str, payload: bytes | bytearray | memoryview | None = None, **kwargs: Any) -> AbstractJob:
         """INSERT one job now, in the caller's transaction; its id is dispatched after the commit.
 
         Keyword arguments: ``json`` (a JSON-serialisable value instead of ``payload``), ``delay`` (seconds or
@@ -32,7 +32,7 @@ class JobQuerySet(models.QuerySet["Job"]):
 
         return push(task, payload, **kwargs)
 
-    def push_many(self, task: str, payloads: Iterable[Any] | None = None, **kwargs: Any) -> list[Job]:
+    def push_many(self, task: str, payloads: Iterable[Any] | None = None, **kwargs: Any) -> list[AbstractJob]:
         """INSERT many jobs of one task in as few statements as their size allows; dispatch them in one trip."""
         from .push import push_many
 
@@ -126,9 +126,9 @@ class AbstractJob(models.Model):
         """Every attempt in order: the recorded ones (see Attempt), then the latest if it is not among them."""
         from .tables import for_model
 
-        attempts = for_model(type(self)).attempt.objects.using(self._state.db or "default")
+        attempts = for_model(type(self)).attempts_of(self._state.db or "default", [self.id])
         rows = [AttemptInfo(a.number, a.worker, a.started_at, a.finished_at, a.outcome, a.error)
-                for a in attempts.filter(job_id=self.id).order_by("number", "id")]
+                for a in attempts.order_by("number", "id")]
         recorded = {r.number for r in rows}
         if self.attempts and self.attempts not in recorded and self.started_at is not None:
             outcome = {Status.DONE.value: "done", Status.DOING.value: "running"}.get(self.status, self.status)
@@ -203,6 +203,7 @@ class AbstractAttempt(models.Model):
     error = models.TextField(blank=True, default="")
 
     job_id: int
+    objects = models.Manager()
 
     class Meta:
         abstract = True

@@ -80,9 +80,8 @@ def _closed_attempts(rows: dict[int, JobRow], *, using: str, now: datetime, reas
                  if r.attempts and r.started_at is not None and r.status in (Status.DONE, Status.DOING)}
     if not open_runs:
         return []
-    recorded = set(table.attempt.objects.using(using).filter(job_id__in=list(open_runs))
-                   .values_list("job_id", "number"))
-    return [table.attempt(job_id=i, number=r.attempts, worker=r.worker[:200], started_at=r.started_at,
+    recorded = {(a.job_id, a.number) for a in table.attempts_of(using, open_runs)}
+    return [table.attempt_row(job_id=i, number=r.attempts, worker=r.worker[:200], started_at=r.started_at,
                     finished_at=(r.finished_at or now) if r.status == Status.DONE else now,
                     outcome=Attempt.Outcome.DONE if r.status == Status.DONE else cut_short,
                     error="" if r.status == Status.DONE else reason)

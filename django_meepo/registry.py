@@ -31,7 +31,7 @@ from .options import TaskOptions, build_options, normalise_keys, option_errors, 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .models import Job
+    from .models import AbstractJob
 
 JobFunction = Callable[..., Any]
 # A task with a table of its own names its jobs task:id (a Django Tasks result id, at most 64 characters).
@@ -60,11 +60,11 @@ class Task:
         """The options that govern one job of this task (the task's, unless its provider overrides them)."""
         return self.job_options(payload, self.options) if self.job_options else self.options
 
-    def push(self, payload: bytes | None = None, **kwargs: Any) -> Job:
+    def push(self, payload: bytes | None = None, **kwargs: Any) -> AbstractJob:
         """Shortcut for ``Job.objects.push(self.name, payload, **kwargs)``."""
         from django.apps import apps  # the model from the app registry: models.py is above this module
 
-        job: Job = apps.get_model("django_meepo", "Job").objects.push(self.name, payload, **kwargs)
+        job: AbstractJob = apps.get_model("django_meepo", "Job").objects.push(self.name, payload, **kwargs)
         return job
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -169,13 +169,14 @@ def _fail(task: str, job: ClaimedJob, *, status: str, due: datetime | None, erro
     table = tables.for_task(task)
     token = new_token()
     error = error_text(error)  # already so for a run's outcome (execution.py); a commit's own note is short
-    statement = sql.finish_failed(sql.sql_for(using, table.name), job.id, job.cid, status=status, token=token, now=now,
-                                  error=error, due=due)
+    statement = sql.finish_failed(sql.sql_for(using, table.name), job.id, job.cid, status=status, token=token,
+                                  now=now, error=error, due=due)
 
     def record() -> None:
-        table.attempt.objects.using(using).create(
+        table.attempt_row(
             job_id=job.id, number=job.attempts, worker=worker[:200], started_at=job.started_at,
-            finished_at=now, outcome=outcome, error_class=error_class[:300], error=error)
+            finished_at=now, outcome=outcome, error_class=error_class[:300], error=error).save(using=using,
+                                                                                               force_insert=True)
 
     won = apply_one(using, statement, job.id, job.cid, token, what=f"record the failure of {task} job {job.id}",
                     also=record, tries=tries, model=table.model)
@@ -226,7 +227,7 @@ def release(task: str, jobs: Sequence[ClaimedJob], *, worker: str, using: str, r
 
     def record(won: list[Won]) -> None:
         table.attempt.objects.using(using).bulk_create([
-            table.attempt(job_id=w.id, number=by_id[w.id].attempts, worker=worker[:200],
+            table.attempt_row(job_id=w.id, number=by_id[w.id].attempts, worker=worker[:200],
                     started_at=by_id[w.id].started_at, finished_at=now, outcome=Attempt.Outcome.RELEASED,
                     error=reason) for w in won])
 
@@ -271,9 +272,10 @@ def snooze(task: str, job: ClaimedJob, seconds: float, *, worker: str, using: st
     statement = sql.snooze(sql.sql_for(using, table.name), job.id, job.cid, token=token, now=now, due=due)
 
     def record() -> None:
-        table.attempt.objects.using(using).create(
+        table.attempt_row(
             job_id=job.id, number=job.attempts, worker=worker[:200], started_at=job.started_at, finished_at=now,
-            outcome=Attempt.Outcome.SNOOZED, error=f"snoozed for {delay:g} s by the job function")
+            outcome=Attempt.Outcome.SNOOZED, error=f"snoozed for {delay:g} s by the job function",
+        ).save(using=using, force_insert=True)
 
     won = apply_one(using, statement, job.id, job.cid, token, what=f"snooze {task} job {job.id}", also=record,
                     model=table.model)
@@ -411,7 +413,7 @@ def _expire_group(task: str, group: list[_Expired], dst: str, due: datetime | No
 
     def record(won: list[Won]) -> None:
         table.attempt.objects.using(using).bulk_create([
-            table.attempt(job_id=w.id, number=by_id[w.id].attempts, worker=by_id[w.id].worker,
+            table.attempt_row(job_id=w.id, number=by_id[w.id].attempts, worker=by_id[w.id].worker,
                     started_at=by_id[w.id].started_at, finished_at=now, outcome=Attempt.Outcome.LEASE_EXPIRED,
                     error=error) for w in won])
         for w in won:

@@ -13,13 +13,17 @@ The cache is cleared with the registry's (``registry.clear_cache``: settings cha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 
 from .exceptions import ConfigurationError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from django.db.models import QuerySet
+
     from .models import AbstractAttempt, AbstractJob
 
 __all__ = ["Table", "all_tables", "clear", "default", "for_model", "for_task", "model_problem"]
@@ -37,6 +41,14 @@ class Table:
     @property
     def shared(self) -> bool:
         return self.label == "django_meepo.Job"
+
+    def attempt_row(self, **fields: Any) -> AbstractAttempt:
+        """An unsaved attempt row of this table (``job_id=...`` among ``fields``)."""
+        return self.attempt(**fields)
+
+    def attempts_of(self, using: str, job_ids: Iterable[int]) -> QuerySet[AbstractAttempt]:
+        """The attempt rows of ``job_ids`` (the ``job`` ForeignKey is declared by each concrete attempt model)."""
+        return self.attempt.objects.using(using).filter(**{"job_id__in": list(job_ids)})
 
 
 _by_task: dict[str, Table] = {}
@@ -75,7 +87,7 @@ def _resolve_label(task: str, label: str) -> Table:
     return for_model(apps.get_model(label))
 
 
-def for_model(model: type) -> Table:
+def for_model(model: type[AbstractJob]) -> Table:
     table = _by_model.get(model)
     if table is None:
         table = _by_model[model] = Table(model=model, name=model._meta.db_table, attempt=_attempt_model(model),
@@ -83,7 +95,7 @@ def for_model(model: type) -> Table:
     return table
 
 
-def _attempt_model(model: type) -> type[AbstractAttempt]:
+def _attempt_model(model: type[AbstractJob]) -> type[AbstractAttempt]:
     from .models import AbstractAttempt
 
     for rel in model._meta.related_objects:

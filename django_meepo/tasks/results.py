@@ -55,8 +55,8 @@ class History:
 
 
 def history(job: AbstractJob, using: str | None = None) -> History:
-    attempts = for_model(type(job)).attempt.objects.using(using or job._state.db)
-    rows = list(attempts.filter(job_id=job.id).order_by("number", "id"))
+    rows = list(for_model(type(job)).attempts_of(using or job._state.db or "default", [job.id])
+                .order_by("number", "id"))
     by_number: dict[int, AbstractAttempt] = {}
     errors: list[tuple[str, str]] = []
     for row in rows:
