@@ -33,7 +33,7 @@ def state(model: type[AbstractJob], job_id: int) -> tuple[str, int]:
 
 
 def test_stats_count_the_jobs_of_every_table(key_prefix: str) -> None:
-    shared, own = colliding()
+    _shared, own = colliding()
     OwnJob.objects.push_many("other_own", json=[{}, {}])
     sm.claim("record_own", [sm.Ref(own.id, 1)], worker="w-own", lease_seconds=30, using=DB)
     snap = stats.collect(redis=False)
