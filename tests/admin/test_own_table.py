@@ -63,3 +63,10 @@ def test_a_bulk_action_on_an_own_table(own_operator: Client, key_prefix: str) ->
     own_operator.post(url, {**data, "post": "yes"}, follow=True)
     assert OwnJob.objects.get(id=own.id).status == "cancelled"
     assert Job.objects.get(id=shared.id).status == "todo"
+
+
+def test_the_dashboard_links_a_task_to_its_tables_list(own_operator: Client, key_prefix: str) -> None:
+    OwnJob.objects.push("record_own", json={})
+    page = own_operator.get(reverse("admin:django_meepo_job_dashboard")).content.decode()
+    assert f'{reverse("admin:testproject_ownjob_changelist")}?task=record_own' in page
+    assert f'{reverse("admin:django_meepo_job_changelist")}?task=record' in page
