@@ -10,6 +10,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.db.models import Count
 
 from django_meepo import Job, api, operators, outbox
@@ -32,17 +33,27 @@ WORKER = "tables-worker"
 
 
 def colliding(**spec: object) -> tuple[AbstractJob, AbstractJob]:
-    """A job of ``record`` (meepo_job) and one of ``record_own`` (t_my_job_0831) with the same id."""
+    """A job of ``record`` (meepo_job) and one of ``record_own`` (t_my_job_0831) with the same id: both tables'
+    next id is moved to one past the larger of them first (each database has its own way)."""
+    first = max(Job.objects.push("record", json={}).id, OwnJob.objects.push("record_own", json={}).id) + 1
+    for model in (Job, OwnJob):
+        next_id(model, first)
     shared = Job.objects.push("record", json={"t": "shared", **spec})
     own = OwnJob.objects.push("record_own", json={"t": "own", **spec})
-    for _ in range(1000):
-        if shared.id == own.id:
-            return shared, own
-        if shared.id < own.id:
-            shared = Job.objects.push("record", json={"t": "shared", **spec})
+    assert shared.id == own.id == first, (shared.id, own.id, first)
+    return shared, own
+
+
+def next_id(model: type[AbstractJob], value: int) -> None:
+    """The id the next INSERT into ``model``'s table gets (test set-up: the code under test never does this)."""
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "mysql":
+            cursor.execute(f"ALTER TABLE {connection.ops.quote_name(table)} AUTO_INCREMENT = {int(value)}")
+        elif connection.vendor == "postgresql":
+            cursor.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s, false)", [table, value])
         else:
-            own = OwnJob.objects.push("record_own", json={"t": "own", **spec})
-    raise AssertionError(f"ids did not meet: {shared.id} / {own.id}")
+            cursor.execute("UPDATE sqlite_sequence SET seq = %s WHERE name = %s", [value - 1, table])
 
 
 def state(model: type[AbstractJob], job_id: int) -> tuple[str, int]:
