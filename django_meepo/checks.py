@@ -13,9 +13,9 @@
 | meepo.E009 | ``MEEPO["SCHEDULE"]`` or one of its entries is malformed (keys, cron, timezone, missed, json, priority) |
 | meepo.E010 | a schedule names an unknown task                                          |
 | meepo.E011 | ``MEEPO["SCHEDULE"]`` is set but ``cronsim`` is not installed (``pip install django-meepo[cron]``) |
-| meepo.E014 | a task's ``MODEL`` is not a concrete ``AbstractJob`` subclass with an attempt model (registry.py) |
-| meepo.E015 | a task's job table (or its attempt table) is not in the database: migrations not made or not run |
-| meepo.E016 | a task's job model is routed to another database than ``MEEPO["DATABASE"]`` (not supported yet) |
+| meepo.E015 | a task's ``MODEL`` is not a concrete ``AbstractJob`` subclass with an attempt model (registry.py) |
+| meepo.E016 | a task's job table (or its attempt table) is not in the database: migrations not made or not run |
+| meepo.E017 | a task's job model is routed to another database than ``MEEPO["DATABASE"]`` (not supported yet) |
 | meepo.W001 | the Redis alias is also the default cache (``cache.clear()`` would FLUSHDB the queue) |
 | meepo.W002 | Redis ``maxmemory-policy`` is not ``noeviction`` (tag ``meepo_redis``, run by ``meepo_consume``) |
 | meepo.W003 | ``max_allowed_packet`` (MySQL, MariaDB) is too small for ``MAX_PAYLOAD_BYTES`` (database check) |
@@ -151,7 +151,7 @@ def check_table_routing(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             names = ", ".join(repr(n) for n in tasks_of(table)) or "no task"
             errors.append(Error(
                 f"job model {table.label} (tasks {names}) is routed to database {alias!r}, but django-meepo "
-                f"reads and writes every job table on MEEPO['DATABASE'] ({conf.database!r})", id="meepo.E016",
+                f"reads and writes every job table on MEEPO['DATABASE'] ({conf.database!r})", id="meepo.E017",
                 hint=f"Route {table.label} and {table.attempt._meta.label} to {conf.database!r} in your "
                      f"DATABASE_ROUTERS (db_for_read, db_for_write, allow_migrate); a job table on a database of "
                      f"its own is not supported yet."))
@@ -169,7 +169,7 @@ def check_tables_migrated(app_configs: Any = None, databases: Any = None, **kwar
     try:
         existing = set(connections[conf.database].introspection.table_names())
     except Exception as exc:
-        return [Warning(f"could not list the tables of database {conf.database!r}: {exc}", id="meepo.E015")]
+        return [Warning(f"could not list the tables of database {conf.database!r}: {exc}", id="meepo.E016")]
     errors: list[CheckMessage] = []
     for table in all_tables():
         if table.shared:
@@ -179,7 +179,7 @@ def check_tables_migrated(app_configs: Any = None, databases: Any = None, **kwar
             app = table.model._meta.app_label
             errors.append(Error(
                 f"job model {table.label} (tasks {', '.join(repr(n) for n in tasks_of(table))}) has no table "
-                f"{' or '.join(missing)} in database {conf.database!r}", id="meepo.E015",
+                f"{' or '.join(missing)} in database {conf.database!r}", id="meepo.E016",
                 hint=f"Run `manage.py makemigrations {app}` and `manage.py migrate {app}`."))
     return errors
 

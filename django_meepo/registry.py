@@ -256,13 +256,13 @@ def _resolve(decl: _Declaration) -> tuple[Task | None, list[Problem]]:
         from .tables import model_problem
 
         if problem := model_problem(decl.model):
-            problems.append(Problem("meepo.E014", decl.name, f"task {decl.name!r}: {problem}",
+            problems.append(Problem("meepo.E015", decl.name, f"task {decl.name!r}: {problem}",
                                     "Point MODEL (or @task(model=...)) at a concrete subclass of "
                                     "django_meepo.models.AbstractJob in an installed app, with an AbstractAttempt "
                                     "subclass whose job ForeignKey points at it (docs/tables.md); or drop it to "
                                     "keep the task's jobs in meepo_job."))
         elif len(decl.name) > OWN_TABLE_NAME_MAX:
-            problems.append(Problem("meepo.E014", decl.name, f"task {decl.name!r} has a table of its own, so its "
+            problems.append(Problem("meepo.E015", decl.name, f"task {decl.name!r} has a table of its own, so its "
                                     f"name may have {OWN_TABLE_NAME_MAX} characters at most (a Django Tasks result "
                                     f"id, task:id, fits in 64)", "Give the task a shorter name."))
     func = decl.function

@@ -69,7 +69,7 @@ def default() -> Table:
 def for_task(task: str) -> Table:
     """The table of ``task``'s jobs; the shared one for a task that names no model, or that this process does
     not know (its jobs can only be in the shared table, as before per-task tables). ConfigurationError for a
-    task whose model is not a usable job model (``manage.py check`` says more: meepo.E014)."""
+    task whose model is not a usable job model (``manage.py check`` says more: meepo.E015)."""
     table = _by_task.get(task)
     if table is None:
         from .registry import declared_model

@@ -1,5 +1,5 @@
-"""System checks for per-task job tables (tables.py): E014 a MODEL that is no job model, E015 a job table not
-migrated, E016 a job model routed to another database. Each names the task and says how to fix it."""
+"""System checks for per-task job tables (tables.py): E015 a MODEL that is no job model, E016 a job table not
+migrated, E017 a job model routed to another database. Each names the task and says how to fix it."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def with_task(**entry: object) -> dict[str, object]:
 ])
 def test_a_model_that_is_no_job_model_is_e014(model: object, fragment: str) -> None:
     with override_settings(MEEPO=with_task(FUNCTION="testproject.jobs.demo", MODEL=model)):
-        found = [m for m in check_settings() if m.id == "meepo.E014"]
+        found = [m for m in check_settings() if m.id == "meepo.E015"]
         assert len(found) == 1 and fragment in found[0].msg and "'extra'" in found[0].msg, found
         assert "AbstractJob" in (found[0].hint or "")
         with pytest.raises(ConfigurationError, match=fragment.split("'")[0] or "MODEL"):
@@ -51,7 +51,7 @@ def test_a_job_model_routed_to_another_database_is_e016() -> None:
     assert check_table_routing() == []
     with override_settings(DATABASE_ROUTERS=[f"{__name__}.Elsewhere"]):
         [error] = check_table_routing()
-    assert error.id == "meepo.E016" and "testproject.OwnJob" in error.msg and "'record_own'" in error.msg
+    assert error.id == "meepo.E017" and "testproject.OwnJob" in error.msg and "'record_own'" in error.msg
     assert "'elsewhere'" in error.msg and "DATABASE_ROUTERS" in (error.hint or "")
 
 
@@ -65,6 +65,6 @@ def test_an_unmigrated_job_table_is_e015() -> None:
     finally:
         with connection.schema_editor() as editor:
             editor.create_model(OwnAttempt)
-    assert error.id == "meepo.E015" and "t_my_job_0831_attempt" in error.msg and "'record_own'" in error.msg
+    assert error.id == "meepo.E016" and "t_my_job_0831_attempt" in error.msg and "'record_own'" in error.msg
     assert "makemigrations testproject" in (error.hint or "")
     assert check_tables_migrated(databases=["default"]) == []
