@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import transaction
 from django.utils import timezone
@@ -35,6 +35,10 @@ from .db import job_model, run_checked
 from .exceptions import CommitConflict, JobNotFound
 from .sql import Statement, sql_for
 from .states import ClaimedJob, Ref, Status
+from .tables import for_task
+
+if TYPE_CHECKING:
+    from .models import AbstractJob
 
 R = TypeVar("R")
 
@@ -66,14 +70,15 @@ class JobRow:
               "finished_at")
 
 
-def read_rows(using: str, ids: Sequence[int], **filters: Any) -> dict[int, JobRow]:
-    rows = job_model().objects.using(using).filter(id__in=list(ids), **filters).values_list(*JobRow.FIELDS)
+def read_rows(using: str, ids: Sequence[int], *, model: type[AbstractJob] | None = None,
+              **filters: Any) -> dict[int, JobRow]:
+    rows = (model or job_model()).objects.using(using).filter(id__in=list(ids), **filters).values_list(*JobRow.FIELDS)
     return {row[0]: JobRow(*row) for row in rows}
 
 
-def read_won(using: str, ids: Sequence[int], token: str) -> list[Won]:
+def read_won(using: str, ids: Sequence[int], token: str, *, model: type[AbstractJob] | None = None) -> list[Won]:
     """The rows of ``ids`` that carry ``token``: those the statement that wrote it changed."""
-    return [Won(i, c) for i, c in job_model().objects.using(using).filter(id__in=list(ids), token=token)
+    return [Won(i, c) for i, c in (model or job_model()).objects.using(using).filter(id__in=list(ids), token=token)
             .values_list("id", "cid")]
 
 
@@ -109,27 +114,30 @@ def apply(using: str, statement: Statement, targets: Mapping[int, int], *, read:
 
 
 def apply_one(using: str, statement: Statement, job_id: int, cid: int, token: str, *, what: str,
-              also: Callable[[], object] | None = None, tries: int = 8) -> Won:
-    """:func:`apply` on one row; a row that did not change raises :class:`CommitConflict` naming its state
-    (``what``: the change, for the message)."""
-    won = apply(using, statement, {job_id: cid}, read=lambda: read_won(using, [job_id], token),
+              also: Callable[[], object] | None = None, tries: int = 8,
+              model: type[AbstractJob] | None = None) -> Won:
+    """:func:`apply` on one row of ``model``'s table (the statement's; default ``meepo_job``); a row that did
+    not change raises :class:`CommitConflict` naming its state (``what``: the change, for the message)."""
+    won = apply(using, statement, {job_id: cid}, read=lambda: read_won(using, [job_id], token, model=model),
                 full=lambda: [Won(job_id, cid + 1)], also=(lambda _: also()) if also else None, tries=tries)
     if not won:
-        raise conflict(using, job_id, cid, what)
+        raise conflict(using, job_id, cid, what, model=model)
     return won[0]
 
 
 def apply_many(using: str, statement: Statement, targets: Mapping[int, int], token: str, *,
-               also: Callable[[list[Won]], object] | None = None, tries: int = 8) -> list[Won]:
-    """:func:`apply` on a batch, read back by token unless every target changed."""
+               also: Callable[[list[Won]], object] | None = None, tries: int = 8,
+               model: type[AbstractJob] | None = None) -> list[Won]:
+    """:func:`apply` on a batch of ``model``'s table, read back by token unless every target changed."""
     ids = list(targets)
-    return apply(using, statement, targets, read=lambda: read_won(using, ids, token),
+    return apply(using, statement, targets, read=lambda: read_won(using, ids, token, model=model),
                  full=lambda: [Won(i, c + 1) for i, c in targets.items()], also=also, tries=tries)
 
 
-def conflict(using: str, job_id: int, cid: int, what: str) -> CommitConflict:
+def conflict(using: str, job_id: int, cid: int, what: str, *,
+             model: type[AbstractJob] | None = None) -> CommitConflict:
     """The error for a one-row change that found the job elsewhere: its state now, and that nothing was written."""
-    row = job_model().objects.using(using).filter(id=job_id).values_list("cid", "status").first()
+    row = (model or job_model()).objects.using(using).filter(id=job_id).values_list("cid", "status").first()
     if row is None:
         return CommitConflict(f"cannot {what}: job {job_id} no longer exists", job_id=job_id, expected_cid=cid)
     return CommitConflict(
@@ -138,10 +146,11 @@ def conflict(using: str, job_id: int, cid: int, what: str) -> CommitConflict:
         job_id=job_id, expected_cid=cid, actual_cid=row[0], actual_status=row[1])
 
 
-def current(using: str, job_id: int) -> JobRow:
-    row = read_rows(using, [job_id]).get(job_id)
+def current(using: str, job_id: int, *, model: type[AbstractJob] | None = None) -> JobRow:
+    row = read_rows(using, [job_id], model=model).get(job_id)
     if row is None:
-        raise JobNotFound(f"no job with id {job_id}")
+        where = "" if model is None or model is job_model() else f" in {model._meta.db_table}"
+        raise JobNotFound(f"no job with id {job_id}{where}")
     return row
 
 
@@ -151,7 +160,8 @@ def held_by(task: str, refs: Sequence[Ref], *, worker: str, using: str) -> list[
     if not refs:
         return []
     want = {r.id: r.cid + 1 for r in refs}
-    rows = (job_model().objects.using(using).filter(id__in=list(want), status=Status.DOING, worker=worker[:200])
+    model = for_task(task).model
+    rows = (model.objects.using(using).filter(id__in=list(want), status=Status.DOING, worker=worker[:200])
             .values_list("id", "cid", "payload", "failed_times", "attempts", "priority", "started_at"))
     return [ClaimedJob(id=i, task=task, cid=c, payload=bytes(p or b""), failed_times=f, attempts=a, priority=pr,
                        started_at=s or timezone.now())

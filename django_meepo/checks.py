@@ -16,6 +16,9 @@
 | meepo.E012 | a queue name cannot be a django-meepo task name (tasks/queues.py)       |
 | meepo.E013 | a queue's ``OPTIONS`` are malformed (tasks/queues.py)                   |
 | meepo.E014 | ``MEEPO["REDIS_CLUSTER"]`` is malformed (nodes, ``OPTIONS``; dispatch/cluster.py) |
+| meepo.E015 | a task's ``MODEL`` is not a concrete ``AbstractJob`` subclass with an attempt model (registry.py) |
+| meepo.E016 | a task's job table (or its attempt table) is not in the database: migrations not made or not run |
+| meepo.E017 | a task's job model is routed to another database than ``MEEPO["DATABASE"]`` (not supported yet) |
 | meepo.W001 | the Redis alias is also the default cache (``cache.clear()`` would FLUSHDB the queue) |
 | meepo.W002 | Redis ``maxmemory-policy`` is not ``noeviction`` (tag ``meepo_redis``, run by ``meepo_consume``) |
 | meepo.W003 | ``max_allowed_packet`` (MySQL, MariaDB) is too small for ``MAX_PAYLOAD_BYTES`` (database check) |
@@ -144,6 +147,55 @@ def _eviction_policies(client: Any) -> list[Any]:
             return [a.get("maxmemory-policy") for a in answers.values()]
         return [answers.get("maxmemory-policy")]
     return [client.config_get("maxmemory-policy").get("maxmemory-policy")]
+@register()
+def check_table_routing(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Every job table is read and written on ``MEEPO["DATABASE"]``: a model a router sends elsewhere would be
+    written there by Django (the admin) and here by django-meepo — two tables of the same name, jobs lost."""
+    from django.db import router
+
+    from .tables import all_tables, tasks_of
+
+    conf = get_settings()
+    if not isinstance(conf.database, str) or conf.database not in connections:
+        return []
+    errors: list[CheckMessage] = []
+    for table in all_tables():
+        alias = router.db_for_write(table.model)
+        if alias != conf.database:
+            names = ", ".join(repr(n) for n in tasks_of(table)) or "no task"
+            errors.append(Error(
+                f"job model {table.label} (tasks {names}) is routed to database {alias!r}, but django-meepo "
+                f"reads and writes every job table on MEEPO['DATABASE'] ({conf.database!r})", id="meepo.E017",
+                hint=f"Route {table.label} and {table.attempt._meta.label} to {conf.database!r} in your "
+                     f"DATABASE_ROUTERS (db_for_read, db_for_write, allow_migrate); a job table on a database of "
+                     f"its own is not supported yet."))
+    return errors
+
+
+@register(Tags.database)
+def check_tables_migrated(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Each task's job table and attempt table exist (a database check: ``migrate``, ``check --database``)."""
+    from .tables import all_tables, tasks_of
+
+    conf = get_settings()
+    if not databases or conf.database not in databases or conf.database not in connections:
+        return []
+    try:
+        existing = set(connections[conf.database].introspection.table_names())
+    except Exception as exc:
+        return [Warning(f"could not list the tables of database {conf.database!r}: {exc}", id="meepo.E016")]
+    errors: list[CheckMessage] = []
+    for table in all_tables():
+        if table.shared:
+            continue  # django_meepo's own migrations; `migrate` says when they have not run
+        missing = [t for t in (table.name, table.attempt._meta.db_table) if t not in existing]
+        if missing:
+            app = table.model._meta.app_label
+            errors.append(Error(
+                f"job model {table.label} (tasks {', '.join(repr(n) for n in tasks_of(table))}) has no table "
+                f"{' or '.join(missing)} in database {conf.database!r}", id="meepo.E016",
+                hint=f"Run `manage.py makemigrations {app}` and `manage.py migrate {app}`."))
+    return errors
 
 
 PACKET_HEADROOM = 64 * 1024  # the rest of the INSERT: columns, idempotency key, SQL text

@@ -30,25 +30,26 @@ class Held:
 
 
 class Holdings:
-    """The held jobs by id; every read or change of a job's ``state`` happens under ``lock``."""
+    """The held jobs by (task, id) — ids are unique per job table only, and tasks may have tables of their own
+    (tables.py); every read or change of a job's ``state`` happens under ``lock``."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.jobs: dict[int, Held] = {}
+        self.jobs: dict[tuple[str, int], Held] = {}
 
     def add(self, held: Held) -> None:
         with self.lock:
-            self.jobs[held.ctx.id] = held
+            self.jobs[(held.task.name, held.ctx.id)] = held
 
-    def get(self, job_id: int) -> Held | None:
-        return self.jobs.get(job_id)
+    def get(self, task: str, job_id: int) -> Held | None:
+        return self.jobs.get((task, job_id))
 
     def discard(self, items: list[Held]) -> None:
         """Forget these (only the very objects: a job claimed again since is another Held)."""
         with self.lock:
             for held in items:
-                if self.jobs.get(held.ctx.id) is held:
-                    del self.jobs[held.ctx.id]
+                if self.jobs.get((held.task.name, held.ctx.id)) is held:
+                    del self.jobs[(held.task.name, held.ctx.id)]
 
     def in_state(self, *states: str) -> list[Held]:
         with self.lock:

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connections
 
-from .db import job_model, job_table, new_token
+from .db import job_model, new_token
 from .exceptions import MeepoError
+from .tables import for_task
 
 if TYPE_CHECKING:
-    from .models import Job
+    from .models import AbstractJob
 
 __all__ = ["NewJob", "as_model", "insert", "job_model"]
 
@@ -50,17 +51,17 @@ class NewJob:
     concurrency_key: str | None = None
 
 
-_heads: dict[tuple[str, bool, bool], str] = {}
+_heads: dict[tuple[str, str, bool, bool], str] = {}
 
 
-def _head(alias: str, traced: bool = False, keyed: bool = False) -> str:
+def _head(alias: str, table: str, traced: bool = False, keyed: bool = False) -> str:
     conn = connections[alias]
-    head = _heads.get((conn.vendor, traced, keyed))
+    head = _heads.get((conn.vendor, table, traced, keyed))
     if head is None:
         quote = conn.ops.quote_name
         names = _KEYED_COLUMNS if keyed else _TRACED_COLUMNS if traced else _COLUMNS
         columns = ", ".join(quote(c) for c in names)
-        head = _heads[(conn.vendor, traced, keyed)] = f"INSERT INTO {quote(job_table())} ({columns}) VALUES "
+        head = _heads[(conn.vendor, table, traced, keyed)] = f"INSERT INTO {quote(table)} ({columns}) VALUES "
     return head
 
 
@@ -106,8 +107,10 @@ def _uniform_mysql_rows(alias: str, jobs: Sequence[NewJob], token: str) -> tuple
 
 
 def insert(alias: str, jobs: Sequence[NewJob]) -> list[int]:
-    """INSERT ``jobs`` in one statement (in the caller's transaction, if any); their ids, in order."""
+    """INSERT ``jobs`` (all of one task) in one statement, into the task's table (in the caller's transaction,
+    if any); their ids, in order."""
     conn = connections[alias]
+    table = for_task(jobs[0].task).name
     token = new_token() if len(jobs) > 1 else ""
     uniform = _uniform_mysql_rows(alias, jobs, token)
     # The rows of one push or batch share one trace context (tracing.py): the first row's says whether it is set.
@@ -115,7 +118,7 @@ def insert(alias: str, jobs: Sequence[NewJob]) -> list[int]:
     keyed = uniform is None and any(j.concurrency_key is not None for j in jobs)
     row = _KEYED_ROW if keyed else _TRACED_ROW if traced else _ROW
     rows, params = uniform or (", ".join([row] * len(jobs)), _params(alias, jobs, token, traced, keyed))
-    sql = _head(alias, traced, keyed) + rows
+    sql = _head(alias, table, traced, keyed) + rows
     # One row on MySQL/MariaDB or SQLite: the connection's last insert id is cheaper than a RETURNING result set.
     returning = conn.features.can_return_rows_from_bulk_insert and not (len(jobs) == 1 and conn.vendor != "postgresql")
     if returning:
@@ -127,11 +130,11 @@ def insert(alias: str, jobs: Sequence[NewJob]) -> list[int]:
         elif len(jobs) == 1:
             ids = [cursor.lastrowid]
         elif conn.vendor == "sqlite":  # SQLite < 3.35 (no RETURNING): lastrowid is the batch's *last* id
-            cursor.execute(f"SELECT id FROM {conn.ops.quote_name(job_table())} WHERE id <= %s AND token = %s "
+            cursor.execute(f"SELECT id FROM {conn.ops.quote_name(table)} WHERE id <= %s AND token = %s "
                            f"ORDER BY id DESC LIMIT %s", [cursor.lastrowid, token, len(jobs)])
             ids = sorted(row[0] for row in cursor.fetchall())
         else:  # MySQL: LAST_INSERT_ID() is the batch's *first* id; the token tells this batch's rows apart
-            cursor.execute(f"SELECT id FROM {conn.ops.quote_name(job_table())} WHERE id >= %s AND token = %s "
+            cursor.execute(f"SELECT id FROM {conn.ops.quote_name(table)} WHERE id >= %s AND token = %s "
                            f"ORDER BY id LIMIT %s", [cursor.lastrowid, token, len(jobs)])
             ids = [row[0] for row in cursor.fetchall()]
     if len(ids) != len(jobs):
@@ -139,8 +142,9 @@ def insert(alias: str, jobs: Sequence[NewJob]) -> list[int]:
     return ids
 
 
-def as_model(alias: str, job_id: int, new: NewJob) -> Job:
-    """The Job instance for a row just inserted (no query; built like a row read from the database)."""
+def as_model(alias: str, job_id: int, new: NewJob) -> AbstractJob:
+    """The job (of its task's model) for a row just inserted (no query; built like a row read from the
+    database)."""
     values = {"id": job_id, "task": new.task, "status": "todo", "cid": 1, "priority": new.priority,
               "payload": new.payload, "idempotency_key": new.idempotency_key, "failed_times": 0, "rescues": 0,
               "attempts": 0, "created_at": new.created_at, "updated_at": new.created_at, "due_at": new.due_at,
@@ -149,6 +153,6 @@ def as_model(alias: str, job_id: int, new: NewJob) -> Job:
               "progress_note": None, "progress_at": None,
               "unique_key": new.unique_key, "unique_hold": new.unique_key, "trace_context": new.trace_context,
               "concurrency_key": new.concurrency_key}
-    model = job_model()
+    model = for_task(new.task).model
     fields = [f.attname for f in model._meta.concrete_fields]
     return model.from_db(alias, fields, [values[name] for name in fields])

@@ -10,6 +10,7 @@ from .conf import get_settings
 from .exceptions import JobNotFound
 from .models import Job
 from .states import validate_id
+from .tables import for_task
 
 FIELDS = ("id", "task", "status", "cid", "priority", "attempts", "failed_times", "rescues", "worker", "created_at",
           "updated_at", "due_at", "started_at", "finished_at", "lease_until", "progress_done", "progress_total",
@@ -49,10 +50,13 @@ def progress_bar(done: int | None, total: int | None, width: int = 30) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {share * 100:3.0f}% {done}/{total}"
 
 
-def view(job_id: object, using: str | None = None) -> JobView:
-    """The job ``job_id`` on ``using`` (default ``MEEPO["DATABASE"]``); JobNotFound when there is none."""
+def view(job_id: object, using: str | None = None, task: str | None = None) -> JobView:
+    """The job ``job_id`` on ``using`` (default ``MEEPO["DATABASE"]``) — of ``task``'s table when given (ids are
+    unique per table, tables.py), else of the shared one; JobNotFound when there is none."""
     ident = validate_id(job_id)
-    row = Job.objects.using(using or get_settings().database).filter(id=ident).values(*FIELDS).first()
+    model = for_task(task).model if task else Job
+    qs = model.objects.using(using or get_settings().database).filter(id=ident)
+    row = (qs.filter(task=task) if task else qs).values(*FIELDS).first()
     if row is None:
-        raise JobNotFound(f"no job with id {ident}")
+        raise JobNotFound(f"no job with id {ident}" + (f" of task {task!r}" if task else ""))
     return JobView(row)

@@ -53,10 +53,11 @@ from . import statemachine as sm
 from .clock import db_now
 from .conf import get_settings
 from .exceptions import DispatchError, MeepoError
-from .models import FlowLimit, Job
+from .models import FlowLimit
 from .options import TaskOptions
 from .ratelimit import Grant, Limiter, TaskRates
 from .states import ClaimedJob, Dispatchable, Ref, Status
+from .tables import for_task
 
 if TYPE_CHECKING:
     from .dispatch import Dispatcher
@@ -155,7 +156,7 @@ def read_candidates(task: str, refs: Sequence[Ref], *, using: str) -> list[Candi
     """The refs still ``todo`` at their cid and due, in the order given, with their key and priority; the others
     (stale, duplicated, not yet due) are left out, as the claim itself would leave them."""
     wanted = {r.id: r.cid for r in refs}
-    rows = {i: (c, k, p) for i, c, k, p in Job.objects.using(using).filter(
+    rows = {i: (c, k, p) for i, c, k, p in for_task(task).model.objects.using(using).filter(
         id__in=list(wanted), task=task, status=Status.TODO, due_at__lte=db_now(using))
         .values_list("id", "cid", "concurrency_key", "priority")}
     out: list[Candidate] = []
@@ -192,7 +193,7 @@ def running(task: str, *, using: str, keys: Sequence[str] = ()) -> tuple[int, Co
     """Jobs of ``task`` running now (``doing``, lease not expired on the database's clock) and, of ``keys``,
     how many per key."""
     now = db_now(using)
-    live = Job.objects.using(using).filter(task=task, status=Status.DOING, lease_until__gte=now)
+    live = for_task(task).model.objects.using(using).filter(task=task, status=Status.DOING, lease_until__gte=now)
     per_key: Counter[str] = Counter()
     if keys:
         for key, n in (live.filter(concurrency_key__in=list(keys)).order_by().values("concurrency_key")

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 class JobQuerySet(models.QuerySet["Job"]):
-    def push(self, task: str, payload: bytes | bytearray | memoryview | None = None, **kwargs: Any) -> Job:
+    def push(self, task: str, payload: bytes | bytearray | memoryview | None = None, **kwargs: Any) -> AbstractJob:
         """INSERT one job now, in the caller's transaction; its id is dispatched after the commit.
 
         Keyword arguments: ``json`` (a JSON-serialisable value instead of ``payload``), ``delay`` (seconds or
@@ -32,7 +32,7 @@ class JobQuerySet(models.QuerySet["Job"]):
 
         return push(task, payload, **kwargs)
 
-    def push_many(self, task: str, payloads: Iterable[Any] | None = None, **kwargs: Any) -> list[Job]:
+    def push_many(self, task: str, payloads: Iterable[Any] | None = None, **kwargs: Any) -> list[AbstractJob]:
         """INSERT many jobs of one task in as few statements as their size allows; dispatch them in one trip."""
         from .push import push_many
 
@@ -45,7 +45,15 @@ class JobQuerySet(models.QuerySet["Job"]):
 JobManager = models.Manager.from_queryset(JobQuerySet)
 
 
-class Job(models.Model):
+class AbstractJob(models.Model):
+    """A job row; subclass it to keep a task's jobs in a table of their own (docs/tables.md).
+
+    ``class EmailJob(AbstractJob): class Meta(AbstractJob.Meta): db_table = "t_my_job_0831"`` in an app's
+    models.py, with an :class:`AbstractAttempt` subclass whose ``job`` is a ForeignKey to it, and
+    ``@task("emails", model="shop.EmailJob")``. :class:`Job` (``meepo_job``) is the default, shared by every task
+    that names no model. Ids are unique per table: whatever names a job by id names its task too.
+    """
+
     id = models.BigAutoField(primary_key=True)
     task = models.CharField(max_length=100)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.TODO)
@@ -87,6 +95,51 @@ class Job(models.Model):
     objects = JobManager()
 
     class Meta:
+        abstract = True
+        indexes = [
+            models.Index(fields=["task", "status", "due_at"]),
+            models.Index(fields=["task", "status", "lease_until"]),
+            models.Index(fields=["status", "id"]),
+            models.Index(fields=["task", "id"]),
+            models.Index(fields=["finished_at", "task", "status"]),
+            models.Index(fields=["idempotency_key"]),
+            models.Index(fields=["failed_times", "id"]),
+            models.Index(fields=["created_at"]),
+            models.Index(fields=["task", "status", "-priority", "due_at", "id"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "idempotency_key"], name="%(app_label)s_%(class)s_idem_key"),
+            models.UniqueConstraint(fields=["task", "unique_hold"], name="%(app_label)s_%(class)s_unique_hold"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task}#{self.id} ({self.status}, cid {self.cid})"
+
+    @property
+    def payload_bytes(self) -> bytes:
+        return bytes(self.payload or b"")
+
+    def payload_json(self) -> Any:
+        return json.loads(self.payload_bytes)
+
+    def attempt_history(self) -> list[AttemptInfo]:
+        """Every attempt in order: the recorded ones (see Attempt), then the latest if it is not among them."""
+        from .tables import for_model
+
+        attempts = for_model(type(self)).attempts_of(self._state.db or "default", [self.id])
+        rows = [AttemptInfo(a.number, a.worker, a.started_at, a.finished_at, a.outcome, a.error)
+                for a in attempts.order_by("number", "id")]
+        recorded = {r.number for r in rows}
+        if self.attempts and self.attempts not in recorded and self.started_at is not None:
+            outcome = {Status.DONE.value: "done", Status.DOING.value: "running"}.get(self.status, self.status)
+            rows.append(AttemptInfo(self.attempts, self.worker, self.started_at, self.finished_at, outcome, ""))
+        return rows
+
+
+class Job(AbstractJob):
+    """The shared job table, ``meepo_job``: every task that names no model of its own keeps its jobs here."""
+
+    class Meta(AbstractJob.Meta):
         db_table = "meepo_job"
         indexes = [
             models.Index(fields=["task", "status", "due_at"], name="meepo_job_task_status_due"),
@@ -113,25 +166,6 @@ class Job(models.Model):
             ("cancel_job", "Can cancel a job"),
         ]
 
-    def __str__(self) -> str:
-        return f"{self.task}#{self.id} ({self.status}, cid {self.cid})"
-
-    @property
-    def payload_bytes(self) -> bytes:
-        return bytes(self.payload or b"")
-
-    def payload_json(self) -> Any:
-        return json.loads(self.payload_bytes)
-
-    def attempt_history(self) -> list[AttemptInfo]:
-        """Every attempt in order: the recorded ones (see Attempt), then the latest if it is not among them."""
-        rows = [AttemptInfo(a.number, a.worker, a.started_at, a.finished_at, a.outcome, a.error)
-                for a in self.attempt_set.order_by("number", "id")]
-        recorded = {r.number for r in rows}
-        if self.attempts and self.attempts not in recorded and self.started_at is not None:
-            outcome = {Status.DONE.value: "done", Status.DOING.value: "running"}.get(self.status, self.status)
-            rows.append(AttemptInfo(self.attempts, self.worker, self.started_at, self.finished_at, outcome, ""))
-        return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +178,7 @@ class AttemptInfo:
     error: str
 
 
-class Attempt(models.Model):
+class AbstractAttempt(models.Model):
     """A finished attempt the job row no longer describes: a failure, an expired lease, a time limit, a hand-back
     or a snooze when it happens; a ``done`` run, or a run cut short, when an operator repushes, commits or cancels
     the job."""
@@ -159,7 +193,7 @@ class Attempt(models.Model):
         SNOOZED = "snoozed", "snoozed"
         CANCELLED = "cancelled", "cancelled"
 
-    job = models.ForeignKey(Job, on_delete=models.CASCADE)
+    # A subclass declares ``job = models.ForeignKey(<its AbstractJob subclass>, on_delete=models.CASCADE)``.
     number = models.PositiveIntegerField()
     worker = models.CharField(max_length=200, blank=True, default="")
     started_at = models.DateTimeField(null=True, blank=True)
@@ -168,11 +202,23 @@ class Attempt(models.Model):
     error_class = models.CharField(max_length=300, blank=True, default="")
     error = models.TextField(blank=True, default="")
 
+    job_id: int
+    objects = models.Manager()
+
     class Meta:
-        db_table = "meepo_attempt"
+        abstract = True
 
     def __str__(self) -> str:
         return f"attempt {self.number} of job {self.job_id}: {self.outcome}"
+
+
+class Attempt(AbstractAttempt):
+    """The attempts of jobs in the shared table (``meepo_attempt``)."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE)
+
+    class Meta(AbstractAttempt.Meta):
+        db_table = "meepo_attempt"
 
 
 class Worker(models.Model):

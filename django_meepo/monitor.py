@@ -18,9 +18,10 @@ from .context import JobContext
 from .db import close_thread_connections, discard_connection
 from .execution import FAILED, RunOutcome
 from .holdings import FINISHED, QUEUED, RUNNING, TIMED_OUT, Held, Holdings
-from .models import Attempt, Job
+from .models import Attempt
 from .registry import Task
 from .states import Status
+from .tables import for_task
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,8 @@ class Monitor:
             by_task[h.task.name].append(h)
         for name, items in by_task.items():
             lost = sm.extend_leases([h.ctx.job.ref for h in items],
-                                    lease_seconds=self.tasks[name].options.lease_timeout, using=self.using)
+                                    lease_seconds=self.tasks[name].options.lease_timeout, using=self.using,
+                                    task=name)
             if not lost:
                 continue
             with self.holdings.lock:  # a job that finished meanwhile may have had its own commit win: not lost
@@ -134,7 +136,8 @@ def lease_lost(ctx: JobContext, using: str | None = None) -> None:
 def was_cancelled(ctx: JobContext, using: str) -> bool:
     """Whether the job of ``ctx`` is now ``cancelled`` past this run's cid (one indexed read by id)."""
     try:
-        return Job.objects.using(using).filter(id=ctx.id, status=Status.CANCELLED, cid__gt=ctx.cid).exists()
+        model = for_task(ctx.task).model
+        return model.objects.using(using).filter(id=ctx.id, status=Status.CANCELLED, cid__gt=ctx.cid).exists()
     except DatabaseError as exc:
         log.warning("meepo: %s job %s: lost its lease; could not read whether it was cancelled (%s)", ctx.task,
                     ctx.id, exc, extra={"job_id": ctx.id, "task": ctx.task})

@@ -18,13 +18,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from . import effects, metrics, sql
+from . import effects, metrics, sql, tables
 from .checked import JobRow, Won, apply_many, apply_one, current, read_rows
 from .clock import db_now
 from .conf import get_settings
 from .db import new_token
 from .exceptions import CommitConflict, CommitNotAllowed, JobNotFound
-from .models import Attempt
+from .models import AbstractAttempt, Attempt
 from .registry import get_task
 from .statemachine import job_commit
 from .states import (
@@ -36,6 +36,7 @@ from .states import (
     validate_id,
     validate_status,
 )
+from .tables import Table
 from .text import max_error_bytes, result_text
 
 # An operator acts on the job's current cid; committing `todo` is a repush (allowed from any status).
@@ -47,8 +48,28 @@ def _using(using: str | None) -> str:
     return using or get_settings().database
 
 
-def _closed_attempts(rows: dict[int, JobRow], *, using: str, now: datetime, reason: str,
-                     cut_short: str = Attempt.Outcome.SUPERSEDED) -> list[Attempt]:
+def _table(task: str | None) -> Table:
+    """The table an operator's ids are in: ``task``'s (tables.py), or the shared ``meepo_job`` without one."""
+    return tables.for_task(task) if task else tables.default()
+
+
+def _current(alias: str, job_id: int, task: str | None, table: Table) -> JobRow:
+    """The job ``job_id`` of ``table`` (of ``task``, when named); JobNotFound otherwise."""
+    row = current(alias, job_id, model=table.model)
+    if task and row.task != task:
+        raise JobNotFound(f"no job with id {job_id} of task {task!r} (job {job_id} of {table.name} is a "
+                          f"{row.task!r} job)")
+    return row
+
+
+def _rows(alias: str, ids: Sequence[int], task: str | None, table: Table, **filters: object) -> dict[int, JobRow]:
+    if task:
+        filters["task"] = task
+    return read_rows(alias, ids, model=table.model, **filters)
+
+
+def _closed_attempts(rows: dict[int, JobRow], *, using: str, now: datetime, reason: str, table: Table,
+                     cut_short: str = Attempt.Outcome.SUPERSEDED) -> list[AbstractAttempt]:
     """The attempts an operator's change closes that no Attempt row records yet.
 
     Failures, expired leases and hand-backs are recorded when they happen; a run that ended ``done`` and a run
@@ -59,40 +80,41 @@ def _closed_attempts(rows: dict[int, JobRow], *, using: str, now: datetime, reas
                  if r.attempts and r.started_at is not None and r.status in (Status.DONE, Status.DOING)}
     if not open_runs:
         return []
-    recorded = set(Attempt.objects.using(using).filter(job_id__in=list(open_runs))
-                   .values_list("job_id", "number"))
-    return [Attempt(job_id=i, number=r.attempts, worker=r.worker[:200], started_at=r.started_at,
+    recorded = {(a.job_id, a.number) for a in table.attempts_of(using, open_runs)}
+    return [table.attempt_row(job_id=i, number=r.attempts, worker=r.worker[:200], started_at=r.started_at,
                     finished_at=(r.finished_at or now) if r.status == Status.DONE else now,
                     outcome=Attempt.Outcome.DONE if r.status == Status.DONE else cut_short,
                     error="" if r.status == Status.DONE else reason)
             for i, r in open_runs.items() if (i, r.attempts) not in recorded]
 
 
-def _recorder(using: str, attempts: list[Attempt]) -> Callable[[], object] | None:
-    return (lambda: Attempt.objects.using(using).bulk_create(attempts)) if attempts else None
+def _recorder(using: str, attempts: list[AbstractAttempt], table: Table) -> Callable[[], object] | None:
+    return (lambda: table.attempt.objects.using(using).bulk_create(attempts)) if attempts else None
 
 
 def repush(job_id: int, *, cid: int | None = None, using: str | None = None, now: datetime | None = None,
-           reset_failures: bool = True) -> Transition:
+           reset_failures: bool = True, task: str | None = None) -> Transition:
     """Run a job again whatever its status: → todo, due now, cid + 1 (fencing off every copy still running or
     queued); ``failed_times`` back to 0 unless ``reset_failures`` is False.
 
     With ``cid`` the repush applies only at that cid (what an operator saw); without it, at the current cid.
+    ``task`` names the job's table (ids are unique per table); without it the id is one of ``meepo_job``.
     """
     alias = _using(using)
+    table = _table(task)
     job_id = validate_id(job_id)
     if cid is not None:
         cid = validate_id(cid, "cid")
     now = now or db_now(alias)
-    row = current(alias, job_id)
+    row = _current(alias, job_id, task, table)
     expected = row.cid if cid is None else cid
     token = new_token()
-    statement = sql.repush(sql.sql_for(alias), [(job_id, expected)], token=token, now=now,
+    statement = sql.repush(sql.sql_for(alias, table.name), [(job_id, expected)], token=token, now=now,
                            running_due=_running_due(now), reset_failures=reset_failures)
-    closed = (_closed_attempts({job_id: row}, using=alias, now=now, reason="repushed by an operator")
+    closed = (_closed_attempts({job_id: row}, using=alias, now=now, reason="repushed by an operator", table=table)
               if row.cid == expected else [])
     won = apply_one(alias, statement, job_id, expected, token, what=f"repush job {job_id}",
-                    also=_recorder(alias, closed))
+                    also=_recorder(alias, closed, table), model=table.model)
     result = Transition(job_id, row.task, Status.TODO, won.cid, _due(row.status, now), row.priority)
     effects.after_transaction(alias, [result], now)
     return result
@@ -110,27 +132,30 @@ def _due(status: str, now: datetime) -> datetime:
 
 
 def repush_many(job_ids: Sequence[int], *, using: str | None = None, now: datetime | None = None,
-                statuses: Sequence[str] | None = None) -> list[Transition]:
-    """Repush many jobs at their current cids in one statement; returns those repushed (others raced)."""
+                statuses: Sequence[str] | None = None, task: str | None = None) -> list[Transition]:
+    """Repush many jobs (of ``task``'s table, see :func:`repush`) at their current cids in one statement;
+    returns those repushed (others raced)."""
     alias = _using(using)
+    table = _table(task)
     ids = sorted({validate_id(i) for i in job_ids})
     if not ids:
         return []
     now = now or db_now(alias)
     filters = {"status__in": [validate_status(s) for s in statuses]} if statuses is not None else {}
-    rows = read_rows(alias, ids, **filters)
+    rows = _rows(alias, ids, task, table, **filters)
     if not rows:
         return []
     token = new_token()
-    statement = sql.repush(sql.sql_for(alias), [(i, r.cid) for i, r in rows.items()], token=token, now=now,
+    statement = sql.repush(sql.sql_for(alias, table.name), [(i, r.cid) for i, r in rows.items()], token=token, now=now,
                            running_due=_running_due(now), reset_failures=True)
-    closing = {a.job_id: a for a in _closed_attempts(rows, using=alias, now=now, reason="repushed by an operator")}
+    closing = {a.job_id: a for a in _closed_attempts(rows, using=alias, now=now, reason="repushed by an operator",
+                                                     table=table)}
 
     def record(won: list[Won]) -> None:  # only the rows won: their UPDATE matched the cid they were read at
-        Attempt.objects.using(alias).bulk_create([closing[w.id] for w in won if w.id in closing])
+        table.attempt.objects.using(alias).bulk_create([closing[w.id] for w in won if w.id in closing])
 
     won = apply_many(alias, statement, {i: r.cid for i, r in rows.items()}, token,
-                     also=record if closing else None)
+                     also=record if closing else None, model=table.model)
     changed = [Transition(w.id, rows[w.id].task, Status.TODO, w.cid, _due(rows[w.id].status, now),
                           rows[w.id].priority) for w in won]
     effects.after_transaction(alias, changed, now)
@@ -138,7 +163,7 @@ def repush_many(job_ids: Sequence[int], *, using: str | None = None, now: dateti
 
 
 def operator_commit(job_id: int, status: str, *, cid: int | None = None, using: str | None = None,
-                    now: datetime | None = None, note: str = "") -> Transition:
+                    now: datetime | None = None, note: str = "", task: str | None = None) -> Transition:
     """Commit done or failed (from todo, doing or zombie) at the current cid — or ``cid`` if given; todo repushes."""
     status = validate_status(status)
     job_id = validate_id(job_id)
@@ -147,41 +172,42 @@ def operator_commit(job_id: int, status: str, *, cid: int | None = None, using: 
     if status not in OPERATOR_COMMIT_TARGETS:
         raise CommitNotAllowed(f"an operator may commit {', '.join(OPERATOR_COMMIT_TARGETS)}, not {status!r}")
     if status == Status.TODO:
-        return repush(job_id, using=using, cid=cid, now=now)
+        return repush(job_id, using=using, cid=cid, now=now, task=task)
     alias = _using(using)
+    table = _table(task)
     now = now or db_now(alias)
-    row = current(alias, job_id)
+    row = _current(alias, job_id, task, table)
     expected = row.cid if cid is None else cid
     if row.status not in OPERATOR_COMMIT_SOURCES and expected == row.cid:
         raise CommitNotAllowed(f"job {job_id} is {row.status!r}: an operator may commit {status!r} only from "
                                f"{', '.join(OPERATOR_COMMIT_SOURCES)}; repush it to run it again")
     token = new_token()
-    statement = sql.operator_commit(sql.sql_for(alias), job_id, expected, status=status,
+    statement = sql.operator_commit(sql.sql_for(alias, table.name), job_id, expected, status=status,
                                     sources=OPERATOR_COMMIT_SOURCES, token=token, now=now, note=note)
-    closed = (_closed_attempts({job_id: row}, using=alias, now=now,
+    closed = (_closed_attempts({job_id: row}, using=alias, now=now, table=table,
                                reason=f"committed {status!r} by an operator while it ran")
               if row.cid == expected else [])
     won = apply_one(alias, statement, job_id, expected, token, what=f"commit job {job_id} {status!r}",
-                    also=_recorder(alias, closed))
+                    also=_recorder(alias, closed, table), model=table.model)
     result = Transition(job_id, row.task, status, won.cid, None, row.priority)
     effects.after_transaction(alias, [result], now)
     return result
 
 
-def operator_commit_many(job_ids: Sequence[int], status: str, *,
-                         using: str | None = None) -> tuple[list[Transition], list[str]]:
+def operator_commit_many(job_ids: Sequence[int], status: str, *, using: str | None = None,
+                         task: str | None = None) -> tuple[list[Transition], list[str]]:
     """Commit a selection one job at a time; returns what changed and a message per job that could not."""
     done: list[Transition] = []
     refused: list[str] = []
     for job_id in job_ids:
         try:
-            done.append(operator_commit(job_id, status, using=using))
+            done.append(operator_commit(job_id, status, using=using, task=task))
         except (CommitConflict, CommitNotAllowed) as exc:
             refused.append(str(exc))
     return done, refused
 
 
-def commit(job_id: int, cid: int, status: str, *, using: str | None = None) -> Transition:
+def commit(job_id: int, cid: int, status: str, *, using: str | None = None, task: str | None = None) -> Transition:
     """Meepo's ``Commit(id, cID, status)`` for a manual-mode job, with the cid its run was claimed at.
 
     Inside a job function prefer ``job.commit(status)``. A stale cid raises :class:`CommitConflict`.
@@ -190,11 +216,10 @@ def commit(job_id: int, cid: int, status: str, *, using: str | None = None) -> T
     job_id = validate_id(job_id)
     cid = validate_id(cid, "cid")
     status = validate_status(status)
-    row = read_rows(alias, [job_id]).get(job_id)
-    if row is None:
-        raise JobNotFound(f"no job with id {job_id}")
-    task = get_task(row.task)
-    if task.options.auto_commit:
+    table = _table(task)
+    row = _current(alias, job_id, task, table)
+    declared = get_task(row.task)
+    if declared.options.auto_commit:
         raise CommitNotAllowed(f"task {row.task!r} auto-commits (AUTO_COMMIT is True); commit is only for "
                                f"manual-mode tasks")
     if row.cid != cid or row.status != Status.DOING:
@@ -204,7 +229,7 @@ def commit(job_id: int, cid: int, status: str, *, using: str | None = None) -> T
     now = db_now(alias)
     claimed = ClaimedJob(id=job_id, task=row.task, cid=cid, payload=b"", failed_times=row.failed_times,
                          attempts=row.attempts, priority=row.priority, started_at=row.started_at or now)
-    return job_commit(row.task, claimed, status, task.options, worker=row.worker, using=alias, now=now)
+    return job_commit(row.task, claimed, status, declared.options, worker=row.worker, using=alias, now=now)
 
 
 CANCEL_NOTE = "cancelled by an operator"
@@ -233,7 +258,7 @@ def _not_cancellable(row: JobRow) -> str:
 
 
 def cancel(job_id: int, *, cid: int | None = None, using: str | None = None, now: datetime | None = None,
-           note: str = "") -> Transition:
+           note: str = "", task: str | None = None) -> Transition:
     """Cancel one job: todo, doing or zombie → cancelled, cid + 1, at the current cid — or ``cid`` if given.
 
     A queued job never runs: its Redis entry carries the old cid, so its claim matches nothing. A running job is
@@ -252,25 +277,26 @@ def cancel(job_id: int, *, cid: int | None = None, using: str | None = None, now
         cid = validate_id(cid, "cid")
     note = _cancel_note(note)
     alias = _using(using)
-    row = current(alias, job_id)
+    table = _table(task)
+    row = _current(alias, job_id, task, table)
     expected = row.cid if cid is None else cid
     if row.status not in CANCEL_SOURCES and expected == row.cid:
         raise CommitNotAllowed(_not_cancellable(row))
     now = now or db_now(alias)
     token = new_token()
-    statement = sql.cancel(sql.sql_for(alias), [(job_id, expected)], sources=CANCEL_SOURCES, token=token, now=now,
-                           note=note)
-    closed = (_closed_attempts({job_id: row}, using=alias, now=now, reason=note,
+    statement = sql.cancel(sql.sql_for(alias, table.name), [(job_id, expected)], sources=CANCEL_SOURCES,
+                           token=token, now=now, note=note)
+    closed = (_closed_attempts({job_id: row}, using=alias, now=now, reason=note, table=table,
                                cut_short=Attempt.Outcome.CANCELLED) if row.cid == expected else [])
     won = apply_one(alias, statement, job_id, expected, token, what=f"cancel job {job_id}",
-                    also=_recorder(alias, closed))
+                    also=_recorder(alias, closed, table), model=table.model)
     result = Transition(job_id, row.task, Status.CANCELLED, won.cid, None, row.priority)
     effects.after_transaction(alias, [result], now, run_ended=metrics.CANCELLED)
     return result
 
 
 def cancel_many(job_ids: Sequence[int], *, using: str | None = None, now: datetime | None = None,
-                note: str = "") -> CancelOutcome:
+                note: str = "", task: str | None = None) -> CancelOutcome:
     """Cancel many jobs at their current cids in one statement (see :func:`cancel`).
 
     Every id is checked first: a bad or unknown id raises (:class:`~django_meepo.exceptions.InvalidJob`,
@@ -282,9 +308,10 @@ def cancel_many(job_ids: Sequence[int], *, using: str | None = None, now: dateti
     ids = sorted({validate_id(i) for i in job_ids})
     note = _cancel_note(note)
     alias = _using(using)
+    table = _table(task)
     if not ids:
         return CancelOutcome()
-    rows = read_rows(alias, ids)
+    rows = _rows(alias, ids, task, table)
     missing = [i for i in ids if i not in rows]
     if missing:
         raise JobNotFound(f"no job with id {', '.join(map(str, missing[:20]))}{' …' if len(missing) > 20 else ''}"
@@ -295,16 +322,16 @@ def cancel_many(job_ids: Sequence[int], *, using: str | None = None, now: dateti
         return outcome
     now = now or db_now(alias)
     token = new_token()
-    statement = sql.cancel(sql.sql_for(alias), [(i, r.cid) for i, r in eligible.items()], sources=CANCEL_SOURCES,
-                           token=token, now=now, note=note)
-    closing = {a.job_id: a for a in _closed_attempts(eligible, using=alias, now=now, reason=note,
+    statement = sql.cancel(sql.sql_for(alias, table.name), [(i, r.cid) for i, r in eligible.items()],
+                           sources=CANCEL_SOURCES, token=token, now=now, note=note)
+    closing = {a.job_id: a for a in _closed_attempts(eligible, using=alias, now=now, reason=note, table=table,
                                                      cut_short=Attempt.Outcome.CANCELLED)}
 
     def record(won: list[Won]) -> None:  # only the rows won: their UPDATE matched the cid they were read at
-        Attempt.objects.using(alias).bulk_create([closing[w.id] for w in won if w.id in closing])
+        table.attempt.objects.using(alias).bulk_create([closing[w.id] for w in won if w.id in closing])
 
     won = apply_many(alias, statement, {i: r.cid for i, r in eligible.items()}, token,
-                     also=record if closing else None)
+                     also=record if closing else None, model=table.model)
     outcome.cancelled = [Transition(w.id, eligible[w.id].task, Status.CANCELLED, w.cid, None, eligible[w.id].priority)
                          for w in won]
     won_ids = {w.id for w in won}

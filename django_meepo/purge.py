@@ -1,7 +1,8 @@
 """Purging finished jobs: DELETE ``done``, ``failed`` and ``cancelled`` jobs (and their attempts) finished before a
 cut-off.
 
-Used by ``manage.py meepo_purge`` and, when ``MEEPO["RETENTION_DAYS"]`` is set, by the sweeper (:class:`Retention`,
+Every job table is purged (tables.py: the shared ``meepo_job`` and each task's own). Used by
+``manage.py meepo_purge`` and, when ``MEEPO["RETENTION_DAYS"]`` is set, by the sweeper (:class:`Retention`,
 one purger at a time by a leadership lease). Nothing else is ever deleted: a job that is repushed while a batch is
 being purged keeps its row (each batch locks its rows by primary key and re-checks them before deleting).
 
@@ -23,8 +24,9 @@ from django.utils import timezone
 
 from . import leader
 from .conf import get_settings
-from .models import Attempt, Job
+from .models import AbstractJob, Job
 from .states import FINISHED_STATUSES
+from .tables import all_tables, for_model, for_task
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +47,42 @@ def cutoff_for(days: float, now: datetime | None = None) -> datetime:
 
 
 def finished_before(cutoff: datetime, *, using: str | None = None, tasks: Sequence[str] | None = None,
-                    statuses: Sequence[str] = FINISHED_STATUSES) -> QuerySet[Job]:
-    """The jobs a purge at ``cutoff`` deletes (finished ones only, whatever ``statuses`` asks for)."""
+                    statuses: Sequence[str] = FINISHED_STATUSES,
+                    model: type[AbstractJob] | None = None) -> QuerySet[AbstractJob]:
+    """The jobs of one table (``model``'s; the shared one by default) a purge at ``cutoff`` deletes (finished
+    ones only, whatever ``statuses`` asks for)."""
     wanted = [s for s in statuses if s in FINISHED_STATUSES]
-    qs = Job.objects.using(using or get_settings().database).filter(status__in=wanted, finished_at__lt=cutoff)
+    qs = (model or Job).objects.using(using or get_settings().database).filter(status__in=wanted,
+                                                                               finished_at__lt=cutoff)
     if tasks:
         qs = qs.filter(task__in=list(tasks))
     return qs
+
+
+def selections(cutoff: datetime, *, using: str | None = None, tasks: Sequence[str] | None = None,
+               statuses: Sequence[str] = FINISHED_STATUSES) -> list[QuerySet[AbstractJob]]:
+    """:func:`finished_before` for every job table (tables.py) — of ``tasks``' tables only, when given."""
+    found = all_tables()
+    if tasks:
+        found = [t for t in found if t in {for_task(n) for n in tasks}]
+    return [finished_before(cutoff, using=using, tasks=tasks, statuses=statuses, model=t.model) for t in found]
+
+
+def purge_all(querysets: Sequence[QuerySet[AbstractJob]], *, batch_size: int = BATCH_SIZE,
+              budget: float | None = None, on_progress: ProgressCallback | None = None) -> PurgeResult:
+    """:func:`purge` of each queryset (one per table) in turn, within one ``budget``; totals added up."""
+    total = PurgeResult()
+    started = time.monotonic()
+    for queryset in querysets:
+        left = None if budget is None else max(0.0, budget - (time.monotonic() - started))
+        part = purge(queryset, batch_size=batch_size, budget=left,
+                     on_progress=_offset(on_progress, total.deleted) if on_progress else None)
+        total.deleted += part.deleted
+        total.attempts_deleted += part.attempts_deleted
+        if not part.complete:
+            total.complete = False
+            return total
+    return total
 
 
 @dataclass(slots=True)
@@ -61,7 +92,11 @@ class PurgeResult:
     complete: bool = True  # False when a time budget ran out with rows still to delete
 
 
-def purge(queryset: QuerySet[Job], *, batch_size: int = BATCH_SIZE, budget: float | None = None,
+def _offset(callback: ProgressCallback, base: int) -> ProgressCallback:
+    return lambda n: callback(base + n)
+
+
+def purge(queryset: QuerySet[AbstractJob], *, batch_size: int = BATCH_SIZE, budget: float | None = None,
           on_progress: ProgressCallback | None = None) -> PurgeResult:
     """Delete the finished jobs of ``queryset`` (a :func:`finished_before` queryset) batch by batch.
 
@@ -85,13 +120,14 @@ def purge(queryset: QuerySet[Job], *, batch_size: int = BATCH_SIZE, budget: floa
             return result
 
 
-def delete_jobs(queryset: QuerySet[Job]) -> tuple[int, int]:
+def delete_jobs(queryset: QuerySet[AbstractJob]) -> tuple[int, int]:
     """DELETE the jobs of ``queryset`` and their attempts; returns (jobs, attempts) deleted.
 
     The rows are locked first (``SELECT … FOR UPDATE`` by the queryset's own conditions), so a job that changes
     meanwhile — repushed, say — no longer matches and is kept. Keep the queryset small (a batch of primary keys).
     """
     using = queryset.db
+    table = for_model(queryset.model)
     with transaction.atomic(using=using):
         locked = list(queryset.select_for_update().order_by().values_list("id", flat=True))
         if not locked:
@@ -99,10 +135,10 @@ def delete_jobs(queryset: QuerySet[Job]) -> tuple[int, int]:
         marks = ", ".join(["%s"] * len(locked))
         conn = connections[using]
         with conn.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {conn.ops.quote_name(Attempt._meta.db_table)} "
+            cursor.execute(f"DELETE FROM {conn.ops.quote_name(table.attempt._meta.db_table)} "
                            f"WHERE job_id IN ({marks})", locked)
             attempts = cursor.rowcount
-            cursor.execute(f"DELETE FROM {conn.ops.quote_name(Job._meta.db_table)} WHERE id IN ({marks})", locked)
+            cursor.execute(f"DELETE FROM {conn.ops.quote_name(table.name)} WHERE id IN ({marks})", locked)
             jobs = cursor.rowcount
     return jobs, attempts
 
@@ -124,7 +160,7 @@ class Retention:
             if not leader.hold(LEASE_NAME, self.holder, ttl=LEASE_TTL, now=now, using=self.using):
                 self._next_run = monotonic + RETENTION_PERIOD
                 return 0
-            result = purge(finished_before(cutoff_for(days, now), using=self.using), budget=TICK_BUDGET)
+            result = purge_all(selections(cutoff_for(days, now), using=self.using), budget=TICK_BUDGET)
         except DatabaseError as exc:
             log.warning("meepo: retention purge failed (%s); trying again later", exc)
             self._next_run = monotonic + RETENTION_PERIOD

@@ -30,9 +30,10 @@ from .exceptions import ConfigurationError, InvalidPayload
 from .inserts import NewJob
 from .registry import get_task
 from .states import Dispatchable
+from .tables import for_task
 
 if TYPE_CHECKING:
-    from .models import Job
+    from .models import AbstractJob
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ def check_concurrency_key(task: str, key: Any) -> str | None:
 def push(task: str, payload: Any = None, *, json: Any = _MISSING, delay: Any = None, due_at: Any = None,
          priority: int = 0, idempotency_key: str | None = None, unique_key: str | None = None,
          unique_for: Any = None, unique_while: str | None = None, using: str | None = None,
-         concurrency_key: str | None = None) -> Job:
+         concurrency_key: str | None = None) -> AbstractJob:
     """INSERT a job now (in the caller's transaction) and return it; its id is dispatched after the commit.
 
     With ``idempotency_key``: at most one job per task and key, ever. With ``unique_key`` (``unique.py``): no
@@ -195,7 +196,7 @@ def push(task: str, payload: Any = None, *, json: Any = _MISSING, delay: Any = N
     return _push_one(new, alias, when, uniq)
 
 
-def _push_one(new: NewJob, alias: str, when: Schedule, uniq: unique.Unique | None) -> Job:
+def _push_one(new: NewJob, alias: str, when: Schedule, uniq: unique.Unique | None) -> AbstractJob:
     """INSERT ``new`` (once, for a key) and, at the commit, dispatch it and count it; ``_meepo_created`` says
     whether it was inserted (False: the job already holding the key, returned without a write)."""
     if new.idempotency_key is None and uniq is None:
@@ -212,7 +213,7 @@ def _push_one(new: NewJob, alias: str, when: Schedule, uniq: unique.Unique | Non
     return job
 
 
-def _insert_once(new: NewJob, alias: str) -> Job:
+def _insert_once(new: NewJob, alias: str) -> AbstractJob:
     """INSERT unless (task, idempotency_key) exists; else return the existing job. ``_meepo_created`` says which."""
     with transaction.atomic(using=alias):
         try:
@@ -221,7 +222,7 @@ def _insert_once(new: NewJob, alias: str) -> Job:
             job._meepo_created = True  # type: ignore[attr-defined]
             return job
         except IntegrityError:
-            existing = (inserts.job_model().objects.using(alias).select_for_update()
+            existing = (for_task(new.task).model.objects.using(alias).select_for_update()
                         .filter(task=new.task, idempotency_key=new.idempotency_key).first())
             if existing is None:
                 raise
@@ -232,7 +233,7 @@ def _insert_once(new: NewJob, alias: str) -> Job:
 def push_many(task: str, payloads: Iterable[Any] | None = None, *, json: Iterable[Any] | None = None,
               delay: Any = None, due_at: Any = None, priority: int = 0, unique_keys: Iterable[str | None] | None = None,
               unique_for: Any = None, unique_while: str | None = None, using: str | None = None,
-              concurrency_key: str | None = None) -> list[Job]:
+              concurrency_key: str | None = None) -> list[AbstractJob]:
     """INSERT many jobs of one task (bytes ``payloads`` or JSON values ``json``) and return them with their ids.
 
     Every payload is checked before anything is written; the INSERTs (as few as the bytes allow) run in one
@@ -268,7 +269,7 @@ def push_many(task: str, payloads: Iterable[Any] | None = None, *, json: Iterabl
 
 def _push_many(task: str, datas: Sequence[bytes], uniques: Sequence[unique.Unique | None] | None, priority: int,
                alias: str, now: datetime, when: Schedule, trace: str | None,
-               flow_key: str | None = None) -> list[Job]:
+               flow_key: str | None = None) -> list[AbstractJob]:
     """INSERT the batch in one transaction; at the commit, dispatch it (if due now) and count it."""
     if uniques is not None:
         return _push_many_unique(task, datas, uniques, priority, alias, now, when, trace, flow_key)
@@ -314,7 +315,7 @@ def _unique_keys(keys: Iterable[str | None] | None, count: int, unique_for: Any,
 
 def _push_many_unique(task: str, datas: Sequence[bytes], uniques: Sequence[unique.Unique | None], priority: int,
                       alias: str, now: datetime, when: Schedule, trace: str | None = None,
-                      flow_key: str | None = None) -> list[Job]:
+                      flow_key: str | None = None) -> list[AbstractJob]:
     news = [NewJob(task, d, priority, None, now, when.due_at, u.key if u else None, trace, flow_key)
             for d, u in zip(datas, uniques, strict=True)]
     jobs = unique.push_many_unique(news, uniques, alias, now, lambda batch: _bulk_insert(alias, batch))

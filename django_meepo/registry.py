@@ -31,9 +31,11 @@ from .options import TaskOptions, build_options, normalise_keys, option_errors, 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .models import Job
+    from .models import AbstractJob
 
 JobFunction = Callable[..., Any]
+# A task with a table of its own names its jobs task:id (a Django Tasks result id, at most 64 characters).
+OWN_TABLE_NAME_MAX = 44
 # A provider's per-job options: the task's options as one job's payload overrides them (a Django Task's own
 # max_attempts). The worker's runner applies them to failures; the sweeper to expired leases.
 JobOptions = Callable[[bytes, TaskOptions], TaskOptions]
@@ -52,16 +54,17 @@ class Task:
     path: str
     job_options: JobOptions | None = None
     on_finished: OnFinished | None = None
+    model: str | None = None  # the task's own job model ("app_label.ModelName"), see tables.py
 
     def options_for(self, payload: bytes) -> TaskOptions:
         """The options that govern one job of this task (the task's, unless its provider overrides them)."""
         return self.job_options(payload, self.options) if self.job_options else self.options
 
-    def push(self, payload: bytes | None = None, **kwargs: Any) -> Job:
+    def push(self, payload: bytes | None = None, **kwargs: Any) -> AbstractJob:
         """Shortcut for ``Job.objects.push(self.name, payload, **kwargs)``."""
         from django.apps import apps  # the model from the app registry: models.py is above this module
 
-        job: Job = apps.get_model("django_meepo", "Job").objects.push(self.name, payload, **kwargs)
+        job: AbstractJob = apps.get_model("django_meepo", "Job").objects.push(self.name, payload, **kwargs)
         return job
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -77,6 +80,13 @@ class _Declaration:
     origin: str = ""
     job_options: JobOptions | None = None
     on_finished: OnFinished | None = None
+    model: str | None = None  # "app_label.ModelName" of the task's own job model (tables.py); None: meepo_job
+
+
+def _split_model(options: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """Lower-cased options without ``model`` (not a tuning option: it says where the jobs are), and the model."""
+    rest = dict(options)
+    return rest, rest.pop("model", None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,8 +122,11 @@ _cache: dict[str, Task] = {}
 
 
 def clear_cache(**_: Any) -> None:
-    """Forget resolved tasks (connected to ``setting_changed``; called when a decorator runs)."""
+    """Forget resolved tasks and their tables (connected to ``setting_changed``; called when a decorator runs)."""
+    from . import tables
+
     _cache.clear()
+    tables.clear()
 
 
 def _path_of(func: JobFunction) -> str:
@@ -132,8 +145,9 @@ def task(name: str, **options: Any) -> Callable[[JobFunction], Task]:
 
     def decorate(func: JobFunction) -> Task:
         path = _path_of(func)
-        decl = _Declaration(name=name, function=func, path=path, options=normalise_keys(options),
-                            origin=f"@task in {func.__module__}")
+        opts, model = _split_model(normalise_keys(options))
+        decl = _Declaration(name=name, function=func, path=path, options=opts, origin=f"@task in {func.__module__}",
+                            model=model)
         with _lock:
             existing = _decorated.setdefault(name, [])
             # Re-importing the same module (autoreload, tests) is not a second declaration.
@@ -141,10 +155,10 @@ def task(name: str, **options: Any) -> Callable[[JobFunction], Task]:
             existing.append(decl)
         clear_cache()
         try:
-            opts = build_options(get_settings().defaults, decl.options)
+            built = build_options(get_settings().defaults, decl.options)
         except ValueError:
-            opts = build_options()  # reported by checks; the Task object stays usable for introspection
-        return Task(name=name, function=func, options=opts, path=path)
+            built = build_options()  # reported by checks; the Task object stays usable for introspection
+        return Task(name=name, function=func, options=built, path=path, model=model)
 
     return decorate
 
@@ -175,9 +189,10 @@ def _provided(found: dict[str, _Declaration], problems: list[Problem]) -> None:
                                         f"{found[item.name].origin} and by {item.origin}",
                                         "Give each task a unique name."))
                 continue
+            opts, model = _split_model(normalise_keys(item.options))
             found[item.name] = _Declaration(name=item.name, function=item.function, path=_path_of(item.function),
-                                            options=normalise_keys(item.options), origin=item.origin,
-                                            job_options=item.job_options, on_finished=item.on_finished)
+                                            options=opts, origin=item.origin, job_options=item.job_options,
+                                            on_finished=item.on_finished, model=model)
 
 
 def autodiscover() -> None:
@@ -214,7 +229,7 @@ def _declarations() -> tuple[dict[str, _Declaration], list[Problem]]:
             problems.append(Problem("meepo.E002", name, f"MEEPO['TASKS'][{name!r}] must be a dict, not "
                                     f"{type(entry).__name__}", "Write {'FUNCTION': 'app.jobs.func', ...}."))
             continue
-        opts = normalise_keys(entry)
+        opts, model = _split_model(normalise_keys(entry))
         path = opts.pop("function", None)
         if path is not None and name in found and found[name].path != path:
             problems.append(Problem("meepo.E006", name, f"task {name!r} is declared twice: by {found[name].origin} "
@@ -224,9 +239,9 @@ def _declarations() -> tuple[dict[str, _Declaration], list[Problem]]:
             continue
         if name in found:
             base = found[name]  # settings tune options; the function and a provider's hooks stay
-            found[name] = replace(base, options={**base.options, **opts})
+            found[name] = replace(base, options={**base.options, **opts}, model=model or base.model)
         else:
-            found[name] = _Declaration(name=name, path=path, options=opts, origin="MEEPO['TASKS']")
+            found[name] = _Declaration(name=name, path=path, options=opts, origin="MEEPO['TASKS']", model=model)
     return found, problems
 
 
@@ -237,6 +252,19 @@ def _resolve(decl: _Declaration) -> tuple[Task | None, list[Problem]]:
     problems += [Problem("meepo.E003", decl.name, f"task {decl.name!r}: {msg}",
                          f"See the options table, {doc_link('reference.md', 'task-options', 'documentation')}.")
                  for msg in option_errors(decl.options)]
+    if decl.model is not None:
+        from .tables import model_problem
+
+        if problem := model_problem(decl.model):
+            problems.append(Problem("meepo.E015", decl.name, f"task {decl.name!r}: {problem}",
+                                    "Point MODEL (or @task(model=...)) at a concrete subclass of "
+                                    "django_meepo.models.AbstractJob in an installed app, with an AbstractAttempt "
+                                    "subclass whose job ForeignKey points at it (docs/tables.md); or drop it to "
+                                    "keep the task's jobs in meepo_job."))
+        elif len(decl.name) > OWN_TABLE_NAME_MAX:
+            problems.append(Problem("meepo.E015", decl.name, f"task {decl.name!r} has a table of its own, so its "
+                                    f"name may have {OWN_TABLE_NAME_MAX} characters at most (a Django Tasks result "
+                                    f"id, task:id, fits in 64)", "Give the task a shorter name."))
     func = decl.function
     if func is None:
         if not decl.path or not isinstance(decl.path, str):
@@ -260,7 +288,7 @@ def _resolve(decl: _Declaration) -> tuple[Task | None, list[Problem]]:
         return None, problems
     options = build_options(conf.defaults, decl.options)
     return Task(name=decl.name, function=func, options=options, path=decl.path or _path_of(func),
-                job_options=decl.job_options, on_finished=decl.on_finished), []
+                job_options=decl.job_options, on_finished=decl.on_finished, model=decl.model), []
 
 
 def problems() -> list[Problem]:
@@ -301,6 +329,13 @@ def all_tasks() -> list[Task]:
         except ConfigurationError:
             continue
     return tasks
+
+
+def declared_model(name: str) -> str | None:
+    """The MODEL a task declares ("app_label.ModelName"), or None (its jobs are in ``meepo_job``); None also for
+    a task not declared. Reads declarations only: a task misconfigured otherwise still has its table."""
+    decl = _declarations()[0].get(name)
+    return decl.model if decl is not None else None
 
 
 def is_known(name: str) -> bool:

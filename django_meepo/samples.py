@@ -33,8 +33,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Min
 
 from .conf import get_settings
-from .models import Job, StatSample
+from .models import StatSample
 from .states import Status
+from .tables import for_task
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +68,15 @@ def percentile(values: Sequence[float], fraction: float) -> float | None:
 def measure(task: str, minute: datetime, now: datetime, *, using: str) -> StatSample:
     """The (unsaved) sample of ``task`` for ``minute``, from four indexed queries; nothing is written."""
     end = minute + timedelta(minutes=1)
-    finished = Job.objects.using(using).filter(finished_at__gte=minute, finished_at__lt=end, task=task,
+    model = for_task(task).model
+    finished = model.objects.using(using).filter(finished_at__gte=minute, finished_at__lt=end, task=task,
                                                status__in=[Status.DONE, Status.FAILED])
     counts = dict(finished.order_by().values_list("status").annotate(n=Count("id")))
     # A job claimed before its due time (a clock step) waited no time.
     waits = [max(0.0, (started - due).total_seconds()) for started, due in
              finished.filter(started_at__isnull=False).order_by("finished_at")
              .values_list("started_at", "due_at")[:LATENCY_ROWS] if started is not None]
-    due = Job.objects.using(using).due(task, now)
+    due = model.objects.using(using).due(task, now)
     oldest = due.aggregate(m=Min("due_at"))["m"]
     return StatSample(task=task, minute=minute, done=counts.get(Status.DONE, 0),
                       failed=counts.get(Status.FAILED, 0), depth=due.count(),

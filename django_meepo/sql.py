@@ -34,9 +34,10 @@ class Statement:
     params: list[Any]
 
 
-def sql_for(using: str) -> Sql:
-    """Quoting and value adaptation for the job table on ``using``."""
-    return Sql(using, job_table())
+def sql_for(using: str, table: str | None = None) -> Sql:
+    """Quoting and value adaptation for the job table ``table`` (a task's, ``tables.for_task(task).name``; the
+    shared ``meepo_job`` by default) on ``using``."""
+    return Sql(using, table or job_table())
 
 
 # --------------------------------------------------------------------------------------------- worker side

@@ -33,12 +33,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from . import effects, metrics, sql
+from . import effects, metrics, sql, tables
 from .checked import Won, apply, apply_many, apply_one, conflict
 from .clock import db_now
 from .db import new_token
 from .exceptions import CommitNotAllowed
-from .models import Attempt, Job
+from .models import Attempt
 from .options import TaskOptions
 from .progress import Progress
 from .retry import backoff_seconds, is_final_failure
@@ -84,15 +84,15 @@ def claim(task: str, refs: Sequence[Ref], *, worker: str, lease_seconds: float, 
     """
     if not refs:
         return []
+    table = tables.for_task(task)
     now = _now(now, using)
     token = new_token()
-    statement = sql.claim(sql.sql_for(using), task, ((r.id, r.cid) for r in refs), token=token, worker=worker,
-                          now=now, due_by=now,
-                          lease_until=now + timedelta(seconds=lease_seconds))
+    statement = sql.claim(sql.sql_for(using, table.name), task, ((r.id, r.cid) for r in refs), token=token,
+                          worker=worker, now=now, due_by=now, lease_until=now + timedelta(seconds=lease_seconds))
     ids = sorted({r.id for r in refs})
 
     def read() -> list[ClaimedJob]:
-        rows = (Job.objects.using(using).filter(id__in=ids, token=token, status=Status.DOING)
+        rows = (table.model.objects.using(using).filter(id__in=ids, token=token, status=Status.DOING)
                 .values_list("id", "cid", "payload", "failed_times", "attempts", "priority", "due_at",
                              "trace_context"))
         return [ClaimedJob(id=i, task=task, cid=c, payload=bytes(p or b""), failed_times=f, attempts=a,
@@ -116,14 +116,16 @@ def finish_done(task: str, refs: Sequence[Ref], *, using: str, now: datetime | N
     """
     if not refs:
         return BatchOutcome([], [])
+    table = tables.for_task(task)
     now = _now(now, using)
     won: list[Won] = []
     for chunk in _result_chunks(refs, results or {}):
         token = new_token()
         chunk_results = {r.id: results[r.id] for r in chunk if results and r.id in results}
-        statement = sql.finish_done(sql.sql_for(using), ((r.id, r.cid) for r in chunk), token=token, now=now,
-                                    results=chunk_results or None)
-        chunk_won = apply_many(using, statement, {r.id: r.cid for r in chunk}, token, tries=tries)
+        statement = sql.finish_done(sql.sql_for(using, table.name), ((r.id, r.cid) for r in chunk), token=token,
+                                    now=now, results=chunk_results or None)
+        chunk_won = apply_many(using, statement, {r.id: r.cid for r in chunk}, token, tries=tries,
+                               model=table.model)
         # announced chunk by chunk: a later chunk that raises must not silence what an earlier one ended
         effects.after_transaction(using, [Transition(w.id, task, Status.DONE, w.cid, None) for w in chunk_won], now,
                                   run_ended=metrics.DONE)
@@ -164,18 +166,20 @@ def finish_failed(task: str, job: ClaimedJob, options: TaskOptions, *, error: st
 
 def _fail(task: str, job: ClaimedJob, *, status: str, due: datetime | None, error: str, error_class: str,
           worker: str, using: str, outcome: str, now: datetime, tries: int) -> Transition:
+    table = tables.for_task(task)
     token = new_token()
     error = error_text(error)  # already so for a run's outcome (execution.py); a commit's own note is short
-    statement = sql.finish_failed(sql.sql_for(using), job.id, job.cid, status=status, token=token, now=now,
-                                  error=error, due=due)
+    statement = sql.finish_failed(sql.sql_for(using, table.name), job.id, job.cid, status=status, token=token,
+                                  now=now, error=error, due=due)
 
     def record() -> None:
-        Attempt.objects.using(using).create(
+        table.attempt_row(
             job_id=job.id, number=job.attempts, worker=worker[:200], started_at=job.started_at,
-            finished_at=now, outcome=outcome, error_class=error_class[:300], error=error)
+            finished_at=now, outcome=outcome, error_class=error_class[:300], error=error).save(using=using,
+                                                                                               force_insert=True)
 
     won = apply_one(using, statement, job.id, job.cid, token, what=f"record the failure of {task} job {job.id}",
-                    also=record, tries=tries)
+                    also=record, tries=tries, model=table.model)
     result = Transition(job.id, task, status, won.cid, due, job.priority)
     effects.after_transaction(using, [result], now, run_ended=metrics.FAILURE)
     return result
@@ -199,7 +203,8 @@ def job_commit(task: str, job: ClaimedJob, status: str, options: TaskOptions, *,
     if status == Status.DONE:
         result = finish_done(task, [job.ref], using=using, now=now)
         if result.lost:
-            raise conflict(using, job.id, job.cid, f"commit done of {task} job {job.id}")
+            raise conflict(using, job.id, job.cid, f"commit done of {task} job {job.id}",
+                           model=tables.for_task(task).model)
         return Transition(job.id, task, Status.DONE, result.won[0].cid, None, job.priority)
     error = f"committed {status!r} by the job function"
     if status == Status.TODO and is_final_failure(job.failed_times + 1, options):
@@ -214,18 +219,20 @@ def release(task: str, jobs: Sequence[ClaimedJob], *, worker: str, using: str, r
     """doing → todo, due now, without counting a failure: a worker hands back what it could not run."""
     if not jobs:
         return []
+    table = tables.for_task(task)
     now = _now(now, using)
     token = new_token()
     by_id = {j.id: j for j in jobs}
-    statement = sql.release(sql.sql_for(using), ((j.id, j.cid) for j in jobs), token=token, now=now)
+    statement = sql.release(sql.sql_for(using, table.name), ((j.id, j.cid) for j in jobs), token=token, now=now)
 
     def record(won: list[Won]) -> None:
-        Attempt.objects.using(using).bulk_create([
-            Attempt(job_id=w.id, number=by_id[w.id].attempts, worker=worker[:200],
+        table.attempt.objects.using(using).bulk_create([
+            table.attempt_row(job_id=w.id, number=by_id[w.id].attempts, worker=worker[:200],
                     started_at=by_id[w.id].started_at, finished_at=now, outcome=Attempt.Outcome.RELEASED,
                     error=reason) for w in won])
 
-    won = apply_many(using, statement, {j.id: j.cid for j in jobs}, token, also=record, tries=tries)
+    won = apply_many(using, statement, {j.id: j.cid for j in jobs}, token, also=record, tries=tries,
+                     model=table.model)
     changed = [Transition(w.id, task, Status.TODO, w.cid, now, by_id[w.id].priority) for w in won]
     effects.after_transaction(using, changed, now, run_ended=metrics.RELEASED)
     return changed
@@ -260,32 +267,38 @@ def snooze(task: str, job: ClaimedJob, seconds: float, *, worker: str, using: st
     except OverflowError:
         raise ValueError(f"snooze takes a number of seconds that keeps the due time a date, not {seconds!r}") \
             from None
+    table = tables.for_task(task)
     token = new_token()
-    statement = sql.snooze(sql.sql_for(using), job.id, job.cid, token=token, now=now, due=due)
+    statement = sql.snooze(sql.sql_for(using, table.name), job.id, job.cid, token=token, now=now, due=due)
 
     def record() -> None:
-        Attempt.objects.using(using).create(
+        table.attempt_row(
             job_id=job.id, number=job.attempts, worker=worker[:200], started_at=job.started_at, finished_at=now,
-            outcome=Attempt.Outcome.SNOOZED, error=f"snoozed for {delay:g} s by the job function")
+            outcome=Attempt.Outcome.SNOOZED, error=f"snoozed for {delay:g} s by the job function",
+        ).save(using=using, force_insert=True)
 
-    won = apply_one(using, statement, job.id, job.cid, token, what=f"snooze {task} job {job.id}", also=record)
+    won = apply_one(using, statement, job.id, job.cid, token, what=f"snooze {task} job {job.id}", also=record,
+                    model=table.model)
     result = Transition(job.id, task, Status.TODO, won.cid, due, job.priority)
     effects.after_transaction(using, [result], now, run_ended=metrics.SNOOZED)
     return result
 
 
-def write_progress(ref: Ref, progress: Progress, *, using: str, now: datetime | None = None) -> bool:
+def write_progress(ref: Ref, progress: Progress, *, using: str, now: datetime | None = None,
+                   task: str | None = None) -> bool:
     """Store a running job's progress on its row while it is ``doing`` at ``ref.cid``; False when the job moved
-    on (a stale run writes nothing). Not a transition: no cid, token or status changes.
+    on (a stale run writes nothing). Not a transition: no cid, token or status changes. ``task`` names the
+    job's table (default: the shared one).
 
     What if the answer is lost? The effect decides (the row at that cid holds these values); the statement runs
     again only when it is absent, and running it twice writes the same values."""
+    table = tables.for_task(task) if task else tables.default()
     now = _now(now, using)
-    statement = sql.progress(sql.sql_for(using), ref.id, ref.cid, done=progress.done, total=progress.total,
+    statement = sql.progress(sql.sql_for(using, table.name), ref.id, ref.cid, done=progress.done, total=progress.total,
                              note=progress.note, now=now)
 
     def read() -> list[int]:
-        return list(Job.objects.using(using).filter(
+        return list(table.model.objects.using(using).filter(
             id=ref.id, cid=ref.cid, status=Status.DOING, progress_done=progress.done,
             progress_total=progress.total, progress_note=progress.note).values_list("id", flat=True))
 
@@ -293,8 +306,9 @@ def write_progress(ref: Ref, progress: Progress, *, using: str, now: datetime | 
 
 
 def extend_leases(refs: Sequence[Ref], *, lease_seconds: float, using: str,
-                  now: datetime | None = None) -> set[int]:
-    """Renew the leases of running jobs; returns the ids whose lease was lost (their cid moved on).
+                  now: datetime | None = None, task: str | None = None) -> set[int]:
+    """Renew the leases of running jobs (of ``task``'s table; default the shared one); returns the ids whose
+    lease was lost (their cid moved on).
 
     The check proves the effect the statement was for: a lease counts as renewed only when its row is still
     ``doing`` at the claim's cid *and* its ``lease_until`` reached the new time. So a renewal whose connection
@@ -303,13 +317,15 @@ def extend_leases(refs: Sequence[Ref], *, lease_seconds: float, using: str,
     """
     if not refs:
         return set()
+    model = (tables.for_task(task) if task else tables.default()).model
     now = _now(now, using)
     until = now + timedelta(seconds=lease_seconds)
     targets = {r.id: r.cid for r in refs}
-    statement = sql.renew(sql.sql_for(using), targets.items(), lease_until=until, lease_seconds=lease_seconds)
+    statement = sql.renew(sql.sql_for(using, model._meta.db_table), targets.items(), lease_until=until,
+                          lease_seconds=lease_seconds)
 
     def read() -> list[int]:
-        held = (Job.objects.using(using).filter(id__in=list(targets), status=Status.DOING, lease_until__gte=until)
+        held = (model.objects.using(using).filter(id__in=list(targets), status=Status.DOING, lease_until__gte=until)
                 .values_list("id", "cid"))
         return [i for i, c in held if targets.get(i) == c]
 
@@ -317,7 +333,7 @@ def extend_leases(refs: Sequence[Ref], *, lease_seconds: float, using: str,
         """After a lost answer: a lease still ours that did not reach ``until`` says the statement never ran
         (it renews every lease still ours, or none), so it runs again — even when other leases of the batch
         reached ``until`` through another thread's renewal; else the leases still ours were renewed."""
-        rows = (Job.objects.using(using).filter(id__in=list(targets), status=Status.DOING)
+        rows = (model.objects.using(using).filter(id__in=list(targets), status=Status.DOING)
                 .values_list("id", "cid", "lease_until"))
         ours = [(i, lease) for i, c, lease in rows if targets.get(i) == c]
         if any(lease is None or lease < until for _, lease in ours):
@@ -362,7 +378,7 @@ def expire_leases(task: str, options: TaskOptions, *, using: str, now: datetime 
     now = _now(now, using)
     limit = limit or options.sweep_limit
     fields = ["id", "cid", "failed_times", "attempts", "worker", "started_at", "priority"]
-    rows = (Job.objects.using(using).filter(task=task, status=Status.DOING, lease_until__lt=now)
+    rows = (tables.for_task(task).model.objects.using(using).filter(task=task, status=Status.DOING, lease_until__lt=now)
             .order_by("lease_until").values_list(*fields, *(["payload"] if job_options else []))[:limit])
     found = [_Expired(id=row[0], cid=row[1], failed_times=row[2], attempts=row[3], worker=row[4], started_at=row[5],
                       priority=row[6], payload=bytes(row[7]) if job_options else b"") for row in rows]
@@ -387,21 +403,22 @@ def expire_leases(task: str, options: TaskOptions, *, using: str, now: datetime 
 
 def _expire_group(task: str, group: list[_Expired], dst: str, due: datetime | None, *, using: str,
                   now: datetime, options: TaskOptions) -> list[Transition]:
+    table = tables.for_task(task)
     token = new_token()
     error = (f"lease expired: no heartbeat for {options.lease_timeout:g} s (worker killed, hung or cut off); "
              f"moved to {dst!r} by the sweeper")
-    statement = sql.expire(sql.sql_for(using), ((r.id, r.cid) for r in group), dst=dst, token=token, now=now,
-                           error=error, due=due)
+    statement = sql.expire(sql.sql_for(using, table.name), ((r.id, r.cid) for r in group), dst=dst, token=token,
+                           now=now, error=error, due=due)
     by_id = {r.id: r for r in group}
 
     def record(won: list[Won]) -> None:
-        Attempt.objects.using(using).bulk_create([
-            Attempt(job_id=w.id, number=by_id[w.id].attempts, worker=by_id[w.id].worker,
+        table.attempt.objects.using(using).bulk_create([
+            table.attempt_row(job_id=w.id, number=by_id[w.id].attempts, worker=by_id[w.id].worker,
                     started_at=by_id[w.id].started_at, finished_at=now, outcome=Attempt.Outcome.LEASE_EXPIRED,
                     error=error) for w in won])
         for w in won:
             log.warning("meepo: %s job %s: lease expired (worker %s); now %s", task, w.id,
                         by_id[w.id].worker or "?", dst, extra={"job_id": w.id, "task": task})
 
-    won = apply_many(using, statement, {r.id: r.cid for r in group}, token, also=record)
+    won = apply_many(using, statement, {r.id: r.cid for r in group}, token, also=record, model=table.model)
     return [Transition(w.id, task, dst, w.cid, due, by_id[w.id].priority) for w in won]

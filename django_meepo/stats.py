@@ -2,7 +2,7 @@
 
 :func:`collect` takes a :class:`Snapshot`:
 
-* jobs per task and status (one ``GROUP BY`` over the ``(task, status, …)`` index);
+* jobs per task and status (one ``GROUP BY`` over the ``(task, status, …)`` index of each job table);
 * per task, the age of the oldest due ``todo`` job (how far behind the workers are) and the length of its Redis
   queue (``Dispatcher.length``; ``None`` when Redis cannot be reached — the rest still works);
 * jobs finished (done / failed) in the last minute and the last hour (the ``finished_at`` index);
@@ -26,11 +26,12 @@ from django.db.models import Count, Min
 from .clock import db_now
 from .conf import get_settings
 from .exceptions import MeepoError
-from .models import Job, ScheduleTick, Worker
+from .models import ScheduleTick, Worker
 from .options import DEFAULTS
 from .registry import Task, all_tasks
 from .schedule import aware, schedules
 from .states import ALL_STATUSES, Status
+from .tables import all_tables, for_task
 
 log = logging.getLogger(__name__)
 
@@ -150,14 +151,17 @@ def _redis_lengths(names: list[str], declared: dict[str, Task]) -> tuple[dict[st
 
 
 def _finished_since(using: str, since: datetime) -> dict[tuple[str, str], int]:
-    rows = (Job.objects.using(using).filter(finished_at__gte=since).order_by()
-            .values_list("task", "status").annotate(n=Count("id")))
-    return {(t, s): n for t, s, n in rows}
+    found: dict[tuple[str, str], int] = defaultdict(int)
+    for table in all_tables():
+        for t, s, n in (table.model.objects.using(using).filter(finished_at__gte=since).order_by()
+                        .values_list("task", "status").annotate(n=Count("id"))):
+            found[(t, s)] += n
+    return found
 
 
 def _oldest_due(using: str, names: list[str], now: datetime) -> dict[str, datetime | None]:
     """Per task, one index lookup on (task, status, due_at)."""
-    return {n: Job.objects.using(using).due(n, now).aggregate(m=Min("due_at"))["m"] for n in names}
+    return {n: for_task(n).model.objects.using(using).due(n, now).aggregate(m=Min("due_at"))["m"] for n in names}
 
 
 def worker_alive(row: Worker, now: datetime, declared: dict[str, Task] | None = None) -> bool:
@@ -171,10 +175,11 @@ def worker_alive(row: Worker, now: datetime, declared: dict[str, Task] | None = 
 def _workers(using: str, now: datetime, declared: dict[str, Task]) -> tuple[tuple[WorkerStats, ...],
                                                                            tuple[HeldJob, ...]]:
     held: dict[str, list[HeldJob]] = defaultdict(list)
-    for worker, job_id, task, cid, started, lease in (
-            Job.objects.using(using).filter(status=Status.DOING).order_by("id")
-            .values_list("worker", "id", "task", "cid", "started_at", "lease_until")):
-        held[worker].append(HeldJob(id=job_id, task=task, cid=cid, started_at=started, lease_until=lease))
+    for table in all_tables():
+        for worker, job_id, task, cid, started, lease in (
+                table.model.objects.using(using).filter(status=Status.DOING).order_by("id")
+                .values_list("worker", "id", "task", "cid", "started_at", "lease_until")):
+            held[worker].append(HeldJob(id=job_id, task=task, cid=cid, started_at=started, lease_until=lease))
     workers = []
     for row in Worker.objects.using(using).order_by("id"):
         tasks = tuple(t for t in row.tasks.split(",") if t)
@@ -208,9 +213,10 @@ def collect(*, using: str | None = None, now: datetime | None = None, redis: boo
     counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(ALL_STATUSES, 0))
     for name in declared:
         counts[name]  # a declared task is listed even with no jobs
-    for task, status, n in (Job.objects.using(alias).order_by().values_list("task", "status")
-                            .annotate(n=Count("id"))):
-        counts[task][status] = n
+    for table in all_tables():  # one GROUP BY per job table (tables.py)
+        for task, status, n in (table.model.objects.using(alias).order_by().values_list("task", "status")
+                                .annotate(n=Count("id"))):
+            counts[task][status] += n
     names = sorted(counts)
     lengths, redis_error = _redis_lengths(names, declared) if redis else ({}, None)
     oldest = _oldest_due(alias, names, now)

@@ -41,12 +41,12 @@ from .conf import get_settings
 from .db import close_thread_connections, discard_connection
 from .dispatch.base import Dispatcher, Source
 from .exceptions import DispatchError
-from .models import Job
 from .purge import Retention
 from .registry import Task
 from .samples import Sampler
 from .schedule import Scheduler
 from .states import Status
+from .tables import for_task
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ class Sweeper:
         since = self._watermark.get(task.name)
         if since is None:
             return 0  # the first tick's scan covers them
-        qs = (Job.objects.using(self.using)
+        qs = (for_task(task.name).model.objects.using(self.using)
               .filter(task=task.name, status=Status.TODO, due_at__lte=now,
                       due_at__gt=since - timedelta(seconds=DUE_SLACK))
               .filter(due_at__gt=F("updated_at")))
@@ -195,7 +195,8 @@ class Sweeper:
         if not scans:
             return 0
         scan = scans[0]
-        qs = Job.objects.using(self.using).filter(task=task.name, status=Status.TODO, due_at__lte=now)
+        qs = for_task(task.name).model.objects.using(self.using).filter(task=task.name, status=Status.TODO,
+                                                                         due_at__lte=now)
         if scan.grace:
             qs = qs.filter(updated_at__lt=now - timedelta(seconds=scan.grace))
         sent = 0
@@ -217,7 +218,8 @@ class Sweeper:
     def redispatch_lost(self, task: Task, now: datetime, *, grace: float | None) -> int:
         """Every due todo job of ``task`` that the dispatcher does not hold (older than ``grace`` seconds), in one
         go (the commands' and tests' way; the sweeper's ticks walk the same rows with :meth:`continue_scan`)."""
-        qs = Job.objects.using(self.using).filter(task=task.name, status=Status.TODO, due_at__lte=now)
+        qs = for_task(task.name).model.objects.using(self.using).filter(task=task.name, status=Status.TODO,
+                                                                         due_at__lte=now)
         if grace:
             qs = qs.filter(updated_at__lt=now - timedelta(seconds=grace))
         return self._dispatch_missing(task, qs, limit=task.options.sweep_limit)

@@ -44,9 +44,10 @@ from . import inserts
 from .exceptions import MeepoError
 from .inserts import NewJob
 from .states import Status
+from .tables import for_task
 
 if TYPE_CHECKING:
-    from .models import Job
+    from .models import AbstractJob
 
 __all__ = ["SCOPES", "UNIQUE_KEY_MAX", "Unique", "check_unique", "push_many_unique", "push_unique"]
 
@@ -69,7 +70,7 @@ class Unique:
     seconds: float | None
     scope: str
 
-    def counts(self, holder: Job, now: datetime) -> bool:
+    def counts(self, holder: AbstractJob, now: datetime) -> bool:
         """Whether ``holder`` (a job holding the key) keeps this push from inserting a second job."""
         statuses = SCOPES[self.scope]
         if statuses is not None and holder.status not in statuses:
@@ -106,13 +107,13 @@ def _seconds(unique_for: Any) -> float | None:
     return seconds
 
 
-def push_unique(new: NewJob, unique: Unique, alias: str, now: datetime) -> Job:
+def push_unique(new: NewJob, unique: Unique, alias: str, now: datetime) -> AbstractJob:
     """INSERT ``new`` holding ``unique.key``, or return the job that holds it and counts.
 
     The returned job's ``_meepo_created`` says which. Runs in a savepoint of the caller's transaction (its own
     transaction in autocommit), so a refused INSERT leaves the caller's transaction usable on every database.
     """
-    model = inserts.job_model()
+    model = for_task(new.task).model
     with transaction.atomic(using=alias):
         for _ in range(TRIES):
             try:
@@ -135,11 +136,11 @@ def push_unique(new: NewJob, unique: Unique, alias: str, now: datetime) -> Job:
 
 
 def push_many_unique(news: Sequence[NewJob], unique: Sequence[Unique | None], alias: str, now: datetime,
-                     bulk: Callable[[Sequence[NewJob]], list[int]]) -> list[Job]:
+                     bulk: Callable[[Sequence[NewJob]], list[int]]) -> list[AbstractJob]:
     """Each of ``news`` inserted, or the job holding its key, in order, in the caller's transaction: the jobs
     without a key through ``bulk`` (as few INSERTs as their size allows), the others one by one — so a key
     given twice in one batch gives the first job twice."""
-    jobs: dict[int, Job] = {}
+    jobs: dict[int, AbstractJob] = {}
     with transaction.atomic(using=alias):
         plain = [i for i, u in enumerate(unique) if u is None]
         for i, job_id in zip(plain, bulk([news[i] for i in plain]) if plain else [], strict=True):

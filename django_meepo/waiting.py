@@ -105,7 +105,8 @@ class Waiting:
         for name, group in by_task.items():
             try:
                 lost = sm.extend_leases([h.ctx.job.ref for h in group],
-                                        lease_seconds=self.tasks[name].options.lease_timeout, using=self.using)
+                                        lease_seconds=self.tasks[name].options.lease_timeout, using=self.using,
+                                        task=name)
             except Error as exc:
                 log.warning("meepo: could not prove the leases of %d waiting %s job(s) (%s); they wait until the "
                             "database answers", len(group), name, exc)

@@ -291,7 +291,7 @@ class Worker:
         # An entry handed out again (its earlier claim committed but the answer never arrived) no longer matches
         # its cid; if this worker owns it and does not hold it, it is delivered now rather than left 'doing'.
         won_ids = {j.id for j in won} | refused
-        unsettled = [r for r in refs if r.id not in won_ids and self.holdings.get(r.id) is None]
+        unsettled = [r for r in refs if r.id not in won_ids and self.holdings.get(source.task, r.id) is None]
         return won + (held_by(source.task, unsettled, worker=self.id, using=self.using) if unsettled else [])
 
     def _enqueue(self, jobs: Sequence[sm.ClaimedJob]) -> None:
@@ -350,7 +350,7 @@ class Worker:
         clean_connections()
 
     def _job_commit(self, ctx: JobContext, status: str) -> sm.Transition:
-        held = self.holdings.get(ctx.id)
+        held = self.holdings.get(ctx.task, ctx.id)
         task = held.task if held else self.tasks[ctx.task]
         return sm.job_commit(ctx.task, ctx.job, status, task.options, worker=self.id, using=self.using)
 
@@ -358,7 +358,7 @@ class Worker:
         """The state machine's snooze of this run; the claim is then over, so the worker records nothing more for
         it (``Held.recorded``: the committer settles its outcome without a commit)."""
         result = sm.snooze(ctx.task, ctx.job, seconds, worker=self.id, using=self.using)
-        held = self.holdings.get(ctx.id)
+        held = self.holdings.get(ctx.task, ctx.id)
         if held is not None and held.ctx is ctx:
             held.recorded = True
         return result
@@ -367,7 +367,7 @@ class Worker:
         """The throttle of ``ctx``'s progress reports: written in the job's own thread, unless it is inside a
         transaction of its own (see progress.py); a write that finds the job moved on means the lease was lost."""
         def write(progress: Progress) -> bool:
-            written = sm.write_progress(ctx.job.ref, progress, using=self.using)
+            written = sm.write_progress(ctx.job.ref, progress, using=self.using, task=ctx.task)
             if not written and ctx.committed is None:
                 lease_lost(ctx, self.using)
             return written
@@ -380,7 +380,8 @@ class Worker:
 
     def _job_heartbeat(self, ctx: JobContext) -> None:
         task = self.tasks[ctx.task]
-        lost = sm.extend_leases([ctx.job.ref], lease_seconds=task.options.lease_timeout, using=self.using)
+        lost = sm.extend_leases([ctx.job.ref], lease_seconds=task.options.lease_timeout, using=self.using,
+                                task=ctx.task)
         if lost:
             lease_lost(ctx, self.using)
 

@@ -46,6 +46,11 @@ def record(job: JobContext) -> None:
     _work(job)
 
 
+# The same job function on a table of its own (tables.py): the suites run against both (tests/support/tables.py).
+record_own = task("record_own", model="testproject.OwnJob", parallel=4, max_failed_times=3, **FAST)(record.function)
+other_own = task("other_own", model="testproject.OwnJob", parallel=2, **FAST)(record.function)
+
+
 @task("other", parallel=2, **FAST)
 def other(job: JobContext) -> None:
     _work(job)

@@ -2,6 +2,8 @@
 
 from django.db import models
 
+from django_meepo.models import AbstractAttempt, AbstractJob
+
 
 class Run(models.Model):
     job_id = models.BigIntegerField(db_index=True)
@@ -35,3 +37,20 @@ class ChaosRun(models.Model):
 
     class Meta:
         db_table = "testproject_chaosrun"
+
+
+class OwnJob(AbstractJob):
+    """The jobs of the tasks that keep them in a table of their own (``model="testproject.OwnJob"``): the tests of
+    per-task tables (Meepo's ``SetTableName``) run the contract and integration suites on it too."""
+
+    class Meta(AbstractJob.Meta):
+        db_table = "t_my_job_0831"
+
+
+class OwnAttempt(AbstractAttempt):
+    """The attempt rows of :class:`OwnJob`."""
+
+    job = models.ForeignKey(OwnJob, on_delete=models.CASCADE)
+
+    class Meta(AbstractAttempt.Meta):
+        db_table = "t_my_job_0831_attempt"

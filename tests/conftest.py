@@ -97,6 +97,14 @@ def private_redis() -> Iterator[RedisServer]:
         server.cleanup()
 
 
+@pytest.fixture(params=["shared", "own"])
+def jobs_table(request: pytest.FixtureRequest) -> object:
+    """Two tasks (``.record``, ``.other``) whose jobs are in the shared table, then in a table of their own."""
+    from tests.support.tables import OWN, SHARED
+
+    return SHARED if request.param == "shared" else OWN
+
+
 @pytest.fixture
 def workers() -> Iterator[WorkerPool]:
     pool = WorkerPool()

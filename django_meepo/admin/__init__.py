@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from . import checks  # noqa: F401 - registers meepo.E008
 from .index_link import DashboardLinkAdmin
-from .jobs import JobAdmin
+from .jobs import JobAdmin, register_job_models
 from .workers import WorkerAdmin
 
-__all__ = ["DashboardLinkAdmin", "JobAdmin", "WorkerAdmin"]
+register_job_models()  # a task's own job table (tables.py) gets a job list of its own, as meepo_job has
+
+__all__ = ["DashboardLinkAdmin", "JobAdmin", "WorkerAdmin", "register_job_models"]

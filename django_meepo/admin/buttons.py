@@ -33,7 +33,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
 from .. import api
 from ..exceptions import CommitConflict, CommitNotAllowed, JobNotFound
-from ..models import Job
+from ..models import AbstractJob
 from ..operators import OPERATOR_COMMIT_SOURCES
 from ..states import CANCEL_SOURCES, Status
 
@@ -92,10 +92,19 @@ def may_press_any(user: Any) -> bool:
     return any(b.permitted(user) for b in BUTTONS)
 
 
-def button_links(user: Any, job: Job, next_url: str | None = None) -> list[dict[str, str]]:
+def url_name(view: str, opts: Any) -> str:
+    """The URL name of a button's view on the admin of the job model ``opts`` describes: the view's own name
+    for ``meepo_job`` (as before per-task tables), prefixed by the model's for another job table (tables.py), so
+    the admins of several job models do not share names."""
+    if (opts.app_label, opts.model_name) == ("django_meepo", "job"):
+        return view
+    return f"{opts.app_label}_{opts.model_name}_{view}"
+
+
+def button_links(user: Any, job: AbstractJob, next_url: str | None = None) -> list[dict[str, str]]:
     """django-admin-actions' link contract (``title``, ``path``) for the buttons offered on ``job``."""
     suffix = f"?{urlencode({'next': next_url})}" if next_url else ""
-    return [{"title": b.label, "path": reverse(f"admin:{b.view}", args=(job.pk,)) + suffix}
+    return [{"title": b.label, "path": reverse(f"admin:{url_name(b.view, job._meta)}", args=(job.pk,)) + suffix}
             for b in buttons_for(user, job.status)]
 
 
@@ -111,9 +120,13 @@ class ButtonViews:
 
     admin_site: Any
     opts: Any
+    model: type[AbstractJob]
 
     def _change_url(self, job_id: int) -> str:
-        return reverse("admin:django_meepo_job_change", args=(job_id,))
+        return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=(job_id,))
+
+    def _changelist_url(self) -> str:
+        return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
 
     def _safe_next(self, request: HttpRequest, candidate: str | None, job_id: int) -> str:
         if candidate and candidate.startswith("/") and url_has_allowed_host_and_scheme(
@@ -126,10 +139,10 @@ class ButtonViews:
             raise PermissionDenied(f"pressing {button.label} needs the {button.perm} permission")
         if request.method not in ("GET", "POST"):
             return HttpResponseNotAllowed(["GET", "POST"])
-        job = Job.objects.using(_alias()).defer("payload", "result").filter(pk=pk).first()
+        job = self.model.objects.using(_alias()).defer("payload", "result").filter(pk=pk).first()
         if job is None:
             messages.error(request, f"No job with id {pk}: it may have been purged.")
-            return redirect("admin:django_meepo_job_changelist")
+            return redirect(self._changelist_url())
         if request.method == "POST":
             return self._press(request, job, button)
         next_url = self._safe_next(request, request.GET.get("next"), job.pk)
@@ -150,7 +163,7 @@ class ButtonViews:
         }
         return TemplateResponse(request, "admin/django_meepo/job/confirm_button.html", context)
 
-    def _press(self, request: HttpRequest, job: Job, button: Button) -> HttpResponse:
+    def _press(self, request: HttpRequest, job: AbstractJob, button: Button) -> HttpResponse:
         form = ConfirmForm(request.POST)
         if not form.is_valid():
             return HttpResponseBadRequest(f"bad confirmation form: {form.errors.as_text()}")
@@ -159,23 +172,24 @@ class ButtonViews:
         who = getattr(request.user, "get_username", lambda: "?")()
         try:
             if button.view == "meepo_job_repush":
-                result = api.repush(job.pk, cid=cid, using=_alias())
+                result = api.repush(job.pk, cid=cid, using=_alias(), task=job.task)
             elif button.view == CANCEL_VIEW:
                 note = f"cancelled by {who} in the admin"
                 if form.cleaned_data["note"]:
                     note += f": {form.cleaned_data['note']}"
-                result = api.cancel(job.pk, cid=cid, using=_alias(), note=note)
+                result = api.cancel(job.pk, cid=cid, using=_alias(), note=note, task=job.task)
             else:
                 note = f"committed 'failed' by {who} in the admin"
                 if form.cleaned_data["note"]:
                     note += f": {form.cleaned_data['note']}"
-                result = api.operator_commit(job.pk, button.target, cid=cid, using=_alias(), note=note)
+                result = api.operator_commit(job.pk, button.target, cid=cid, using=_alias(), note=note,
+                                             task=job.task)
         except (CommitConflict, CommitNotAllowed) as exc:
             messages.error(request, f"{button.label} refused: {exc}")
             return redirect(next_url)
         except JobNotFound:
             messages.error(request, f"No job with id {job.pk}: it may have been purged.")
-            return redirect("admin:django_meepo_job_changelist")
+            return redirect(self._changelist_url())
         change = f"{button.label} by {who}: cid {cid} → {result.cid}, now {result.status}"
         log.info("meepo: %s job %s: %s", job.task, job.pk, change, extra={"job_id": job.pk, "task": job.task})
         # ModelAdmin.log_change (this mixin is only used on a ModelAdmin): the job's History page.

@@ -15,17 +15,17 @@ from django.contrib.admin.utils import unquote
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.loader import render_to_string
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, path
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from ..conf import get_settings
-from ..models import Job
+from ..models import AbstractJob, Job
 from ..purge import delete_jobs
 from ..states import FINISHED_STATUSES
 from ..tasks.results import describe as describe_task
 from . import bulk, display, forbidden
-from .buttons import BUTTONS, ButtonViews, button_links, may_press_any
+from .buttons import BUTTONS, BY_VIEW, ButtonViews, button_links, may_press_any, url_name
 from .dashboard import dashboard_view
 from .filters import HasFailedFilter, TaskFilter
 from .paginator import CappedCountPaginator
@@ -112,7 +112,7 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
         return actions
 
     def delete_model(self, request: HttpRequest, obj: Job) -> None:
-        deleted, _ = delete_jobs(Job.objects.using(obj._state.db)
+        deleted, _ = delete_jobs(type(obj).objects.using(obj._state.db)
                                  .filter(pk=obj.pk, cid=obj.cid, status__in=FINISHED_STATUSES))
         if not deleted:
             request._meepo_delete_refused = True  # type: ignore[attr-defined]
@@ -121,7 +121,7 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
         if getattr(request, "_meepo_delete_refused", False):
             messages.error(request, f"Job {obj_id} changed while you confirmed (it is no longer finished at the "
                                     f"cid you saw); it was not deleted.")
-            return HttpResponseRedirect(reverse("admin:django_meepo_job_change", args=(obj_id,)))
+            return HttpResponseRedirect(self._change_url(obj_id))
         return super().response_delete(request, obj_display, obj_id)
 
     # -- list
@@ -219,11 +219,17 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
 
     # -- dashboard
     def get_urls(self) -> list[URLPattern]:
+        urls = super().get_urls()
+        for pattern in urls:  # the buttons' URL names, per job model (buttons.url_name)
+            if pattern.name in BY_VIEW:
+                pattern.name = url_name(pattern.name, self.opts)
+        if self.model is not Job:
+            return forbidden.styled(self, urls)  # the dashboard (of every table) is the shared table's admin's
         dashboard = path("dashboard/", self.admin_site.admin_view(self.dashboard),
                          name="django_meepo_job_dashboard")
         pause = path("dashboard/pause/", self.admin_site.admin_view(self.pause_task),
                      name="django_meepo_job_pause_task")
-        return forbidden.styled(self, [dashboard, pause, *super().get_urls()])  # PermissionDenied: an admin page
+        return forbidden.styled(self, [dashboard, pause, *urls])  # PermissionDenied: an admin page
 
     def dashboard(self, request: HttpRequest) -> HttpResponse:
         return dashboard_view(self, request)
@@ -242,3 +248,16 @@ def _time_view(field: str) -> Any:
 
 for _field in TIME_FIELDS:
     setattr(JobAdmin, f"{_field}_view", _time_view(_field))
+
+
+def register_job_models(site: admin.AdminSite = admin.site) -> list[type[AbstractJob]]:
+    """One list per job table: a JobAdmin for every concrete AbstractJob subclass not registered yet (tables.py;
+    its jobs get the same list, detail, buttons and bulk actions as meepo_job's). Returns those registered."""
+    from django.apps import apps
+
+    found = []
+    for model in apps.get_models():
+        if issubclass(model, AbstractJob) and not model._meta.proxy and not site.is_registered(model):
+            site.register(model, type(f"{model.__name__}Admin", (JobAdmin,), {"__module__": __name__}))
+            found.append(model)
+    return found

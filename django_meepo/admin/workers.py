@@ -13,9 +13,10 @@ from django.utils.safestring import SafeString
 
 from ..clock import db_now
 from ..conf import get_settings
-from ..models import Job, Worker
+from ..models import Worker
 from ..states import Status
 from ..stats import worker_alive
+from ..tables import all_tables
 from . import forbidden
 from .display import moment_html
 
@@ -53,10 +54,12 @@ class WorkerAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Worker]:
         alias = get_settings().database  # where the workers write their rows and their jobs live
-        held = (Job.objects.using(alias).filter(status=Status.DOING, worker=OuterRef("id")).order_by()
-                .values("worker").annotate(n=Count("id")).values("n"))
-        return super().get_queryset(request).using(alias).annotate(
-            held=Coalesce(Subquery(held, output_field=IntegerField()), Value(0)))
+        held: Any = Value(0)
+        for table in all_tables():  # the doing jobs it holds in every job table (tables.py)
+            rows = (table.model.objects.using(alias).filter(status=Status.DOING, worker=OuterRef("id")).order_by()
+                    .values("worker").annotate(n=Count("id")).values("n"))
+            held = held + Coalesce(Subquery(rows, output_field=IntegerField()), Value(0))
+        return super().get_queryset(request).using(alias).annotate(held=held)
 
     @admin.display(boolean=True)
     def alive(self, worker: Worker) -> bool:

@@ -28,8 +28,9 @@ from django.db import InterfaceError, OperationalError, connections, transaction
 from .. import sql
 from ..checked import held_by
 from ..clock import db_now
-from ..db import discard_connection, is_connection_lost, job_model, run_checked
+from ..db import discard_connection, is_connection_lost, run_checked
 from ..states import ClaimedJob, Dispatchable, Ref
+from ..tables import for_task
 from .base import Claim, Deliver, Dispatcher, Source, in_order_of, limit_of
 from .pgnotify import Listener, channel_for
 
@@ -218,7 +219,7 @@ class DatabaseDispatcher(Dispatcher):
         return []
 
     def length(self, task: str, key_prefix: str) -> int:
-        return job_model().objects.using(self.using).due(task, db_now(self.using)).count()
+        return for_task(task).model.objects.using(self.using).due(task, db_now(self.using)).count()
 
 
 def select_due(task: str, count: int, *, now: datetime, using: str, lock: bool,
@@ -226,6 +227,7 @@ def select_due(task: str, count: int, *, now: datetime, using: str, lock: bool,
     """Up to ``count`` due todo rows of ``task`` by priority, due time and id; ``lock`` skips rows others hold;
     ``key_limit`` skips rows whose concurrency key has that many running (so one busy key never hides the
     others' rows; the claim still counts under the flow lock, limits.py)."""
-    statement = sql.select_due(sql.sql_for(using), task, count, now=now, lock=lock, key_limit=key_limit)
-    rows = sql.sql_for(using).fetchall(statement.sql, statement.params)
+    q = sql.sql_for(using, for_task(task).name)
+    statement = sql.select_due(q, task, count, now=now, lock=lock, key_limit=key_limit)
+    rows = q.fetchall(statement.sql, statement.params)
     return [Ref(int(i), int(c)) for i, c in rows]

@@ -33,17 +33,23 @@ MODES = ("redis", "database")
 
 
 def queue_rows(using: str, tasks: list[str]) -> list[dict[str, Any]]:
-    """One query: per (task, status) of the todo and doing jobs of ``tasks``: count, count due now, oldest due."""
+    """One query per job table: per (task, status) of the todo and doing jobs of ``tasks``: count, count due
+    now, oldest due."""
     from ..clock import db_now
-    from ..models import Job
     from ..states import Status
+    from ..tables import for_task
 
     now = db_now(using)
-    rows = (Job.objects.using(using).filter(task__in=tasks, status__in=[Status.TODO, Status.DOING])
-            .values("task", "status")
-            .annotate(n=Count("id"), due=Count("id", filter=Q(due_at__lte=now)), oldest=Min("due_at"))
-            .order_by())
-    return [{**row, "now": now} for row in rows]
+    by_table: dict[Any, list[str]] = {}
+    for name in tasks:  # one query per job table (tables.py)
+        by_table.setdefault(for_task(name).model, []).append(name)
+    found: list[dict[str, Any]] = []
+    for model, names in by_table.items():
+        found += (model.objects.using(using).filter(task__in=names, status__in=[Status.TODO, Status.DOING])
+                  .values("task", "status")
+                  .annotate(n=Count("id"), due=Count("id", filter=Q(due_at__lte=now)), oldest=Min("due_at"))
+                  .order_by())
+    return [{**row, "now": now} for row in found]
 
 
 class QueueCollector:

@@ -13,15 +13,19 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.core import checks
 
 from ..conf import get_settings
+from ..exceptions import MeepoError
 from .compat import BaseTaskBackend, InvalidTask, Task, TaskResult, TaskResultDoesNotExist, task_enqueued
 from .payload import TaskSpec, json_round_trip
 from .queues import config_problems
+
+if TYPE_CHECKING:
+    from ..models import AbstractJob
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +90,11 @@ class MeepoBackend(BaseTaskBackend):
 
     def get_result(self, result_id: str) -> TaskResult:
         """The result of any task enqueued through this backend, from any process; TaskResultDoesNotExist if none."""
-        from ..models import Job
         from . import results
         from .errors import TaskJobError
         from .runner import load_task
 
-        text = str(result_id)
-        job = None
-        if text.isascii() and text.isdigit() and 0 < len(text) <= 19:
-            job = Job.objects.using(self.database).filter(id=int(text)).first()
+        job = self._job_of(str(result_id))
         spec = TaskSpec.parse(job.payload_bytes) if job is not None else None
         if job is None or spec is None or spec.backend != self.alias or job.task not in self.queues:
             raise TaskResultDoesNotExist(result_id)
@@ -103,6 +103,29 @@ class MeepoBackend(BaseTaskBackend):
         except TaskJobError as exc:
             raise TaskResultDoesNotExist(f"{result_id}: {exc}") from exc
         return results.build(job, spec, task, using=self.database)
+
+    def _job_of(self, text: str) -> AbstractJob | None:
+        """The job a result id names: ``123`` in the shared table, ``emails:123`` in queue emails's own table
+        (results.result_id); None for an id that names no job of this backend's queues."""
+        from ..models import Job
+        from ..tables import for_task
+        from .results import parse_result_id
+
+        parsed = parse_result_id(text)
+        if parsed is None:
+            return None
+        queue, job_id = parsed
+        if queue is not None and queue not in self.queues:
+            return None
+        try:
+            table = for_task(queue) if queue is not None else None
+        except MeepoError:
+            return None
+        if table is not None and table.shared:
+            return None  # a shared-table job's id is its number alone
+        model = table.model if table is not None else Job
+        job = model.objects.using(self.database).filter(id=job_id).first()
+        return job if job is None or queue is None or job.task == queue else None
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         from django.conf import settings

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..models import Attempt, Job
+from ..models import AbstractAttempt, AbstractJob, Attempt
 from ..states import Status
+from ..tables import for_model
 from .errors import Cancelled, TimeLimitExceeded, WorkerLost
 from .payload import TaskSpec
 
@@ -53,9 +54,10 @@ class History:
     first_started_at: datetime | None
 
 
-def history(job: Job, using: str | None = None) -> History:
-    rows = list(Attempt.objects.using(using or job._state.db).filter(job_id=job.id).order_by("number", "id"))
-    by_number: dict[int, Attempt] = {}
+def history(job: AbstractJob, using: str | None = None) -> History:
+    rows = list(for_model(type(job)).attempts_of(using or job._state.db or "default", [job.id])
+                .order_by("number", "id"))
+    by_number: dict[int, AbstractAttempt] = {}
     errors: list[tuple[str, str]] = []
     for row in rows:
         by_number.setdefault(row.number, row)
@@ -72,18 +74,37 @@ def history(job: Job, using: str | None = None) -> History:
     return History(worker_ids=workers, errors=errors, first_started_at=first or job.started_at)
 
 
-def status_name(job: Job) -> str:
+def status_name(job: AbstractJob) -> str:
     return STATUS_NAMES.get(job.status, "FAILED")
 
 
-def return_value(job: Job) -> Any:
+def return_value(job: AbstractJob) -> Any:
     return json.loads(job.result) if job.status == Status.DONE and job.result is not None else None
 
 
 NO_HISTORY = History(worker_ids=[], errors=[], first_started_at=None)
 
 
-def build(job: Job, spec: TaskSpec, task: Task, *, using: str | None = None,
+RESULT_ID_MAX = 64  # a TaskResult id fits in 64 characters (a task's name with its own table: 44 at most)
+
+
+def result_id(job: AbstractJob) -> str:
+    """A result's id: the job's id for a job of the shared table (as before per-task tables); ``task:id`` for a
+    job in a table of its own, whose id is unique in that table only (``emails:123``)."""
+    return str(job.id) if for_model(type(job)).shared else f"{job.task}:{job.id}"
+
+
+def parse_result_id(text: str) -> tuple[str | None, int] | None:
+    """``"123"`` → (None, 123); ``"emails:123"`` → ("emails", 123); None for anything else."""
+    task, sep, digits = text.rpartition(":")
+    if not (digits.isascii() and digits.isdigit() and 0 < len(digits) <= 19) or int(digits) == 0:
+        return None
+    if sep and (not task or len(text) > RESULT_ID_MAX):
+        return None
+    return (task if sep else None), int(digits)
+
+
+def build(job: AbstractJob, spec: TaskSpec, task: Task, *, using: str | None = None,
           past: History | None = None) -> TaskResult:
     """The TaskResult of a Django Task job, with ``task`` as it was enqueued (queue, priority, run_after).
 
@@ -101,7 +122,7 @@ def build(job: Job, spec: TaskSpec, task: Task, *, using: str | None = None,
         errors.append((CANCELLED_ERROR, job.last_error or str(Cancelled.__doc__)))
     result: TaskResult = TaskResult(
         task=task.using(priority=job.priority, queue_name=job.task, run_after=spec.run_after, backend=spec.backend),
-        id=str(job.id), status=status, enqueued_at=job.created_at,
+        id=result_id(job), status=status, enqueued_at=job.created_at,
         started_at=past.first_started_at if job.attempts else None,
         last_attempted_at=job.started_at if job.attempts else None, finished_at=finished,
         args=spec.args, kwargs=spec.kwargs, backend=spec.backend,
@@ -111,7 +132,7 @@ def build(job: Job, spec: TaskSpec, task: Task, *, using: str | None = None,
     return result
 
 
-def describe(job: Job) -> dict[str, Any] | None:
+def describe(job: AbstractJob) -> dict[str, Any] | None:
     """A Django Task job, readably (for the admin and commands); None when ``job`` is not one.
 
     Keys: ``task`` (the Task's import path), ``backend``, ``queue``, ``args``, ``kwargs``, ``status`` (Django's

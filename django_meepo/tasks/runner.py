@@ -28,10 +28,11 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..conf import get_settings
 from ..context import JobContext
-from ..models import Job
+from ..models import AbstractJob, Job
 from ..options import TaskOptions
 from ..registry import get_task
 from ..states import Status
+from ..tables import for_task
 from ..text import max_result_bytes
 from . import results
 from .compat import Task, TaskContext, TaskResult, TaskResultStatus, backend_class, task_finished, task_started
@@ -107,7 +108,7 @@ def run_django_task(job: JobContext) -> str:
     except NotATask:
         job.retry_options = replace(options, max_failed_times=1)  # never retried: it would never be one
         raise
-    row = Job.objects.using(get_settings().database).get(id=job.id)
+    row = for_task(job.task).model.objects.using(get_settings().database).get(id=job.id)
     result = results.build(row, spec, task)
     _send(task_started, backend_class(spec.backend), result, job.task, job.id)
     args = [TaskContext(task_result=result), *result.args] if task.takes_context else result.args
@@ -120,7 +121,7 @@ def run_django_task(job: JobContext) -> str:
     return encoded
 
 
-def finished(job_ids: list[int], using: str) -> None:
+def finished(job_ids: list[int], using: str, task: str | None = None) -> None:
     """Send ``task_finished`` for Tasks jobs that ended: the queue's ``on_finished`` hook (django_meepo.hooks),
     called after the commit that ended them — a worker's (``done``, or a final ``failed``, time limits included),
     the sweeper's (a worker lost on the last allowed attempt, or ZOMBIE_STATUS) or an operator's (a commit, or a
@@ -131,11 +132,12 @@ def finished(job_ids: list[int], using: str) -> None:
     no ``task_started``. A FAILED result is sent while a :class:`RecordedTaskError` holding its last traceback
     (``errors[-1]``) is being handled, so receivers logging ``exc_info`` print it; others outside any handler.
     """
-    for row in Job.objects.using(using).filter(id__in=job_ids, status__in=FINISHED_OR_PARKED).order_by("id"):
+    model = for_task(task).model if task else Job  # the queue's table (bound per queue by wiring.provide)
+    for row in model.objects.using(using).filter(id__in=job_ids, status__in=FINISHED_OR_PARKED).order_by("id"):
         _send_finished(row)
 
 
-def _send_finished(row: Job) -> None:
+def _send_finished(row: AbstractJob) -> None:
     spec = TaskSpec.parse(row.payload)
     if spec is None:
         return  # not a Task job: it ran no Task and sent no task_started

@@ -31,11 +31,13 @@ def framework_name() -> str | None:
 
 def provide() -> list[ProvidedTask]:
     """One django-meepo task per queue of every MeepoBackend in ``TASKS``; its job function runs Django Tasks."""
+    from functools import partial
+
     from .runner import finished, run_django_task
 
     return [ProvidedTask(name=queue, function=run_django_task, options=queue_options(params, queue),
                          origin=f"TASKS[{alias!r}] (queue {queue!r})", job_options=job_options,
-                         on_finished=finished)
+                         on_finished=partial(finished, task=queue))
             for alias, params in meepo_backends() for queue in queue_names(params)]
 
 

@@ -123,7 +123,7 @@ def test_a_verb_inside_a_rolled_back_transaction_counts_nothing() -> None:
     assert Job.objects.get(id=job.id).status == "doing"
 
 
-def test_queue_gauges_come_from_one_query(django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
+def test_queue_gauges_come_from_one_query_per_job_table(django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
     Job.objects.push_many("other", [b"1", b"2", b"3"])
     Job.objects.push("other", b"later", delay=3600)
     old = Job.objects.push("other", b"old")
@@ -131,14 +131,16 @@ def test_queue_gauges_come_from_one_query(django_assert_num_queries) -> None:  #
     claim([Job.objects.push("other", b"running")], "other")
     from django_meepo import clock
 
-    clock.db_now(DB)  # the clock's anchor is measured already (a scrape then costs the one query)
-    with django_assert_num_queries(1):
+    Job.objects.push("record_own", b"own")  # testproject.OwnJob: a table of its own
+    clock.db_now(DB)  # the clock's anchor is measured already (a scrape then costs one query per table)
+    with django_assert_num_queries(2):  # meepo_job, t_my_job_0831
         families = {f.name: f for f in collectors.QueueCollector().collect()}
     samples = {(f, s.labels.get("task")): s.value for f, fam in families.items() for s in fam.samples}
     assert samples[("meepo_queue_collect_up", None)] == 1
     assert samples[("meepo_queue_depth", "other")] == 4
     assert samples[("meepo_queue_scheduled", "other")] == 1
     assert samples[("meepo_jobs_running", "other")] == 1
+    assert samples[("meepo_queue_depth", "record_own")] == 1
     assert 119 <= samples[("meepo_queue_oldest_due_age_seconds", "other")] < 200
     assert samples[("meepo_queue_depth", "record")] == 0  # every declared task is listed, empty ones at 0
 

@@ -1,4 +1,5 @@
-"""The state machine against the real database: claims, commits, fencing, lost answers, bad input."""
+"""The state machine against the real database: claims, commits, fencing, lost answers, bad input. The tests taking
+``t`` run for tasks on the shared job table and on a table of their own."""
 
 from __future__ import annotations
 
@@ -25,9 +26,16 @@ from django_meepo.dispatch.redis import queued_entries
 from django_meepo.models import Attempt
 from django_meepo.registry import get_task
 from django_meepo.states import REPUSH_RUNNING_DELAY
+from tests.support.tables import JobsTable
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DB = "default"
+
+
+@pytest.fixture
+def t(jobs_table: JobsTable) -> JobsTable:
+    """The tests that take ``t`` run on the shared job table and on a table of its own (tests/support/tables.py)."""
+    return jobs_table
 
 
 def claim_one(job: Job, *, lease: float = 30, worker: str = "w1", cid: int | None = None,
@@ -38,58 +46,58 @@ def claim_one(job: Job, *, lease: float = 30, worker: str = "w1", cid: int | Non
                     now=now)
 
 
-def test_claim_takes_todo_to_doing_with_a_lease_and_a_new_cid() -> None:
-    job = Job.objects.push("record", b"p")
+def test_claim_takes_todo_to_doing_with_a_lease_and_a_new_cid(t: JobsTable) -> None:
+    job = t.model.objects.push(t.record, b"p")
     [claimed] = claim_one(job)
     assert (claimed.id, claimed.cid, claimed.payload, claimed.attempts) == (job.id, 2, b"p", 1)
-    row = Job.objects.get(id=job.id)
+    row = t.model.objects.get(id=job.id)
     assert (row.status, row.cid, row.worker, row.attempts) == ("doing", 2, "w1", 1)
     assert row.lease_until > timezone.now() + timedelta(seconds=25)
 
 
-def test_stale_and_duplicated_entries_are_dropped_at_claim() -> None:
-    a = Job.objects.push("record", b"a")
-    b = Job.objects.push("record", b"b")
+def test_stale_and_duplicated_entries_are_dropped_at_claim(t: JobsTable) -> None:
+    a = t.model.objects.push(t.record, b"a")
+    b = t.model.objects.push(t.record, b"b")
     refs = [sm.Ref(a.id, 1), sm.Ref(a.id, 1), sm.Ref(b.id, 7), sm.Ref(999999, 1)]
-    won = sm.claim("record", refs, worker="w", lease_seconds=30, using=DB)
+    won = sm.claim(t.record, refs, worker="w", lease_seconds=30, using=DB)
     assert [c.id for c in won] == [a.id], "a duplicated entry claims once; a stale cid or unknown id claims nothing"
-    assert sm.claim("record", [sm.Ref(a.id, 1)], worker="w2", lease_seconds=30, using=DB) == []
+    assert sm.claim(t.record, [sm.Ref(a.id, 1)], worker="w2", lease_seconds=30, using=DB) == []
 
 
-def test_claim_refuses_another_tasks_job_and_a_job_not_yet_due() -> None:
-    job = Job.objects.push("record", b"a")
-    assert sm.claim("other", [sm.Ref(job.id, 1)], worker="w", lease_seconds=30, using=DB) == []
-    later = Job.objects.push("record", b"b", delay=60)
-    assert sm.claim("record", [sm.Ref(later.id, 1)], worker="w", lease_seconds=30, using=DB) == []
+def test_claim_refuses_another_tasks_job_and_a_job_not_yet_due(t: JobsTable) -> None:
+    job = t.model.objects.push(t.record, b"a")
+    assert sm.claim(t.other, [sm.Ref(job.id, 1)], worker="w", lease_seconds=30, using=DB) == []
+    later = t.model.objects.push(t.record, b"b", delay=60)
+    assert sm.claim(t.record, [sm.Ref(later.id, 1)], worker="w", lease_seconds=30, using=DB) == []
 
 
-def test_batch_done_commit_reports_exactly_which_rows_were_fenced_off() -> None:
-    jobs = [Job.objects.push("record", b"%d" % i) for i in range(3)]
-    claimed = sm.claim("record", [sm.Ref(j.id, 1) for j in jobs], worker="w", lease_seconds=30, using=DB)
-    api.repush(jobs[1].id)  # an operator repushes one while it runs
-    outcome = sm.finish_done("record", [c.ref for c in claimed], using=DB)
+def test_batch_done_commit_reports_exactly_which_rows_were_fenced_off(t: JobsTable) -> None:
+    jobs = [t.model.objects.push(t.record, b"%d" % i) for i in range(3)]
+    claimed = sm.claim(t.record, [sm.Ref(j.id, 1) for j in jobs], worker="w", lease_seconds=30, using=DB)
+    api.repush(jobs[1].id, task=t.record)  # an operator repushes one while it runs
+    outcome = sm.finish_done(t.record, [c.ref for c in claimed], using=DB)
     assert sorted(r.id for r in outcome.won) == [jobs[0].id, jobs[2].id]
     assert [r.id for r in outcome.lost] == [jobs[1].id]
-    statuses = dict(Job.objects.values_list("id", "status"))
+    statuses = dict(t.model.objects.values_list("id", "status"))
     assert statuses == {jobs[0].id: "done", jobs[1].id: "todo", jobs[2].id: "done"}
 
 
-def test_failure_retries_with_backoff_then_fails_on_the_nth() -> None:
-    task = get_task("record")  # max_failed_times 3, backoff 0.2 s without jitter
-    job = Job.objects.push("record", b"x")
+def test_failure_retries_with_backoff_then_fails_on_the_nth(t: JobsTable) -> None:
+    task = get_task(t.record)  # max_failed_times 3, backoff 0.2 s without jitter
+    job = t.model.objects.push(t.record, b"x")
     for attempt in (1, 2, 3):
-        [claimed] = sm.claim("record", [sm.Ref(job.id, Job.objects.get(id=job.id).cid)], worker="w",
+        [claimed] = sm.claim(t.record, [sm.Ref(job.id, t.model.objects.get(id=job.id).cid)], worker="w",
                              lease_seconds=30, using=DB, now=timezone.now() + timedelta(seconds=10 * attempt))
-        result = sm.finish_failed("record", claimed, task.options, error="Traceback: boom", error_class="x.Boom",
+        result = sm.finish_failed(t.record, claimed, task.options, error="Traceback: boom", error_class="x.Boom",
                                   worker="w", using=DB)
-        row = Job.objects.get(id=job.id)
+        row = t.model.objects.get(id=job.id)
         assert row.failed_times == attempt
         assert row.status == ("failed" if attempt == 3 else "todo")
         assert result.status == row.status
-    attempts = list(Attempt.objects.filter(job_id=job.id).order_by("number"))
+    attempts = list(t.attempt.objects.filter(job_id=job.id).order_by("number"))
     assert [(a.number, a.outcome, a.error_class) for a in attempts] == [
         (1, "failed", "x.Boom"), (2, "failed", "x.Boom"), (3, "failed", "x.Boom")]
-    assert "Traceback: boom" in Job.objects.get(id=job.id).last_error
+    assert "Traceback: boom" in t.model.objects.get(id=job.id).last_error
 
 
 def test_job_commit_with_a_stale_cid_is_a_clear_conflict() -> None:
@@ -102,14 +110,14 @@ def test_job_commit_with_a_stale_cid_is_a_clear_conflict() -> None:
     assert Job.objects.get(id=job.id).status == "todo"
 
 
-def test_commit_in_auto_mode_is_an_error_as_in_meepo() -> None:
-    job = Job.objects.push("record", b"x")
+def test_commit_in_auto_mode_is_an_error_as_in_meepo(t: JobsTable) -> None:
+    job = t.model.objects.push(t.record, b"x")
     [claimed] = claim_one(job)
     with pytest.raises(CommitNotAllowed, match="auto-commits"):
-        sm.job_commit("record", claimed, "done", get_task("record").options, worker="w", using=DB)
+        sm.job_commit(t.record, claimed, "done", get_task(t.record).options, worker="w", using=DB)
     with pytest.raises(CommitNotAllowed, match="auto-commits"):
-        api.commit(job.id, claimed.cid, "done")
-    assert Job.objects.get(id=job.id).status == "doing"
+        api.commit(job.id, claimed.cid, "done", task=t.record)
+    assert t.model.objects.get(id=job.id).status == "doing"
 
 
 def test_meepo_style_commit_by_id_and_cid() -> None:
@@ -121,19 +129,19 @@ def test_meepo_style_commit_by_id_and_cid() -> None:
     assert Job.objects.get(id=job.id).status == "done"
 
 
-def test_operator_rules() -> None:
-    job = Job.objects.push("record", b"x")
-    api.operator_commit(job.id, "done")
-    assert Job.objects.get(id=job.id).status == "done"
+def test_operator_rules(t: JobsTable) -> None:
+    job = t.model.objects.push(t.record, b"x")
+    api.operator_commit(job.id, "done", task=t.record)
+    assert t.model.objects.get(id=job.id).status == "done"
     with pytest.raises(CommitNotAllowed, match="only from todo, doing, zombie; repush it"):
-        api.operator_commit(job.id, "failed")
-    api.operator_commit(job.id, "todo")  # = repush
-    row = Job.objects.get(id=job.id)
+        api.operator_commit(job.id, "failed", task=t.record)
+    api.operator_commit(job.id, "todo", task=t.record)  # = repush
+    row = t.model.objects.get(id=job.id)
     assert (row.status, row.cid) == ("todo", 3)
     with pytest.raises(CommitConflict, match="at cid 3, not at cid 1"):
-        api.operator_commit(job.id, "failed", cid=1)
-    api.operator_commit(job.id, "failed", cid=3, note="bad data")
-    row = Job.objects.get(id=job.id)
+        api.operator_commit(job.id, "failed", cid=1, task=t.record)
+    api.operator_commit(job.id, "failed", cid=3, note="bad data", task=t.record)
+    row = t.model.objects.get(id=job.id)
     assert (row.status, row.last_error) == ("failed", "bad data")
 
 
@@ -149,22 +157,22 @@ def test_operator_rules() -> None:
         (lambda j: api.commit(j.id, 1, "maybe"), InvalidStatus, "not a job status"),
     ],
 )
-def test_bad_operator_input_is_named_and_writes_nothing(call, error, fragment) -> None:  # type: ignore[no-untyped-def]
-    job = Job.objects.push("record", b"x")
-    before = list(Job.objects.values_list("id", "status", "cid", "updated_at"))
+def test_bad_operator_input_is_named_and_writes_nothing(t: JobsTable, call, error, fragment) -> None:  # type: ignore[no-untyped-def]
+    job = t.model.objects.push(t.record, b"x")
+    before = list(t.model.objects.values_list("id", "status", "cid", "updated_at"))
     with pytest.raises(error, match=fragment):
         call(job)
-    assert list(Job.objects.values_list("id", "status", "cid", "updated_at")) == before
+    assert list(t.model.objects.values_list("id", "status", "cid", "updated_at")) == before
 
 
-def test_repush_fences_off_a_copy_still_running_and_one_still_queued(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+def test_repush_fences_off_a_copy_still_running_and_one_still_queued(t: JobsTable, redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
     # Meepo kept the commit id on repush, so the old run could still commit (weakness 2). Here it cannot.
-    job = Job.objects.push("record", b"x")
+    job = t.model.objects.push(t.record, b"x")
     [old_run] = claim_one(job)
-    api.repush(job.id)
-    assert sm.finish_done("record", [old_run.ref], using=DB).lost == [old_run.ref]
-    assert Job.objects.get(id=job.id).status == "todo"
-    assert sm.claim("record", [sm.Ref(job.id, 1)], worker="w", lease_seconds=30, using=DB) == [], \
+    api.repush(job.id, task=t.record)
+    assert sm.finish_done(t.record, [old_run.ref], using=DB).lost == [old_run.ref]
+    assert t.model.objects.get(id=job.id).status == "todo"
+    assert sm.claim(t.record, [sm.Ref(job.id, 1)], worker="w", lease_seconds=30, using=DB) == [], \
         "the entry queued before the repush is stale"
     assert claim_one(job, cid=3) == [], f"a running job's repush is due {REPUSH_RUNNING_DELAY:g} s later"
     [new_run] = claim_one(job, cid=3, later=REPUSH_RUNNING_DELAY)
@@ -242,13 +250,13 @@ def test_a_lost_answer_to_a_failure_records_it_once(monkeypatch) -> None:  # typ
     assert Attempt.objects.filter(job_id=job.id).count() == 1
 
 
-def test_lease_renewal_reports_leases_that_were_taken_over() -> None:
-    a, b = Job.objects.push("record", b"a"), Job.objects.push("record", b"b")
-    claimed = sm.claim("record", [sm.Ref(a.id, 1), sm.Ref(b.id, 1)], worker="w", lease_seconds=5, using=DB)
-    api.repush(b.id)
-    lost = sm.extend_leases([c.ref for c in claimed], lease_seconds=60, using=DB)
+def test_lease_renewal_reports_leases_that_were_taken_over(t: JobsTable) -> None:
+    a, b = t.model.objects.push(t.record, b"a"), t.model.objects.push(t.record, b"b")
+    claimed = sm.claim(t.record, [sm.Ref(a.id, 1), sm.Ref(b.id, 1)], worker="w", lease_seconds=5, using=DB)
+    api.repush(b.id, task=t.record)
+    lost = sm.extend_leases([c.ref for c in claimed], lease_seconds=60, using=DB, task=t.record)
     assert lost == {b.id}
-    assert Job.objects.get(id=a.id).lease_until > timezone.now() + timedelta(seconds=50)
+    assert t.model.objects.get(id=a.id).lease_until > timezone.now() + timedelta(seconds=50)
 
 
 def test_release_hands_back_without_counting_a_failure() -> None:

@@ -1,4 +1,5 @@
-"""The sweeper against the real database and Redis: leases, lost dispatches, backlogs, dead workers."""
+"""The sweeper against the real database and Redis: leases, lost dispatches, backlogs, dead workers. The tests taking
+``t`` run for tasks on the shared job table and on a table of their own."""
 
 from __future__ import annotations
 
@@ -17,9 +18,16 @@ from django_meepo.models import Attempt
 from django_meepo.registry import get_task
 from django_meepo.sweeper import Sweeper, source_of
 from tests.support.services import session_time_zone_sql
+from tests.support.tables import JobsTable
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DB = "default"
+
+
+@pytest.fixture
+def t(jobs_table: JobsTable) -> JobsTable:
+    """The tests that take ``t`` run on the shared job table and on a table of its own (tests/support/tables.py)."""
+    return jobs_table
 _real_monotonic = time.monotonic
 
 
@@ -120,75 +128,75 @@ def test_a_long_queued_job_is_neither_a_zombie_nor_pushed_again(redis, key_prefi
     assert Job.objects.get(id=job.id).status == "todo"
 
 
-def test_a_backlog_waiting_in_redis_is_not_pushed_again(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
-    Job.objects.push_many("record", [b"{}"] * 500)
-    assert queue_length(redis, key_prefix, "record") == 500
-    s = sweeper("record")
+def test_a_backlog_waiting_in_redis_is_not_pushed_again(t: JobsTable, redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+    t.model.objects.push_many(t.record, [b"{}"] * 500)
+    assert queue_length(redis, key_prefix, t.record) == 500
+    s = sweeper(t.record)
     for i in range(6):  # the first tick is a full scan; later ones are period scans
         report = s.tick(now=timezone.now() + timedelta(seconds=30 * (i + 1)), monotonic=clock(1000 * (i + 1)))
         assert report.redispatched == 0
-    assert queue_length(redis, key_prefix, "record") == 500
+    assert queue_length(redis, key_prefix, t.record) == 500
 
 
-def test_what_redis_lost_is_dispatched_again(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
-    jobs = Job.objects.push_many("record", [b"{}"] * 50)
-    s = sweeper("record")
+def test_what_redis_lost_is_dispatched_again(t: JobsTable, redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+    jobs = t.model.objects.push_many(t.record, [b"{}"] * 50)
+    s = sweeper(t.record)
     s.tick()
     for key in redis.scan_iter(match=f"*{key_prefix}:*"):
         redis.delete(key)  # what a FLUSHALL does to this test's keys (the epoch key included)
     report = s.tick(monotonic=clock(10_000))
     assert report.full_scan and report.redispatched == 50
-    assert sorted(queued_refs(redis, key_prefix, "record")) == sorted(f"{j.id}:1".encode() for j in jobs)
+    assert sorted(queued_refs(redis, key_prefix, t.record)) == sorted(f"{j.id}:1".encode() for j in jobs)
 
 
-def test_a_dispatch_that_never_happened_is_found_by_the_period_scan(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
-    s = sweeper("record")
+def test_a_dispatch_that_never_happened_is_found_by_the_period_scan(t: JobsTable, redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+    s = sweeper(t.record)
     s.tick()  # first tick: the full scan
-    job = Job.objects.push("record", b"{}")
-    redis.delete(*queue_keys(key_prefix, "record"), dispatched_key(key_prefix, "record"))  # the dispatch was lost
+    job = t.model.objects.push(t.record, b"{}")
+    redis.delete(*queue_keys(key_prefix, t.record), dispatched_key(key_prefix, t.record))  # the dispatch was lost
     assert s.tick(monotonic=clock(10_000)).redispatched == 0, "rows changed in the last seconds may still be in flight"
     report = s.tick(now=timezone.now() + timedelta(seconds=5), monotonic=clock(20_000))
     assert report.redispatched == 1
-    assert queued_refs(redis, key_prefix, "record") == [f"{job.id}:1".encode()]
+    assert queued_refs(redis, key_prefix, t.record) == [f"{job.id}:1".encode()]
 
 
-def test_delayed_jobs_are_dispatched_within_a_tick_of_their_due_time(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
-    s = sweeper("record")
+def test_delayed_jobs_are_dispatched_within_a_tick_of_their_due_time(t: JobsTable, redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+    s = sweeper(t.record)
     t0 = clock(0)
     s.tick(monotonic=t0)
-    job = Job.objects.push("record", b"{}", delay=2)
+    job = t.model.objects.push(t.record, b"{}", delay=2)
     s.tick(monotonic=t0 + 0.1)  # not a period tick; not due yet
-    assert queue_length(redis, key_prefix, "record") == 0
+    assert queue_length(redis, key_prefix, t.record) == 0
     s.tick(now=timezone.now() + timedelta(seconds=2.5), monotonic=t0 + 0.5)  # still not a period tick (period 1 s)
-    assert queued_refs(redis, key_prefix, "record") == [f"{job.id}:1".encode()]
+    assert queued_refs(redis, key_prefix, t.record) == [f"{job.id}:1".encode()]
 
 
-def test_entries_popped_by_a_dead_worker_are_given_back(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+def test_entries_popped_by_a_dead_worker_are_given_back(t: JobsTable, redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
     # A worker popped the entry and died before claiming it (the pop→claim gap).
-    job = Job.objects.push("record", b"{}")
+    job = t.model.objects.push(t.record, b"{}")
     outbox.flush()
     dispatcher = redis_dispatcher()
-    popped = dispatcher.pop([source_of(get_task("record"))], 10, "doomed-worker")
+    popped = dispatcher.pop([source_of(get_task(t.record))], 10, "doomed-worker")
     assert sum(len(v) for v in popped.values()) == 1
-    redis.delete(alive_key(key_prefix, "record", "doomed-worker"))
-    assert queue_length(redis, key_prefix, "record") == 0
-    report = sweeper("record").tick()
+    redis.delete(alive_key(key_prefix, t.record, "doomed-worker"))
+    assert queue_length(redis, key_prefix, t.record) == 0
+    report = sweeper(t.record).tick()
     assert report.recovered == 1
-    assert queued_refs(redis, key_prefix, "record") == [f"{job.id}:1".encode()]
+    assert queued_refs(redis, key_prefix, t.record) == [f"{job.id}:1".encode()]
     assert report.redispatched == 0, "the record said Redis held it; it was recovered, not pushed twice"
 
 
-def test_entries_of_a_live_worker_are_left_alone(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
-    Job.objects.push("record", b"{}")
+def test_entries_of_a_live_worker_are_left_alone(t: JobsTable, redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+    t.model.objects.push(t.record, b"{}")
     outbox.flush()
-    assert redis_dispatcher().pop([source_of(get_task("record"))], 10, "live-worker"), "the live worker took it"
-    sweeper("record").tick()
-    assert queue_length(redis, key_prefix, "record") == 0
+    assert redis_dispatcher().pop([source_of(get_task(t.record))], 10, "live-worker"), "the live worker took it"
+    sweeper(t.record).tick()
+    assert queue_length(redis, key_prefix, t.record) == 0
 
 
-def test_one_sweeper_leads_a_task_at_a_time(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
-    a = Sweeper([get_task("record")], dispatcher=new_dispatcher(), using=DB, holder="a")
-    b = Sweeper([get_task("record")], dispatcher=new_dispatcher(), using=DB, holder="b")
+def test_one_sweeper_leads_a_task_at_a_time(t: JobsTable, redis, key_prefix) -> None:  # type: ignore[no-untyped-def]
+    a = Sweeper([get_task(t.record)], dispatcher=new_dispatcher(), using=DB, holder="a")
+    b = Sweeper([get_task(t.record)], dispatcher=new_dispatcher(), using=DB, holder="b")
     assert a.tick().leading == 1
     assert b.tick().leading == 0
     assert b.tick(now=timezone.now() + timedelta(seconds=30)).leading == 1, "a lapsed leader is replaced"
@@ -222,23 +230,23 @@ def test_session_time_zone_changes_nothing(session_time_zone, redis, key_prefix)
     assert Job.objects.get(id=job.id).status == "todo", "a lease expires as soon as it has passed, not hours later"
 
 
-def test_a_delayed_job_is_due_on_time_whatever_the_session_time_zone(session_time_zone, redis,
+def test_a_delayed_job_is_due_on_time_whatever_the_session_time_zone(t: JobsTable, session_time_zone, redis,
                                                                     key_prefix) -> None:  # type: ignore[no-untyped-def]
-    s = sweeper("record")
+    s = sweeper(t.record)
     t0 = clock(0)
     s.tick(monotonic=t0)
-    job = Job.objects.push("record", b"{}", delay=2)
-    due = Job.objects.get(id=job.id).due_at
+    job = t.model.objects.push(t.record, b"{}", delay=2)
+    due = t.model.objects.get(id=job.id).due_at
     assert due == job.due_at, "the due time is stored as computed, not shifted by the session's zone"
     early = due - timedelta(milliseconds=1)
-    assert sm.claim("record", [sm.Ref(job.id, 1)], worker="w", lease_seconds=30, using=DB, now=early) == [], \
+    assert sm.claim(t.record, [sm.Ref(job.id, 1)], worker="w", lease_seconds=30, using=DB, now=early) == [], \
         "not claimed before it is due"
     s.tick(now=early, monotonic=t0 + 0.1)  # not a period tick: the due scan alone
-    assert queue_length(redis, key_prefix, "record") == 0, "not dispatched before it is due"
+    assert queue_length(redis, key_prefix, t.record) == 0, "not dispatched before it is due"
     s.tick(now=due, monotonic=t0 + 0.2)
-    assert queued_refs(redis, key_prefix, "record") == [f"{job.id}:1".encode()], "dispatched once it is due"
-    [claimed] = sm.claim("record", [sm.Ref(job.id, 1)], worker="w", lease_seconds=30, using=DB, now=due)
-    assert claimed.id == job.id and Job.objects.get(id=job.id).status == "doing"
+    assert queued_refs(redis, key_prefix, t.record) == [f"{job.id}:1".encode()], "dispatched once it is due"
+    [claimed] = sm.claim(t.record, [sm.Ref(job.id, 1)], worker="w", lease_seconds=30, using=DB, now=due)
+    assert claimed.id == job.id and t.model.objects.get(id=job.id).status == "doing"
 
 
 def test_a_sweep_loops_until_nothing_is_left(redis, key_prefix) -> None:  # type: ignore[no-untyped-def]

@@ -21,13 +21,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("ids", nargs="+", metavar="id", help="job ids")
+        parser.add_argument("--task", default=None, help="the task of the ids, when it keeps its jobs in a table of "
+                                                         "its own (ids are unique per table)")
         parser.add_argument("--note", default="", help="why (recorded as the job's last error; default "
                                                        "'cancelled by an operator')")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         ids = job_ids(opts["ids"])
         try:
-            result = api.cancel_many(ids, note=opts["note"])
+            result = api.cancel_many(ids, note=opts["note"], task=opts["task"])
         except MeepoError as exc:
             raise CommandError(str(exc)) from exc
         for message in result.refused[:SHOWN]:

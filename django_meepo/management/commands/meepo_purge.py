@@ -10,9 +10,9 @@ from django_meepo import purge
 from django_meepo.conf import get_settings
 from django_meepo.management.arguments import positive_int, positive_number, statuses
 from django_meepo.management.progress import ProgressBar
-from django_meepo.models import Job
 from django_meepo.registry import is_known
 from django_meepo.states import FINISHED_STATUSES
+from django_meepo.tables import for_task
 
 
 class Command(BaseCommand):
@@ -37,17 +37,18 @@ class Command(BaseCommand):
         wanted = statuses(opts["status"], allowed=FINISHED_STATUSES) or list(FINISHED_STATUSES)
         batch = positive_int(opts["batch_size"], "--batch-size")
         for name in opts["task"]:
-            if not is_known(name) and not Job.objects.using(get_settings().database).filter(task=name).exists():
+            if not is_known(name) and not for_task(name).model.objects.using(get_settings().database).filter(
+                    task=name).exists():
                 raise CommandError(f"unknown task {name!r}: it is not declared and no job of it exists")
         cutoff = purge.cutoff_for(days)
-        selection = purge.finished_before(cutoff, tasks=opts["task"], statuses=wanted)
-        total = selection.count()
+        selection = purge.selections(cutoff, tasks=opts["task"], statuses=wanted)
+        total = sum(qs.count() for qs in selection)
         if opts["dry_run"]:
             self.stdout.write(f"would delete {total} finished job(s) that finished before {cutoff:%Y-%m-%d %H:%M:%S}"
                               f" UTC (dry run: nothing was deleted)")
             return
         bar = ProgressBar("deleting", total, self.stderr, enabled=opts["verbosity"] >= 1)
-        result = purge.purge(selection, batch_size=batch, on_progress=bar.update)
+        result = purge.purge_all(selection, batch_size=batch, on_progress=bar.update)
         bar.close()
         self.stdout.write(f"deleted {result.deleted} finished job(s) and {result.attempts_deleted} attempt(s) "
                           f"that finished before {cutoff:%Y-%m-%d %H:%M:%S} UTC")

@@ -65,12 +65,15 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print JSON (one object per refresh)")
         parser.add_argument("--watch", metavar="N", help="refresh every N seconds until interrupted")
         parser.add_argument("--iterations", metavar="K", help="with --watch: stop after K refreshes")
-        parser.add_argument("--job", metavar="ID", help="show this one job (its state and progress) instead")
+        parser.add_argument("--job", metavar="ID", help="show this one job (its state and progress) instead; "
+                                                        "TASK:ID for a task with a table of its own")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         interval = positive_number(opts["watch"], "--watch") if opts["watch"] is not None else None
         limit = positive_int(opts["iterations"], "--iterations") if opts["iterations"] is not None else None
-        job_id = positive_int(opts["job"], "--job") if opts["job"] is not None else None
+        task, _, digits = str(opts["job"]).rpartition(":") if opts["job"] is not None else ("", "", "")
+        job_id = positive_int(digits, "--job") if opts["job"] is not None else None
+        self._task = task or None
         shown = 0
         try:
             while True:
@@ -94,7 +97,7 @@ class Command(BaseCommand):
 
     def _job(self, job_id: int) -> tuple[dict[str, Any], str]:
         try:
-            found = jobview.view(job_id)
+            found = jobview.view(job_id, task=self._task)
         except (JobNotFound, InvalidJob) as exc:
             raise CommandError(str(exc)) from None
         return found.to_dict(), "\n".join(found.lines())
