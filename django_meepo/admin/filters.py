@@ -9,18 +9,19 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from ..models import Job
-from ..registry import task_names
+from ..tables import for_model, tasks_of
 
 
 class TaskFilter(admin.SimpleListFilter):
-    """Declared tasks, plus any task that still has jobs (an older deploy's) — DISTINCT on the task index."""
+    """The tasks declared on this list's job table, plus any task that still has jobs in it (an older deploy's,
+    or one moved to a table of its own since) — DISTINCT on the task index."""
 
     title = "task"
     parameter_name = "task"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         in_db = model_admin.get_queryset(request).order_by().values_list("task", flat=True).distinct()
-        return [(name, name) for name in sorted(set(task_names()) | set(in_db))]
+        return [(name, name) for name in sorted(set(tasks_of(for_model(model_admin.model))) | set(in_db))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
         value = self.value()

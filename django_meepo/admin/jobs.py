@@ -60,6 +60,9 @@ class JobAdmin(ButtonViews, ActionsModelAdmin):
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     paginator = CappedCountPaginator
+    # Ours for every job table, not only meepo_job's (Django would pick admin/<app>/<model>/... by the model).
+    change_list_template = "admin/django_meepo/jobs/change_list.html"
+    change_form_template = "admin/django_meepo/jobs/change_form.html"
 
     fieldsets = (
         (None, {"fields": ("id", "task", "status_label", "progress_view", "cid", "priority", "idempotency_key",
