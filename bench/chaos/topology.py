@@ -23,20 +23,12 @@ from pathlib import Path
 
 import redis
 
-from .cluster import ClusterRedis
+from .cluster import ClusterRedis, wait_for
 from .procs import Proc, Redis, free_port
 
 MASTER_NAME = "meepochaos"
 DOWN_AFTER_MS = 1000
 PROMOTION_TIMEOUT = 30.0
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.1)
 
 
 @dataclass
