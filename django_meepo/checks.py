@@ -17,7 +17,7 @@
 | meepo.E013 | a queue's ``OPTIONS`` are malformed (tasks/queues.py)                   |
 | meepo.E014 | ``MEEPO["REDIS_CLUSTER"]`` is malformed (nodes, ``OPTIONS``; dispatch/cluster.py) |
 | meepo.E015 | a task's ``MODEL`` is not a concrete ``AbstractJob`` subclass with an attempt model (registry.py) |
-| meepo.E016 | a task's job table (or its attempt table) is not in the database: migrations not made or not run |
+| meepo.E016 | a task's job or attempt table is not in the database (tag ``meepo_tables``, run by meepo_consume) |
 | meepo.E017 | a task's job model is routed to another database than ``MEEPO["DATABASE"]`` (not supported yet) |
 | meepo.W001 | the Redis alias is also the default cache (``cache.clear()`` would FLUSHDB the queue) |
 | meepo.W002 | Redis ``maxmemory-policy`` is not ``noeviction`` (tag ``meepo_redis``, run by ``meepo_consume``) |
@@ -39,6 +39,8 @@ from .options import normalise_keys, option_errors
 from .spec import SETTINGS, setting_problem
 
 REDIS_TAG = "meepo_redis"
+# Checks meepo_consume runs before a worker starts (with REDIS_TAG), and `check --deploy --tag meepo_tables`.
+TABLES_TAG = "meepo_tables"
 
 
 def _global_errors(raw: Any) -> list[CheckMessage]:
@@ -172,9 +174,11 @@ def check_table_routing(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
     return errors
 
 
-@register(Tags.database)
+@register(TABLES_TAG, deploy=True)
 def check_tables_migrated(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Each task's job table and attempt table exist (a database check: ``migrate``, ``check --database``)."""
+    """Each task's job table and attempt table exist. Run by ``meepo_consume`` (and ``check --deploy --database
+    default``), never by ``migrate``: migrate runs the database checks before it migrates, so a missing table
+    would stop the command that creates it."""
     from .tables import all_tables, tasks_of
 
     conf = get_settings()

@@ -68,3 +68,24 @@ def test_an_unmigrated_job_table_is_e015() -> None:
     assert error.id == "meepo.E016" and "t_my_job_0831_attempt" in error.msg and "'record_own'" in error.msg
     assert "makemigrations testproject" in (error.hint or "")
     assert check_tables_migrated(databases=["default"]) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_missing_job_table_never_stops_migrate_and_stops_meepo_consume() -> None:
+    """`migrate` runs the database checks before it migrates (``check(databases=[...])``): a check that its table
+    is missing would stop the very command that creates it (a new user's first `migrate` after adding a job model;
+    CI's demo and database-restart tests failed on it). E016 runs where a worker starts instead."""
+    from django.core.checks import run_checks
+
+    from django_meepo.checks import TABLES_TAG
+
+    with connection.schema_editor() as editor:
+        editor.delete_model(OwnAttempt)
+    try:
+        as_migrate = run_checks(databases=["default"])  # what `migrate` and `check --database` run
+        as_consume = run_checks(tags=[TABLES_TAG], include_deployment_checks=True, databases=["default"])
+    finally:
+        with connection.schema_editor() as editor:
+            editor.create_model(OwnAttempt)
+    assert "meepo.E016" not in {m.id for m in as_migrate}
+    assert [m.id for m in as_consume] == ["meepo.E016"]

@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_meepo import outbox
+from django_meepo.checks import REDIS_TAG, TABLES_TAG
 from django_meepo.conf import get_settings
 from django_meepo.exceptions import MeepoError
 from django_meepo.registry import get_task
@@ -73,7 +74,7 @@ class Command(BaseCommand):
         _log_to_stderr(opts["verbosity"])
         if opts["metrics_port"] is not None:
             self._serve_metrics(opts["metrics_port"], opts["metrics_addr"])
-        call_command("check", tags=["meepo_redis"], deploy=True, databases=[get_settings().database],
+        call_command("check", tags=[REDIS_TAG, TABLES_TAG], deploy=True, databases=[get_settings().database],
                      fail_level="ERROR", stdout=self.stderr)
         worker = Worker(tasks, parallel=opts["parallel"], sweep=not opts["no_sweep"], max_jobs=opts["max_jobs"],
                         max_memory_mb=opts["max_memory"], grace=opts["grace"])
