@@ -139,7 +139,7 @@ def answer_lost_while_waiting_on_a_row_lock(job_id: int) -> Iterator[FirstCopy]:
         copy = threading.Thread(target=run_first_copy, args=(sql, list(params), session))
         copy.start()
         first.threads.append(copy)
-        wait_until(lambda: session and in_thread(lambda: waits_on_a_lock(session[0])), timeout=10, interval=0.02,
+        wait_until(lambda: session and in_thread(lambda: waits_on_a_lock(session[0])), timeout=60, interval=0.02,
                    message="the first copy of the statement to wait on the row lock")
         timer = threading.Timer(RELEASE_AFTER, release.set)
         timer.start()
