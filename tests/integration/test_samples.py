@@ -96,7 +96,9 @@ def test_a_lost_race_on_the_unique_key_is_not_an_error(monkeypatch) -> None:  # 
 
 
 def test_only_the_leading_sweeper_samples_once_a_minute() -> None:
-    now = db_now(DB)
+    # Mid-minute, so that now and now + 1 s have the same due minute (at hh:mm:04.9 + 1 s, with SAMPLE_LAG,
+    # they did not: a CI run failed on it).
+    now = db_now(DB).replace(second=30, microsecond=0)
     leader, standby = sweeper("leader", "record", "other"), sweeper("standby", "record", "other")
     assert leader.tick(now=now).sampled == 2
     assert standby.tick(now=now).sampled == 0  # it leads nothing
